@@ -1,0 +1,1 @@
+"""The ``descend`` command: thin subcommands that parse, call the library and print."""

@@ -1,0 +1,152 @@
+"""``descend train TASK``: one optimizer, one seed, one run folder.
+
+Thin by design: parse the flags, call :func:`descend.tasks.run_task`, hand the
+result to :func:`descend.report.write_run`, save the model, print a few lines.
+The helpers that turn a task and a result into the report's plain dicts live
+here too, and ``descend compare`` reuses them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from descend.cli.app import app
+from descend.schedules import SCHEDULE_NAMES
+
+
+def task_info(task: Any) -> dict[str, Any]:
+    """The task as the report layer reads it: name, strings and the target as a dict."""
+    target = task.target
+    return {
+        "name": task.name,
+        "summary": task.summary,
+        "data_source": task.data_source,
+        "model_summary": task.model_summary,
+        "target": {"metric": target.metric, "value": target.value, "mode": target.mode},
+    }
+
+
+def run_record(result: Any, task: Any) -> dict[str, Any]:
+    """One :class:`~descend.tasks.RunResult` as the plain dict the report layer takes."""
+    from descend.tasks import summarize
+
+    config = dict(result.config)
+    return {
+        "optimizer": config.get("optimizer"),
+        "seed": config.get("seed"),
+        "lr": config.get("lr"),
+        "lr_source": result.lr_source,
+        "config": config,
+        "history": result.history.to_dict(),
+        "summary": summarize(result, task),
+    }
+
+
+def default_out(kind: str, *parts: str) -> Path:
+    """``runs/<kind>-<parts...>-<UTC timestamp>``: a new folder per invocation."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / "-".join([kind, *parts, stamp])
+
+
+def check_name(kind: str, name: str, names: list[str]) -> str:
+    """``name`` if it is one of ``names``; otherwise one error that lists them all."""
+    from descend._validation import unknown_choice
+
+    if name not in names:
+        raise unknown_choice(kind, name, names)
+    return name
+
+
+def format_metric(value: Any) -> str:
+    """A metric for the terminal: four decimals, or ``-`` when missing."""
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+@app.command("train")
+def train(
+    task: Annotated[str, typer.Argument(help="Built-in task name, e.g. digits.")],
+    optimizer: Annotated[
+        str | None, typer.Option(help="Optimizer name (default: the task's).")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate (default: the task's table).")
+    ] = None,
+    schedule: Annotated[
+        str, typer.Option(help="Learning-rate schedule: " + ", ".join(SCHEDULE_NAMES) + ".")
+    ] = "constant",
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default: the task's).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Mini-batch size (default: the task's).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for data split, initialization and order.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default: runs/train-TASK-OPT-TIME).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the checkpoints in --out.")
+    ] = False,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Also checkpoint every N steps.")
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress bar; print only the summary.")
+    ] = False,
+) -> None:
+    """Train one optimizer on a task; write config, metrics, figures, report.html and model.pt."""
+    import torch
+
+    from descend.optim import optimizer_names
+    from descend.report import write_run
+    from descend.tasks import get_task, run_task, task_names
+
+    the_task = get_task(check_name("task", task, task_names()))
+    name = check_name("optimizer", optimizer or the_task.default_optimizer, optimizer_names())
+    if resume and out is None:
+        raise typer.BadParameter("--resume needs --out, the folder of the run to continue.")
+    folder = out if out is not None else default_out("train", task, name)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    options: dict[str, Any] = {"lr": lr, "seed": seed, "schedule": schedule}
+    if epochs is not None:
+        options["epochs"] = epochs
+    if batch_size is not None:
+        options["batch_size"] = batch_size
+    result = run_task(
+        the_task,
+        name,
+        checkpoint_dir=folder / "checkpoints",
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=not quiet,
+        **options,
+    )
+
+    record = run_record(result, the_task)
+    config = {"command": "train", **record["config"], "resume": resume}
+    written = write_run(folder, task=task_info(the_task), runs=[record], config=config)
+    model_path = folder / "model.pt"
+    torch.save({"model": result.model.state_dict()}, model_path)
+
+    summary = record["summary"]
+    target = the_task.target
+    final = summary.get("final") or {}
+    reached = summary.get("steps_to_target") is not None
+    typer.echo(
+        f"{the_task.name} · {name} (lr {record['lr']:g}, {record['lr_source']}) · seed {seed}"
+    )
+    typer.echo("final: " + ", ".join(f"{k} {format_metric(v)}" for k, v in final.items()))
+    typer.echo(
+        f"target {target.describe()}: "
+        + (
+            f"reached at step {summary['steps_to_target']} ({summary.get('time_to_target', 0):.2f} s)"
+            if reached
+            else "not reached"
+        )
+    )
+    typer.echo(f"stopped: {record['history'].get('stop_reason') or '-'}")
+    typer.echo(f"report: {written['report']}")
+    typer.echo(f"model:  {model_path}")

@@ -1,0 +1,55 @@
+"""Layer ``optim``: update rules as composable transforms, and optimizers built from them.
+
+- transforms over lists of tensors (:mod:`descend.optim.transforms`) and :func:`chain`;
+- :class:`Optimizer`, which runs any chain as a real ``torch.optim.Optimizer``;
+- the named optimizers (:class:`SGD`, :class:`Adagrad`, :class:`RMSprop`, :class:`Adam`,
+  :class:`AdamW`) with torch.optim's signatures and state dicts;
+- the registry of names users type (:func:`make_optimizer`).
+"""
+
+from descend.optim.named import SGD, Adagrad, Adam, AdamW, RMSprop
+from descend.optim.optimizer import Optimizer
+from descend.optim.registry import OPTIMIZERS, OptimizerSpec, get_spec, make_optimizer, optimizer_names
+from descend.optim.transform import Transform, chain, stateless, when
+from descend.optim.transforms import (
+    add_decayed_weights,
+    add_weight_decay,
+    clip_by_global_norm,
+    clip_by_value,
+    maximize,
+    scale_by_adagrad,
+    scale_by_adam,
+    scale_by_lr,
+    scale_by_rms,
+    sign,
+    trace,
+)
+
+__all__ = [
+    "OPTIMIZERS",
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "OptimizerSpec",
+    "RMSprop",
+    "Transform",
+    "add_decayed_weights",
+    "add_weight_decay",
+    "chain",
+    "clip_by_global_norm",
+    "clip_by_value",
+    "get_spec",
+    "make_optimizer",
+    "maximize",
+    "optimizer_names",
+    "scale_by_adagrad",
+    "scale_by_adam",
+    "scale_by_lr",
+    "scale_by_rms",
+    "sign",
+    "stateless",
+    "trace",
+    "when",
+]

@@ -1,0 +1,284 @@
+"""The named optimizers: torch.optim's classes, signatures, defaults and state layout,
+each one a chain of the transforms in :mod:`descend.optim.transforms`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from torch import Tensor
+
+from descend.optim.optimizer import Optimizer
+from descend.optim.transform import chain, when
+from descend.optim.transforms import (
+    add_decayed_weights,
+    add_weight_decay,
+    maximize,
+    scale_by_adagrad,
+    scale_by_adam,
+    scale_by_lr,
+    scale_by_rms,
+    trace,
+)
+
+Params = Iterable[Tensor] | Iterable[dict[str, Any]]
+
+
+class _Named(Optimizer):
+    _torch_layout = True
+
+
+class SGD(_Named):
+    r"""Gradient descent: plain, with (heavy-ball or Nesterov) momentum, with weight decay.
+
+    A drop-in ``torch.optim.SGD``: same arguments, defaults and state dict.
+
+    .. math::
+        g_t &\leftarrow \pm\nabla L(\theta_{t-1}) + \lambda\,\theta_{t-1}\\
+        b_t &= \mu\, b_{t-1} + (1 - \tau)\, g_t \qquad (b_1 = g_1)\\
+        \theta_t &= \theta_{t-1} - \eta \begin{cases} g_t + \mu b_t & \text{nesterov}\\
+                   b_t & \mu > 0 \\ g_t & \mu = 0 \end{cases}
+
+    Symbols: :math:`\eta` ``lr``, :math:`\mu` ``momentum``, :math:`\tau` ``dampening``,
+    :math:`\lambda` ``weight_decay`` (coupled), ``maximize`` flips the sign of the gradient.
+    With ``momentum=0`` this is the articles' update :math:`w \leftarrow w - \alpha\,\partial L/\partial w`.
+    Chain: maximize → add_weight_decay → trace → scale_by_lr.
+
+    .. note:: The momentum convention is PyTorch's (learning rate outside the velocity);
+       see :func:`descend.optim.trace` for the articles' form and how to get it.
+
+    Example:
+        >>> import torch, descend
+        >>> x = torch.tensor([2.0], requires_grad=True)
+        >>> opt = descend.SGD([x], lr=0.1)
+        >>> for _ in range(50):
+        ...     opt.zero_grad(); (x ** 2).sum().backward(); opt.step()
+        >>> round(x.item(), 6)  # 2 * 0.8 ** 50
+        3.9e-05
+    """
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params, _SGD, lr=lr, momentum=momentum, dampening=dampening,
+            weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+            foreach=foreach, differentiable=differentiable, fused=fused,
+        )
+
+
+class Adagrad(_Named):
+    r"""AdaGrad: per-coordinate learning rates from the running sum of squared gradients.
+
+    A drop-in ``torch.optim.Adagrad`` (state created at construction, as torch does).
+
+    .. math::
+        g_t &\leftarrow \pm\nabla L(\theta_{t-1}) + \lambda\,\theta_{t-1}\\
+        s_t &= s_{t-1} + g_t^2 \qquad (s_0 = \text{initial\_accumulator\_value})\\
+        \theta_t &= \theta_{t-1} - \frac{\eta}{1 + (t-1)\delta}\,\frac{g_t}{\sqrt{s_t} + \epsilon}
+
+    Symbols: :math:`\eta` ``lr``, :math:`\delta` ``lr_decay``, :math:`\lambda`
+    ``weight_decay``, :math:`\epsilon` ``eps``. Chain: maximize → add_weight_decay →
+    scale_by_adagrad → scale_by_lr.
+
+    Example:
+        >>> import torch, descend
+        >>> x = torch.tensor([1.0, -1.0], requires_grad=True)
+        >>> opt = descend.Adagrad([x], lr=0.5)
+        >>> for _ in range(200):
+        ...     opt.zero_grad(); (x ** 2).sum().backward(); opt.step()
+        >>> bool(x.abs().max() < 1e-3)
+        True
+    """
+
+    _eager_state = True
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params, _ADAGRAD, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value, eps=eps, foreach=foreach,
+            maximize=maximize, differentiable=differentiable, fused=fused,
+        )
+
+
+class RMSprop(_Named):
+    r"""RMSprop: divide by a moving root-mean-square of the gradients; optional momentum.
+
+    A drop-in ``torch.optim.RMSprop``.
+
+    .. math::
+        g_t &\leftarrow \pm\nabla L(\theta_{t-1}) + \lambda\,\theta_{t-1}\\
+        v_t &= \alpha v_{t-1} + (1-\alpha) g_t^2, \quad
+        m_t = \alpha m_{t-1} + (1-\alpha) g_t \ \text{(centered)}\\
+        u_t &= g_t / (\sqrt{v_t - m_t^2} + \epsilon) \ \text{(centered) or } g_t / (\sqrt{v_t} + \epsilon)\\
+        b_t &= \mu\, b_{t-1} + u_t, \qquad \theta_t = \theta_{t-1} - \eta\, b_t
+        \quad (\theta_t = \theta_{t-1} - \eta\, u_t \text{ when } \mu = 0)
+
+    Symbols: :math:`\eta` ``lr``, :math:`\alpha` ``alpha``, :math:`\epsilon` ``eps``,
+    :math:`\lambda` ``weight_decay``, :math:`\mu` ``momentum``, ``centered``.
+    Chain: maximize → add_weight_decay → scale_by_rms → trace → scale_by_lr.
+
+    Example:
+        >>> import torch, descend
+        >>> x = torch.tensor([1.0, -1.0], requires_grad=True)
+        >>> opt = descend.RMSprop([x], lr=0.01)
+        >>> for _ in range(300):
+        ...     opt.zero_grad(); (x ** 2).sum().backward(); opt.step()
+        >>> bool(x.abs().max() < 0.05)
+        True
+    """
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__(
+            params, _RMSPROP, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+            momentum=momentum, centered=centered, capturable=capturable, foreach=foreach,
+            maximize=maximize, differentiable=differentiable,
+        )
+
+
+class Adam(_Named):
+    r"""Adam: momentum on the gradient, step sizes from its second moment, both bias-corrected.
+
+    A drop-in ``torch.optim.Adam``, including ``amsgrad`` and ``decoupled_weight_decay``.
+
+    .. math::
+        g_t &\leftarrow \pm\nabla L(\theta_{t-1}) \;[+\ \lambda\theta_{t-1}\ \text{coupled}]\\
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2\\
+        \hat v_t &= \max(\hat v_{t-1}, v_t)\ \text{(amsgrad) else } v_t\\
+        \theta_t &= \theta_{t-1} - \eta\left(\frac{m_t/(1-\beta_1^t)}{\sqrt{\hat v_t/(1-\beta_2^t)}+\epsilon}
+                    \;[+\ \lambda\theta_{t-1}\ \text{decoupled}]\right)
+
+    Symbols: :math:`\eta` ``lr``, :math:`(\beta_1,\beta_2)` ``betas``, :math:`\epsilon` ``eps``,
+    :math:`\lambda` ``weight_decay`` — added to the gradient (L2, torch's ``Adam``) or, with
+    ``decoupled_weight_decay=True``, to the update (AdamW). Chain: maximize →
+    add_weight_decay[coupled] → scale_by_adam → add_decayed_weights[decoupled] → scale_by_lr.
+
+    .. warning:: ``Adam(weight_decay=...)`` is coupled L2 regularization, which adaptive
+       scaling weakens for parameters with large gradients; prefer :class:`AdamW`.
+
+    Example:
+        >>> import torch, descend
+        >>> x = torch.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = descend.Adam([x], lr=0.1)
+        >>> for _ in range(300):
+        ...     opt.zero_grad(); (x ** 2).sum().backward(); opt.step()
+        >>> bool(x.abs().max() < 1e-2)
+        True
+
+    References:
+        Kingma & Ba, "Adam: A Method for Stochastic Optimization", 2015. https://arxiv.org/abs/1412.6980
+        Reddi et al., "On the Convergence of Adam and Beyond" (AMSGrad), 2018. https://openreview.net/forum?id=ryQu7f-RZ
+    """
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        super().__init__(
+            params, _ADAM, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            amsgrad=amsgrad, foreach=foreach, maximize=maximize, capturable=capturable,
+            differentiable=differentiable, fused=fused, decoupled_weight_decay=decoupled_weight_decay,
+        )
+
+
+class AdamW(Adam):
+    r"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+
+    A drop-in ``torch.optim.AdamW`` (default ``weight_decay=1e-2``). The update is Adam's
+    with :math:`\lambda\theta` added after the adaptive scaling (see :class:`Adam`), so
+    every parameter shrinks by the same fraction :math:`\eta\lambda` per step.
+
+    Example:
+        >>> import torch, descend
+        >>> x = torch.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = descend.AdamW([x], lr=0.1, weight_decay=0.01)
+        >>> for _ in range(300):
+        ...     opt.zero_grad(); (x ** 2).sum().backward(); opt.step()
+        >>> bool(x.abs().max() < 1e-2)
+        True
+
+    References:
+        Loshchilov & Hutter, "Decoupled Weight Decay Regularization", 2019. https://arxiv.org/abs/1711.05101
+    """
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ) -> None:
+        super().__init__(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+            foreach=foreach, maximize=maximize, capturable=capturable,
+            differentiable=differentiable, fused=fused, decoupled_weight_decay=True,
+        )
+
+
+_SGD = chain(maximize(), add_weight_decay(), trace(), scale_by_lr())
+_ADAGRAD = chain(maximize(), add_weight_decay(), scale_by_adagrad(), scale_by_lr())
+_RMSPROP = chain(maximize(), add_weight_decay(), scale_by_rms(), trace(), scale_by_lr())
+_ADAM = chain(
+    maximize(),
+    when("decoupled_weight_decay", add_weight_decay(), value=False),
+    scale_by_adam(),
+    when("decoupled_weight_decay", add_decayed_weights(), value=True),
+    scale_by_lr(),
+)

@@ -1,0 +1,204 @@
+"""``descend.Optimizer``: any transform chain as a real ``torch.optim.Optimizer``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from descend._validation import InvalidParameterError, OneOf, reject_unknown, validate
+from descend.optim._constraints import _is_schedule
+from descend.optim.transform import State, Transform
+
+# Settings torch.optim keeps in every param group that select an execution path rather
+# than the algorithm. descend accepts them so state dicts and call sites stay unchanged.
+EXECUTION_CONSTRAINTS = {
+    "foreach": OneOf((None, True, False)),
+    "fused": OneOf((None, True, False)),
+    "capturable": OneOf((False,)),
+    "differentiable": OneOf((False,)),
+}
+# Group keys that are not hyperparameters: torch's own bookkeeping and descend's
+# position in a learning-rate schedule.
+BOOKKEEPING_KEYS = {"params", "param_names", "initial_lr", "lr_schedule_step"}
+
+
+def _scalar_dtype() -> torch.dtype:
+    # The dtype torch.optim uses for ``state["step"]``, so state dicts load both ways.
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Wrap a transform (usually a :func:`~descend.optim.chain`) as a ``torch.optim.Optimizer``.
+
+    Each call to :meth:`step` runs, for every param group, the transform over the list of
+    parameters that have a gradient, then adds the resulting updates to the parameters:
+
+    .. math::
+        \\theta \\leftarrow \\theta + T(g;\\ \\text{state}, \\theta, \\text{hp})
+
+    Hyperparameters are read from the param group at every step, so
+    ``torch.optim.lr_scheduler`` classes and ``group["lr"] = x`` work as with torch.
+    ``lr`` may also be a schedule (any callable ``step -> lr``, e.g. from
+    :mod:`descend.schedules`), per optimizer or per group: before update ``t`` (0-based)
+    the group's ``lr`` is set to ``schedule(t)``; the position is kept in the group as
+    ``lr_schedule_step`` and saved with the state dict (the schedule itself is
+    configuration and is given again when the optimizer is rebuilt).
+
+    State is created lazily for each parameter before its first update and keyed by
+    ``torch.optim``'s names, so ``state_dict()`` has torch's layout.
+
+    Args:
+        params: parameters or param-group dicts, as for any torch optimizer.
+        transform: the update rule.
+        compile: run the transform under ``torch.compile`` (same numbers as eager).
+        **defaults: hyperparameters; names the transform does not read are refused.
+
+    Example:
+        >>> import torch, descend
+        >>> from descend.optim import chain, clip_by_global_norm, scale_by_adam, scale_by_lr
+        >>> x = torch.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = descend.Optimizer([x], chain(clip_by_global_norm(), scale_by_adam(),
+        ...                         scale_by_lr()), lr=0.1, max_norm=1.0)
+        >>> (x ** 2).sum().backward(); opt.step()
+        >>> [round(v, 4) for v in x.tolist()]
+        [0.9, -1.9]
+    """
+
+    # Subclasses that mirror a torch optimizer creating its state eagerly (Adagrad) set this.
+    _eager_state = False
+    # Named optimizers pass every torch hyperparameter explicitly and keep exactly those in
+    # their param groups (torch's layout); a generic chain takes its transforms' defaults.
+    _torch_layout = False
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        transform: Transform,
+        *,
+        compile: bool = False,
+        **defaults: Any,
+    ) -> None:
+        self._owner = type(self).__name__ if type(self) is not Optimizer else f"Optimizer({transform.name})"
+        self.transform = transform
+        known = set(transform.defaults) | set(EXECUTION_CONSTRAINTS)
+        reject_unknown(self._owner, defaults, known)
+        merged = {} if self._torch_layout else dict(transform.defaults)
+        merged.update(defaults)
+        params = list(params)
+        if not params:
+            raise InvalidParameterError(
+                f"The 'params' argument of {self._owner} must be a non-empty iterable of tensors "
+                "or of param-group dicts. Got an empty list instead."
+            )
+        self._constraints = {**transform.constraints, **EXECUTION_CONSTRAINTS}
+        self._lr_schedules: dict[int, Callable[[int], float]] = {}
+        self._compile = compile or bool(merged.get("fused"))
+        self._compiled_update: Callable[..., Any] | None = None
+        super().__init__(params, merged)
+
+    # -- param groups -------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a param group, validating its hyperparameters against the declared constraints."""
+        index = len(self.param_groups)
+        owner = self._owner
+        reject_unknown(owner, set(param_group) - BOOKKEEPING_KEYS, set(self.defaults))
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p): i for i, g in enumerate(self.param_groups) for p in g["params"]}
+        for p in params:
+            if id(p) in seen:
+                raise InvalidParameterError(
+                    f"The 'params' of param group {index} of {owner} must not contain a parameter "
+                    f"of another group. Got a parameter of shape {tuple(p.shape)} that is already "
+                    f"in group {seen[id(p)]} instead."
+                )
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        validate(owner, group, self._constraints)
+        for rule in self.transform.rules:
+            rule.check(owner, group)
+        if _is_schedule(group.get("lr")):
+            self._lr_schedules[index] = group["lr"]
+            group.setdefault("lr_schedule_step", 0)
+            group["lr"] = float(group["lr"](0))
+        if self._eager_state:
+            self._init_state(group, group["params"])
+
+    # -- the step -----------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """Perform one update of every param group; ``closure`` re-evaluates the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for index, group in enumerate(self.param_groups):
+            schedule = self._lr_schedules.get(index)
+            if schedule is not None:
+                group["lr"] = float(schedule(int(group.get("lr_schedule_step", 0))))
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._step_group(group, params)
+            if schedule is not None:
+                group["lr_schedule_step"] = int(group.get("lr_schedule_step", 0)) + 1
+        return loss
+
+    def _init_state(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        # ``self.state.get``: reading a defaultdict would add empty entries to the state dict.
+        fresh = [p for p in params if not self.state.get(p)]
+        if not fresh:
+            return
+        parts = self.transform.init([_real(p) for p in fresh], group)
+        if not parts and not self.transform.needs_step:
+            return  # a stateless chain (plain SGD) keeps no per-parameter entries, as torch
+        for i, p in enumerate(fresh):
+            state = self.state[p]
+            if self.transform.needs_step:
+                state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+            for key, values in parts.items():
+                value = values[i]
+                state[key] = torch.view_as_complex(value) if p.is_complex() and value is not None else value
+
+    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        for p in params:
+            if p.grad.is_sparse:
+                raise InvalidParameterError(
+                    f"{self._owner} does not support sparse gradients. Got a sparse gradient for a "
+                    f"parameter of shape {tuple(p.shape)}; use torch.optim.SparseAdam or dense "
+                    "embeddings (sparse=False)."
+                )
+        self._init_state(group, params)
+        states = [self.state.get(p, {}) for p in params]
+        hp = dict(group)
+        if self.transform.needs_step:
+            for st in states:
+                st["step"] += 1
+            hp["step"] = [float(st["step"]) for st in states]
+        keys = [k for k in states[0] if k != "step"] if states[0] else []
+        lists: State = {k: [_real(st[k]) for st in states] for k in keys}
+        real_params = [_real(p) for p in params]
+        grads = [_real(p.grad) for p in params]
+        if self._compile:
+            if self._compiled_update is None:
+                self._compiled_update = torch.compile(_apply, dynamic=False)
+            self._compiled_update(self.transform.update, grads, lists, real_params, hp)
+        else:
+            _apply(self.transform.update, grads, lists, real_params, hp)
+        # Transforms may create state on their first update (the momentum buffer).
+        for key, values in lists.items():
+            for p, st, value in zip(params, states, values, strict=True):
+                st[key] = torch.view_as_complex(value) if p.is_complex() and value is not None else value
+
+
+def _apply(update: Callable[..., list[Tensor]], grads: list[Tensor], state: State,
+           params: list[Tensor], hp: dict[str, Any]) -> None:
+    # One function for both execution modes, so eager and compiled run the same source.
+    torch._foreach_add_(params, update(grads, state, params, hp))
+
+
+def _real(t: Tensor | None) -> Any:
+    # Complex parameters are updated as pairs of reals, as torch.optim does.
+    return torch.view_as_real(t) if t is not None and t.is_complex() else t

@@ -1,0 +1,99 @@
+"""The names users type (``descend train --optimizer momentum``) mapped to optimizers.
+
+Each entry is a named optimizer class with documented default hyperparameters; options
+given by the caller override them.
+
+=========  =========================================  =============================
+name       optimizer                                  defaults
+=========  =========================================  =============================
+gd         plain gradient descent (``SGD``)           lr=0.01
+sgd        stochastic gradient descent (``SGD``)      lr=0.01
+momentum   heavy-ball momentum (``SGD``)              lr=0.01, momentum=0.9
+nesterov   Nesterov momentum (``SGD``)                lr=0.01, momentum=0.9, nesterov=True
+adagrad    ``Adagrad``                                lr=0.01
+rmsprop    ``RMSprop``                                lr=0.001
+adam       ``Adam``                                   lr=0.001
+adamw      ``AdamW``                                  lr=0.001, weight_decay=0.01
+=========  =========================================  =============================
+
+``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
+mini-batch is the training loop's ``batch_size``, not the optimizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from descend._validation import unknown_choice
+from descend.optim.named import SGD, Adagrad, Adam, AdamW, RMSprop
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """A registry entry: the class, its default hyperparameters and a one-line summary."""
+
+    name: str
+    cls: type[torch.optim.Optimizer]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+
+OPTIMIZERS: dict[str, OptimizerSpec] = {
+    s.name: s
+    for s in [
+        OptimizerSpec("gd", SGD, {"lr": 0.01}, "plain gradient descent: θ ← θ − η∇L"),
+        OptimizerSpec("sgd", SGD, {"lr": 0.01}, "stochastic gradient descent (the same rule, on samples)"),
+        OptimizerSpec("momentum", SGD, {"lr": 0.01, "momentum": 0.9}, "heavy-ball momentum"),
+        OptimizerSpec("nesterov", SGD, {"lr": 0.01, "momentum": 0.9, "nesterov": True},
+                      "Nesterov accelerated gradient"),
+        OptimizerSpec("adagrad", Adagrad, {"lr": 0.01}, "AdaGrad: sum of squared gradients"),
+        OptimizerSpec("rmsprop", RMSprop, {"lr": 0.001}, "RMSprop: moving RMS of gradients"),
+        OptimizerSpec("adam", Adam, {"lr": 0.001}, "Adam: bias-corrected moments"),
+        OptimizerSpec("adamw", AdamW, {"lr": 0.001, "weight_decay": 0.01},
+                      "AdamW: Adam with decoupled weight decay"),
+    ]
+}
+
+
+def optimizer_names() -> list[str]:
+    """The registry's names, in the documented order."""
+    return list(OPTIMIZERS)
+
+
+def get_spec(name: str) -> OptimizerSpec:
+    """The entry for ``name`` (case-insensitive); an unknown name lists the available ones."""
+    key = name.strip().lower()
+    if key not in OPTIMIZERS:
+        raise unknown_choice("optimizer", name, OPTIMIZERS)
+    return OPTIMIZERS[key]
+
+
+def make_optimizer(
+    optimizer: str | type[torch.optim.Optimizer],
+    params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+    **kwargs: Any,
+) -> torch.optim.Optimizer:
+    """Build an optimizer from a registry name or any ``torch.optim.Optimizer`` class.
+
+    Args:
+        optimizer: a name from :data:`OPTIMIZERS` (``"adam"``, ``"momentum"``, ...) or a class.
+        params: the parameters or param groups.
+        **kwargs: hyperparameters; they override the registry's defaults.
+
+    Example:
+        >>> import torch
+        >>> from descend.optim import make_optimizer
+        >>> opt = make_optimizer("nesterov", [torch.zeros(2, requires_grad=True)], lr=0.05)
+        >>> type(opt).__name__, opt.defaults["momentum"], opt.defaults["lr"]
+        ('SGD', 0.9, 0.05)
+    """
+    if isinstance(optimizer, str):
+        spec = get_spec(optimizer)
+        return spec.cls(params, **{**spec.defaults, **kwargs})
+    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+        return optimizer(params, **kwargs)
+    raise unknown_choice("optimizer", repr(optimizer), OPTIMIZERS)

@@ -1,0 +1,140 @@
+"""The transform protocol and ``chain``.
+
+A transform is a pair of functions over *lists* of tensors (one entry per
+parameter of a param group)::
+
+    init(params, hp) -> state          # {"exp_avg": [Tensor, ...], ...}
+    update(grads, state, params, hp) -> updates
+
+``hp`` is the param group's hyperparameters (read at every step, so schedulers
+and ``group["lr"] = x`` keep working); when a transform ``needs_step``, ``hp["step"]``
+holds each parameter's update count (1 on the first update) as floats.
+
+Rules every transform follows, so that transforms compose in any order:
+
+- ``update`` never modifies ``grads`` or ``params``; it returns new tensors
+  (or its own state tensors, which later transforms must not modify either).
+- State tensors are modified in place, or replaced in the state lists (the
+  optimizer writes the lists back), and are keyed by ``torch.optim``'s names
+  (``momentum_buffer``, ``exp_avg``, ...) so state dicts stay interchangeable.
+- Each transform declares the hyperparameters it reads, with defaults and
+  constraints; ``chain`` merges the declarations and the optimizer validates
+  every param group against them in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from torch import Tensor
+
+from descend._validation import BOOL, Constraint, Rule
+
+State = dict[str, list[Any]]
+Hyper = Mapping[str, Any]
+InitFn = Callable[[list[Tensor], Hyper], State]
+UpdateFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[Tensor]]
+
+
+def _no_state(params: list[Tensor], hp: Hyper) -> State:
+    return {}
+
+
+class Transform(NamedTuple):
+    """One update rule: ``init`` creates its state, ``update`` maps gradients to updates.
+
+    Attributes:
+        init: ``(params, hp) -> state``, called once per parameter before its first update.
+        update: ``(grads, state, params, hp) -> updates``.
+        defaults: the hyperparameters this transform reads, with their defaults.
+        constraints: allowed values of those hyperparameters (see ``descend._validation``).
+        needs_step: whether ``hp["step"]`` (per-parameter update counts) is required.
+        name: a short label used in reprs and error messages.
+        rules: constraints between several hyperparameters.
+    """
+
+    init: InitFn
+    update: UpdateFn
+    defaults: Mapping[str, Any] = {}
+    constraints: Mapping[str, Constraint | Sequence[Constraint]] = {}
+    needs_step: bool = False
+    name: str = "transform"
+    rules: tuple[Rule, ...] = ()
+
+
+def stateless(update: UpdateFn, *, name: str, defaults: Mapping[str, Any] | None = None,
+              constraints: Mapping[str, Any] | None = None) -> Transform:
+    """A transform without state."""
+    return Transform(_no_state, update, dict(defaults or {}), dict(constraints or {}), False, name)
+
+
+def chain(*transforms: Transform) -> Transform:
+    """Compose transforms left to right: the updates of one are the gradients of the next.
+
+    .. math::
+        u = T_k(\\dots T_2(T_1(g)))
+
+    Args:
+        *transforms: the transforms, applied in the order given.
+
+    Returns:
+        A single transform whose state is the union of the parts' states.
+
+    Example:
+        >>> import descend
+        >>> from descend.optim import chain, scale_by_adam, add_decayed_weights, scale_by_lr
+        >>> adamw = chain(scale_by_adam(), add_decayed_weights(), scale_by_lr())
+        >>> sorted(adamw.defaults)[:3]
+        ['betas', 'eps', 'lr']
+    """
+    if not transforms:
+        raise ValueError("chain() needs at least one transform.")
+
+    def init(params: list[Tensor], hp: Hyper) -> State:
+        state: State = {}
+        for t in transforms:
+            part = t.init(params, hp)
+            clash = state.keys() & part.keys()
+            if clash:
+                raise ValueError(f"Transforms in one chain share state names {sorted(clash)}.")
+            state.update(part)
+        return state
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        for t in transforms:
+            grads = t.update(grads, state, params, hp)
+        return grads
+
+    defaults: dict[str, Any] = {}
+    constraints: dict[str, Any] = {}
+    for t in transforms:
+        for key, value in t.defaults.items():
+            defaults.setdefault(key, value)
+        constraints.update(t.constraints)
+    return Transform(
+        init,
+        update,
+        defaults,
+        constraints,
+        any(t.needs_step for t in transforms),
+        " -> ".join(t.name for t in transforms),
+        tuple(r for t in transforms for r in t.rules),
+    )
+
+
+def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
+    """Apply ``transform`` only on steps where ``hp[flag] == value`` (e.g. Adam's coupled vs
+    decoupled weight decay, chosen by ``decoupled_weight_decay``). Its state is always created."""
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        if bool(hp.get(flag, False)) == value:
+            return transform.update(grads, state, params, hp)
+        return grads
+
+    return transform._replace(
+        update=update,
+        name=f"{transform.name}[{flag}={value}]",
+        defaults={**transform.defaults, flag: False},
+        constraints={**transform.constraints, flag: BOOL},
+    )

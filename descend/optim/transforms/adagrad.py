@@ -1,0 +1,47 @@
+"""AdaGrad: per-coordinate step sizes from the sum of squared gradients."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from descend.optim._constraints import NON_NEGATIVE
+from descend.optim.transform import Hyper, State, Transform
+
+
+def scale_by_adagrad() -> Transform:
+    r"""Divide by the root of the accumulated squared gradients (Duchi et al., 2011).
+
+    .. math::
+        s_t &= s_{t-1} + g_t^2 \qquad (s_0 = \text{initial\_accumulator\_value})\\
+        u_t &= \frac{g_t}{\left(1 + (t-1)\,\delta\right)\left(\sqrt{s_t} + \epsilon\right)}
+
+    Symbols: :math:`\delta` is ``lr_decay``, :math:`\epsilon` is ``eps`` (outside the
+    root, as torch; optax puts it inside); state ``sum`` (:math:`s`) and the shared ``step``
+    (:math:`t`). Coordinates with large past gradients take small steps; the sum only grows,
+    so the effective learning rate decays (the reason RMSprop replaced it with an average).
+    """
+
+    def init(params: list[Tensor], hp: Hyper) -> State:
+        v = hp["initial_accumulator_value"]
+        return {"sum": [torch.full_like(p, v, memory_format=torch.preserve_format) for p in params]}
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        sums = state["sum"]
+        torch._foreach_addcmul_(sums, grads, grads, value=1)
+        denom = torch._foreach_sqrt(sums)
+        torch._foreach_add_(denom, hp["eps"])
+        updates = torch._foreach_div(grads, denom)
+        decay = hp["lr_decay"]
+        if decay != 0:
+            torch._foreach_div_(updates, [1 + (s - 1) * decay for s in hp["step"]])
+        return updates
+
+    return Transform(
+        init,
+        update,
+        {"lr_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10},
+        {"lr_decay": NON_NEGATIVE, "initial_accumulator_value": NON_NEGATIVE, "eps": NON_NEGATIVE},
+        True,
+        "scale_by_adagrad",
+    )

@@ -1,0 +1,74 @@
+"""Adam's moment estimates (and AMSGrad)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from descend.optim._constraints import BETAS, FLAG, NON_NEGATIVE
+from descend.optim.transform import Hyper, State, Transform
+
+
+def scale_by_adam() -> Transform:
+    r"""Scale by bias-corrected first and second moment estimates (Kingma & Ba, 2015).
+
+    .. math::
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t \\
+        v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2 \\
+        \hat v_t &= \max(\hat v_{t-1}, v_t) \ \text{(amsgrad)}\quad\text{else}\quad v_t \\
+        u_t &= \frac{m_t / (1 - \beta_1^t)}{\sqrt{\hat v_t / (1 - \beta_2^t)} + \epsilon}
+
+    Symbols: :math:`(\beta_1, \beta_2)` is ``betas``, :math:`\epsilon` is ``eps``,
+    ``amsgrad`` keeps the running maximum :math:`\hat v`. State ``exp_avg`` (:math:`m`),
+    ``exp_avg_sq`` (:math:`v`), ``max_exp_avg_sq`` (:math:`\hat v`) and the shared ``step``
+    (:math:`t`), as in ``torch.optim.Adam``.
+
+    .. warning:: :math:`\epsilon` is added after the square root and after bias correction,
+       as in torch and optax's ``adam`` (``eps_root=0``); the paper's Algorithm 1 is the same,
+       but its "efficient" variant folds the corrections into the step size, which moves
+       :math:`\epsilon`.
+
+    Example:
+        >>> import torch, descend
+        >>> x = torch.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = descend.Adam([x], lr=0.1)
+        >>> for _ in range(300):
+        ...     opt.zero_grad(); (x ** 2).sum().backward(); opt.step()
+        >>> bool(x.abs().max() < 1e-2)
+        True
+    """
+
+    def init(params: list[Tensor], hp: Hyper) -> State:
+        def zeros() -> list[Tensor]:
+            return [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+
+        state: State = {"exp_avg": zeros(), "exp_avg_sq": zeros()}
+        if hp["amsgrad"]:
+            state["max_exp_avg_sq"] = zeros()
+        return state
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        beta1, beta2 = hp["betas"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        torch._foreach_lerp_(m, grads, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        if hp["amsgrad"]:
+            torch._foreach_maximum_(state["max_exp_avg_sq"], v)
+            v = state["max_exp_avg_sq"]
+        steps = hp["step"]
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, [(1 - beta2**s) ** 0.5 for s in steps])
+        torch._foreach_add_(denom, hp["eps"])
+        updates = torch._foreach_div(m, denom)
+        torch._foreach_div_(updates, [1 - beta1**s for s in steps])
+        return updates
+
+    return Transform(
+        init,
+        update,
+        {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
+        {"betas": BETAS, "eps": NON_NEGATIVE, "amsgrad": FLAG},
+        True,
+        "scale_by_adam",
+    )

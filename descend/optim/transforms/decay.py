@@ -1,0 +1,52 @@
+"""Weight decay: coupled (an L2 term added to the gradient) and decoupled (AdamW)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from descend.optim._constraints import NON_NEGATIVE
+from descend.optim.transform import Hyper, State, Transform, stateless
+
+
+def add_weight_decay() -> Transform:
+    r"""Coupled weight decay: add the gradient of :math:`\tfrac{\lambda}{2}\lVert\theta\rVert^2`.
+
+    .. math::
+        g \leftarrow g + \lambda\,\theta
+
+    Placed before an adaptive transform (Adam, RMSprop, AdaGrad), the decay is rescaled
+    with the gradient; that is torch's ``weight_decay`` for SGD/Adam/Adagrad/RMSprop.
+    Hyperparameter: ``weight_decay`` (:math:`\lambda`, default 0).
+    """
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        wd = hp["weight_decay"]
+        return torch._foreach_add(grads, params, alpha=wd) if wd != 0 else grads
+
+    return stateless(update, name="add_weight_decay", defaults={"weight_decay": 0.0},
+                     constraints={"weight_decay": NON_NEGATIVE})
+
+
+def add_decayed_weights() -> Transform:
+    r"""Decoupled weight decay (Loshchilov & Hutter, AdamW): add :math:`\lambda\theta` to the
+    *update*, after the adaptive scaling, so the decay is not divided by :math:`\sqrt{v}`.
+
+    .. math::
+        u \leftarrow u + \lambda\,\theta
+
+    Followed by :func:`scale_by_lr` this shrinks parameters by :math:`\eta\lambda\theta` per
+    step, which is torch's ``AdamW`` (``param.mul_(1 - lr * weight_decay)``).
+    Hyperparameter: ``weight_decay`` (:math:`\lambda`, default 0.01).
+
+    .. warning:: Libraries differ: optax's ``add_decayed_weights`` is the same; Keras'
+       ``weight_decay`` on Adam is decoupled too, but torch's ``Adam(weight_decay=...)`` is
+       coupled (see :func:`add_weight_decay`).
+    """
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        wd = hp["weight_decay"]
+        return torch._foreach_add(grads, params, alpha=wd) if wd != 0 else grads
+
+    return stateless(update, name="add_decayed_weights", defaults={"weight_decay": 1e-2},
+                     constraints={"weight_decay": NON_NEGATIVE})

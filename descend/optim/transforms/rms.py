@@ -1,0 +1,56 @@
+"""RMSprop's scaling: divide by a running root-mean-square of the gradients."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from descend.optim._constraints import FLAG, NON_NEGATIVE, UNIT_OPEN
+from descend.optim.transform import Hyper, State, Transform
+
+
+def scale_by_rms() -> Transform:
+    r"""Divide by an exponential moving RMS of the gradients (Hinton, 2012), optionally centered.
+
+    .. math::
+        v_t &= \alpha\, v_{t-1} + (1 - \alpha)\, g_t^2 \\
+        m_t &= \alpha\, m_{t-1} + (1 - \alpha)\, g_t \qquad \text{(centered only)}\\
+        u_t &= \frac{g_t}{\sqrt{v_t - m_t^2} + \epsilon}
+        \quad\text{or}\quad \frac{g_t}{\sqrt{v_t} + \epsilon}
+
+    Symbols: :math:`\alpha` is ``alpha``, :math:`\epsilon` is ``eps`` (outside the root, as
+    torch; Keras and optax put it inside), ``centered`` subtracts the squared mean so the
+    denominator estimates the variance. State ``square_avg`` (:math:`v`) and ``grad_avg``
+    (:math:`m`). RMSprop's momentum is :func:`trace` applied *after* this transform.
+    """
+
+    def init(params: list[Tensor], hp: Hyper) -> State:
+        zeros = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+        state: State = {"square_avg": zeros}
+        if hp["centered"]:
+            state["grad_avg"] = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+        return state
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        alpha = hp["alpha"]
+        sq = state["square_avg"]
+        torch._foreach_mul_(sq, alpha)
+        torch._foreach_addcmul_(sq, grads, grads, value=1 - alpha)
+        if hp["centered"]:
+            ga = state["grad_avg"]
+            torch._foreach_lerp_(ga, grads, 1 - alpha)
+            avg = torch._foreach_addcmul(sq, ga, ga, value=-1)
+            torch._foreach_sqrt_(avg)
+        else:
+            avg = torch._foreach_sqrt(sq)
+        torch._foreach_add_(avg, hp["eps"])
+        return torch._foreach_div(grads, avg)
+
+    return Transform(
+        init,
+        update,
+        {"alpha": 0.99, "eps": 1e-8, "centered": False},
+        {"alpha": UNIT_OPEN, "eps": NON_NEGATIVE, "centered": FLAG},
+        True,
+        "scale_by_rms",
+    )

@@ -1,0 +1,60 @@
+"""Scaling by the learning rate, sign, and maximization."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from descend.optim._constraints import FLAG, LEARNING_RATE
+from descend.optim.transform import Hyper, State, Transform, stateless
+
+
+def scale_by_lr() -> Transform:
+    r"""Multiply the updates by minus the learning rate: the step of gradient descent.
+
+    .. math::
+        u \leftarrow -\eta\, u
+
+    Hyperparameters: ``lr`` (:math:`\eta`, default ``1e-3``; a float or, in a param
+    group, a schedule the optimizer evaluates each step).
+
+    Example:
+        >>> import torch, descend
+        >>> x = torch.tensor([3.0], requires_grad=True)
+        >>> opt = descend.Optimizer([x], descend.optim.scale_by_lr(), lr=0.25)
+        >>> (x ** 2).sum().backward(); opt.step(); x.item()  # 3 - 0.25 * 6
+        1.5
+    """
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        return torch._foreach_mul(grads, -float(hp["lr"]))
+
+    return stateless(update, name="scale_by_lr", defaults={"lr": 1e-3},
+                     constraints={"lr": LEARNING_RATE})
+
+
+def maximize() -> Transform:
+    r"""Negate the gradients when ``maximize`` is set, so that descent climbs the objective.
+
+    .. math::
+        g \leftarrow -g \quad \text{if maximize}
+    """
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        return torch._foreach_neg(grads) if hp["maximize"] else grads
+
+    return stateless(update, name="maximize", defaults={"maximize": False},
+                     constraints={"maximize": FLAG})
+
+
+def sign() -> Transform:
+    r"""Keep only the sign of each coordinate (signSGD; with momentum before it, Signum).
+
+    .. math::
+        u \leftarrow \operatorname{sign}(u)
+    """
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        return [torch.sign(g) for g in grads]
+
+    return stateless(update, name="sign")

@@ -1,0 +1,23 @@
+"""Plots, run folders and the self-contained HTML report of a run or a comparison.
+
+This layer takes plain data (lists of dicts, dicts, strings) and writes files; it
+imports nothing from the rest of descend, so any code that can produce a history
+dict can use it.
+"""
+
+from descend.report.plots import loss_figure, lr_figure, png_bytes, validation_figure
+from descend.report.run_folder import write_run, write_single_run
+from descend.report.summary import summarize_runs
+from descend.report.tensorboard_events import tensorboard_available, write_tensorboard
+
+__all__ = [
+    "loss_figure",
+    "lr_figure",
+    "png_bytes",
+    "summarize_runs",
+    "tensorboard_available",
+    "validation_figure",
+    "write_run",
+    "write_single_run",
+    "write_tensorboard",
+]

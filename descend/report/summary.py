@@ -1,0 +1,200 @@
+"""From runs (plain dicts) to the numbers a comparison is judged by.
+
+A *run* is one optimizer on one seed, as the tasks layer hands it over::
+
+    {"optimizer": "adam", "seed": 0, "lr": 1e-3, "lr_source": "task default table",
+     "config": {...}, "history": {"steps": [...], "epochs": [...], "stop_reason": ...},
+     "summary": {"final": {...}, "best": {...}, "steps_to_target": 120 | None,
+                 "time_to_target": 3.2 | None, "seconds_per_step": 0.002,
+                 "steps": 300, "time": 4.1}}
+
+:func:`summarize_runs` groups runs by optimizer and reduces every number over the
+seeds to mean, standard deviation, min and max, because a single seed says little
+about an optimizer: the same rule from a different initialization can land far away.
+The result is what ``summary.json`` holds and what the HTML table shows.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from descend._validation import InvalidParameterError
+
+# Metrics where smaller is better; anything else (accuracy, ...) is "larger is better".
+_LOWER_IS_BETTER_WORDS = ("loss", "error", "perplexity")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is better, guessed from its name."""
+    return any(word in metric for word in _LOWER_IS_BETTER_WORDS)
+
+
+def group_by_optimizer(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Runs grouped by optimizer name, in the order the optimizers first appear."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for index, run in enumerate(runs):
+        if not isinstance(run, Mapping) or "optimizer" not in run:
+            raise InvalidParameterError(
+                f"Run {index} must be a dict with an 'optimizer' key. Got {type(run).__name__} instead."
+            )
+        groups.setdefault(str(run["optimizer"]), []).append(run)
+    return groups
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a float, or None when missing or not finite (NaN/inf are not valid JSON)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def stats(values: Sequence[Any]) -> dict[str, Any]:
+    """Mean, sample std (0 for one value), min, max over the finite values; ``n`` counts them.
+
+    ``values`` keeps every seed's value (None where a seed has none) so that a reader
+    can see which seed differs.
+    """
+    clean = [finite_or_none(v) for v in values]
+    present = [v for v in clean if v is not None]
+    if not present:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0, "values": clean}
+    std = statistics.stdev(present) if len(present) > 1 else 0.0
+    return {
+        "mean": statistics.fmean(present),
+        "std": std,
+        "min": min(present),
+        "max": max(present),
+        "n": len(present),
+        "values": clean,
+    }
+
+
+def run_summary(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's own summary, or one derived from its history when the run has none."""
+    given = run.get("summary")
+    if isinstance(given, Mapping) and given:
+        return dict(given)
+    history = run.get("history") or {}
+    steps = list(history.get("steps") or [])
+    epochs = list(history.get("epochs") or [])
+    final: dict[str, Any] = {}
+    best: dict[str, Any] = {}
+    for record in epochs:
+        for key, value in record.items():
+            if key in ("epoch", "step", "time") or finite_or_none(value) is None:
+                continue
+            final[key] = value
+            if key not in best:
+                best[key] = value
+            elif lower_is_better(key):
+                best[key] = min(best[key], value)
+            else:
+                best[key] = max(best[key], value)
+    total_steps = int(steps[-1].get("step", len(steps))) if steps else 0
+    total_time = finite_or_none(steps[-1].get("time")) if steps else None
+    per_step = total_time / total_steps if total_time is not None and total_steps else None
+    return {
+        "final": final,
+        "best": best,
+        "steps_to_target": None,
+        "time_to_target": None,
+        "seconds_per_step": per_step,
+        "steps": total_steps,
+        "time": total_time,
+    }
+
+
+def _metric_stats(summaries: Sequence[Mapping[str, Any]], part: str) -> dict[str, dict[str, Any]]:
+    names: list[str] = []
+    for summary in summaries:
+        for name in summary.get(part) or {}:
+            if name not in names:
+                names.append(name)
+    return {
+        name: stats([(summary.get(part) or {}).get(name) for summary in summaries])
+        for name in names
+    }
+
+
+def summarize_optimizer(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One optimizer's runs (one per seed) reduced to mean/std/min/max per number."""
+    summaries = [run_summary(run) for run in runs]
+    histories = [run.get("history") or {} for run in runs]
+    lrs = [run.get("lr") for run in runs]
+    distinct_lrs = list(dict.fromkeys(lrs))
+    sources = list(dict.fromkeys(str(run.get("lr_source", "")) for run in runs))
+    to_target = [s.get("steps_to_target") for s in summaries]
+    return {
+        "seeds": [run.get("seed") for run in runs],
+        # Seeds of one optimizer share the lr; a list only if a caller mixed them.
+        "lr": distinct_lrs[0] if len(distinct_lrs) == 1 else distinct_lrs,
+        "lr_source": ", ".join(s for s in sources if s),
+        "final": _metric_stats(summaries, "final"),
+        "best": _metric_stats(summaries, "best"),
+        "steps_to_target": stats(to_target),
+        "time_to_target": stats([s.get("time_to_target") for s in summaries]),
+        "reached_target": sum(v is not None for v in to_target),
+        "seconds_per_step": stats([s.get("seconds_per_step") for s in summaries]),
+        "steps": stats([s.get("steps") for s in summaries]),
+        "time": stats([s.get("time") for s in summaries]),
+        "stop_reasons": [h.get("stop_reason") for h in histories],
+        "stop_success": [h.get("stop_success") for h in histories],
+    }
+
+
+def best_optimizer(
+    per_optimizer: Mapping[str, Mapping[str, Any]], target: Mapping[str, Any] | None
+) -> str | None:
+    """The optimizer with the best mean *final* value of the target metric, or None.
+
+    Final rather than best-ever: the model a run hands back is the last one. Ties
+    go to the fewer mean steps to target (an optimizer that got there sooner).
+    """
+    if not target or "metric" not in target:
+        return None
+    metric = str(target["metric"])
+    mode = str(target.get("mode") or ("min" if lower_is_better(metric) else "max"))
+    sign = -1.0 if mode == "max" else 1.0
+    ranked: list[tuple[float, float, str]] = []
+    for name, summary in per_optimizer.items():
+        mean = (summary.get("final", {}).get(metric) or {}).get("mean")
+        if mean is None:
+            continue
+        steps = summary.get("steps_to_target", {}).get("mean")
+        ranked.append((sign * mean, math.inf if steps is None else steps, name))
+    return min(ranked)[2] if ranked else None
+
+
+def summarize_runs(task: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What ``summary.json`` holds: the task and target, then one entry per optimizer."""
+    if not runs:
+        raise InvalidParameterError(
+            "The 'runs' parameter of write_run must be a non-empty list. Got [] instead."
+        )
+    groups = group_by_optimizer(runs)
+    per_optimizer = {name: summarize_optimizer(group) for name, group in groups.items()}
+    target = dict(task.get("target") or {})
+    return {
+        "task": dict(task),
+        "target": target,
+        "best_optimizer": best_optimizer(per_optimizer, target),
+        "optimizers": per_optimizer,
+        "runs": [
+            {
+                "optimizer": run.get("optimizer"),
+                "seed": run.get("seed"),
+                "lr": run.get("lr"),
+                "lr_source": run.get("lr_source"),
+                "stop_reason": (run.get("history") or {}).get("stop_reason"),
+                "summary": run_summary(run),
+            }
+            for run in runs
+        ],
+    }

@@ -1,0 +1,213 @@
+"""Running a task: one optimizer (:func:`run_task`) or several across seeds (:func:`compare`).
+
+The CLI stays thin because everything a run needs is resolved here: the
+learning rate from the task's table unless one is given, a schedule by name,
+the default recipe's epochs and batch size, and a plain-dict config that says
+where each choice came from.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from descend._validation import Interval, OneOf, Satisfies, unknown_choice, validate
+from descend.schedules import Schedule, from_name
+from descend.tasks.registry import get_task
+from descend.tasks.task import OPTIMIZER_NAMES, Task
+from descend.train import Callback, History, fit
+
+LR_FROM_TASK = "task default table"
+LR_FROM_CALLER = "command line"
+
+_NONE = Satisfies(lambda v: v is None, "None")
+_COUNT = Interval(1, None, closed="left", integer=True)
+_TABLE = {
+    "lr": (Interval(0, None, closed="neither"), _NONE),
+    "seed": Interval(0, 2**63 - 1, integer=True),
+    "epochs": (_COUNT, _NONE),
+    "batch_size": (_COUNT, _NONE),
+    "max_steps": (_COUNT, _NONE),
+    "optimizer": OneOf(OPTIMIZER_NAMES),
+}
+
+
+@dataclass
+class RunResult:
+    """One training run of a task: what was recorded, the trained model and the config used.
+
+    Attributes:
+        task: the task's name.
+        optimizer: the optimizer's registry name.
+        seed: the seed of data, initial weights and batch order.
+        history: the :class:`~descend.train.History` returned by ``fit``.
+        model: the trained model (on the run's device).
+        config: every setting of the run as plain data (YAML/JSON safe).
+        lr_source: ``"task default table"`` or ``"command line"`` (given by the caller).
+    """
+
+    task: str
+    optimizer: str
+    seed: int
+    history: History
+    model: nn.Module
+    config: dict[str, Any]
+    lr_source: str
+
+
+def _resolve_task(task: Task | str) -> Task:
+    return get_task(task) if isinstance(task, str) else task
+
+
+def _steps_per_epoch(n: int, batch_size: int | None) -> int:
+    return 1 if batch_size is None else math.ceil(n / batch_size)
+
+
+def run_task(
+    task: Task | str,
+    optimizer: str = "adam",
+    *,
+    lr: float | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    schedule: str | Schedule | None = None,
+    max_steps: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    device: str = "cpu",
+    eval_train: bool = True,
+) -> RunResult:
+    """Train ``task``'s model with ``optimizer`` by its default recipe, overriding what is given.
+
+    Args:
+        task: a :class:`Task` or a registry name.
+        optimizer: a registry name (``gd``, ``sgd``, ``momentum``, ``nesterov``,
+            ``adagrad``, ``rmsprop``, ``adam``, ``adamw``).
+        lr: the learning rate; ``None`` takes ``task.lrs[optimizer]``.
+        seed: seeds the data split, the initial weights and the batch order.
+        epochs, batch_size: override the task's recipe (``batch_size=None`` keeps
+            the recipe's; the recipe's own ``None`` means full batch).
+        schedule: a schedule name (``"cosine"``, built with
+            :func:`descend.schedules.from_name` around ``lr`` over the run's length)
+            or a :class:`~descend.schedules.Schedule`; ``None`` keeps ``lr`` constant.
+        max_steps: stop after this many updates (the epoch limit still applies).
+        callbacks, checkpoint_dir, resume, progress, device, eval_train: passed to ``fit``.
+
+    Returns:
+        The :class:`RunResult`.
+    """
+    task = _resolve_task(task)
+    validate(
+        f"run_task({task.name!r})",
+        {"optimizer": optimizer, "lr": lr, "seed": seed, "epochs": epochs,
+         "batch_size": batch_size, "max_steps": max_steps},
+        _TABLE,
+    )  # fmt: skip
+    lr_source = LR_FROM_TASK if lr is None else LR_FROM_CALLER
+    lr = float(task.lrs[optimizer] if lr is None else lr)
+    epochs = task.epochs if epochs is None else epochs
+    batch_size = task.batch_size if batch_size is None else batch_size
+
+    data = task.data(seed)
+    total_steps = epochs * _steps_per_epoch(len(data.train[1]), batch_size)
+    if max_steps is not None:
+        total_steps = min(total_steps, max_steps)
+    if isinstance(schedule, str):
+        schedule_obj: Schedule | None = from_name(schedule, lr=lr, total_steps=total_steps)
+    else:
+        schedule_obj = schedule
+
+    model = task.model(seed)
+    history = fit(
+        model,
+        data.train,
+        task.loss,
+        optimizer,
+        optimizer_options={"lr": lr},
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        schedule=schedule_obj,
+        callbacks=callbacks,
+        val_data=data.val,
+        metrics=task.metrics,
+        seed=seed,
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        progress=progress,
+        eval_train=eval_train,
+    )
+    config = {
+        "task": task.name,
+        "task_options": {k: _plain(v) for k, v in task.options.items()},
+        "optimizer": optimizer,
+        "lr": lr,
+        "lr_source": lr_source,
+        "schedule": None if schedule is None else (schedule if isinstance(schedule, str) else repr(schedule)),
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "max_steps": max_steps,
+        "total_steps": total_steps,
+        "device": str(device),
+        "target": task.target.describe(),
+    }
+    return RunResult(task.name, optimizer, seed, history, model, config, lr_source)
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+
+
+def compare(
+    task: Task | str,
+    optimizers: Iterable[str],
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int | None = None,
+    lrs: Mapping[str, float] | None = None,
+    batch_size: int | None = None,
+    schedule: str | Schedule | None = None,
+    max_steps: int | None = None,
+    progress: bool = False,
+    device: str = "cpu",
+    eval_train: bool = True,
+) -> list[RunResult]:
+    """Run ``task`` once per optimizer and seed, everything else equal.
+
+    Args:
+        optimizers: registry names, run in the order given.
+        seeds: each optimizer runs once per seed (same data and initial weights
+            across optimizers for the same seed, so the comparison is paired).
+        lrs: learning rates by optimizer name; missing names use the task's table.
+        epochs, batch_size, schedule, max_steps, progress, device, eval_train: as in :func:`run_task`.
+
+    Returns:
+        The results, optimizer-major: all seeds of the first optimizer, then the next.
+    """
+    task = _resolve_task(task)
+    optimizers = list(optimizers)
+    lrs = dict(lrs or {})
+    for name in [*optimizers, *lrs]:
+        if name not in OPTIMIZER_NAMES:
+            raise unknown_choice("optimizer", name, OPTIMIZER_NAMES)
+    if not optimizers or not seeds:
+        raise ValueError("compare needs at least one optimizer and one seed")
+    return [
+        run_task(
+            task, name, lr=lrs.get(name), seed=seed, epochs=epochs, batch_size=batch_size,
+            schedule=schedule, max_steps=max_steps, progress=progress, device=device,
+            eval_train=eval_train,
+        )  # fmt: skip
+        for name in optimizers
+        for seed in seeds
+    ]

@@ -1,0 +1,436 @@
+"""``fit``: the articles' training loop, readable top to bottom.
+
+For each epoch, for each batch: forward, loss, backward, (clip), step, schedule,
+callbacks, stop? Everything else (batching, checkpoints, the non-finite guard,
+signals) lives in its own module and is called from here at one clear point.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from descend._validation import BOOL, Interval, InvalidParameterError, OneOf, Satisfies, validate
+from descend.stopping import Criterion, Progress
+from descend.train.batching import Batches, Data
+from descend.train.callback import Callback, Hooks
+from descend.train.checkpoint import LAST, load_latest, save_checkpoint
+from descend.train.clipping import GradientClipping, loss_and_grad_norm
+from descend.train.evaluate import Metric, evaluate
+from descend.train.history import History
+from descend.train.interrupts import Interrupt, catch_interrupts
+from descend.train.model_checkpoint import ModelCheckpoint
+from descend.train.nonfinite import POLICIES, Rollback, locate
+from descend.train.progress import ProgressBar
+from descend.train.resume import LoopExtras, make_payload, restore_payload
+from descend.train.state import TrainState
+
+_NONE = Satisfies(lambda v: v is None, "None")
+_COUNT = Interval(1, None, closed="left", integer=True)
+_TABLE = {
+    "epochs": (_COUNT, _NONE),
+    "max_steps": (_COUNT, _NONE),
+    "batch_size": (_COUNT, _NONE),
+    "seed": Interval(0, 2**63 - 1, closed="both", integer=True),
+    "shuffle": BOOL,
+    "clip_grad_norm": (Interval(0, None, closed="neither"), _NONE),
+    "checkpoint_every": (_COUNT, _NONE),
+    "resume": BOOL,
+    "progress": OneOf((None, True, False)),
+    "on_nonfinite": OneOf(POLICIES),
+    "eval_train": BOOL,
+    "loss": Satisfies(callable, "a callable (output, target) -> scalar tensor"),
+    "model": Satisfies(lambda m: isinstance(m, torch.nn.Module), "a torch.nn.Module"),
+    "stop": Satisfies(
+        lambda s: s is None or isinstance(s, Criterion), "a descend.stopping Criterion or None"
+    ),
+}
+
+
+def fit(
+    model: torch.nn.Module,
+    data: Data,
+    loss: Callable[[Any, Any], torch.Tensor],
+    optimizer: torch.optim.Optimizer | str | type[torch.optim.Optimizer],
+    *,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    batch_size: int | None = None,
+    optimizer_options: Mapping[str, Any] | None = None,
+    schedule: Callable[[int], float] | torch.optim.lr_scheduler.LRScheduler | None = None,
+    stop: Criterion | None = None,
+    callbacks: Sequence[Callback] = (),
+    val_data: Data | None = None,
+    metrics: Mapping[str, Metric] | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    shuffle: bool = True,
+    clip_grad_norm: float | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    on_nonfinite: str = "raise",
+    eval_train: bool = True,
+    log_dir: str | os.PathLike[str] | None = None,
+) -> History:
+    r"""Train ``model`` on ``data`` by gradient descent; return the :class:`History`.
+
+    Each update :math:`t` (0-based) on a batch :math:`B_t`:
+
+    .. math::
+        \eta_t = \text{schedule}(t), \qquad
+        L_t = \frac{1}{|B_t|} \sum_{i \in B_t} \ell(f_\theta(x_i), y_i), \qquad
+        \theta \leftarrow \text{optimizer.step}(\theta, \nabla_\theta L_t, \eta_t)
+
+    ``batch_size=None`` is batch gradient descent (:math:`B_t` is the whole set,
+    exactly one update per epoch), ``1`` stochastic gradient descent (``N``
+    updates per epoch), ``k`` mini-batch (``ceil(N / k)`` per epoch).
+
+    Args:
+        model: a built ``torch.nn.Module``; it is moved to ``device``.
+        data: ``(X, y)`` tensors, or a ``Dataset`` whose items are ``(x, y)``.
+        loss: ``loss(output, target) -> scalar tensor``, with mean reduction
+            (e.g. ``torch.nn.CrossEntropyLoss()``).
+        optimizer: a ``torch.optim.Optimizer`` over ``model``'s parameters (torch's
+            or descend's), or a registry name / optimizer class built with
+            ``descend.optim.make_optimizer(optimizer, model.parameters(), **optimizer_options)``.
+        epochs: stop after this many epochs (counted from the start of the run,
+            including epochs done before a resume).
+        max_steps: stop after this many updates (also counted from the start).
+        batch_size: ``None``, ``1`` or ``k``, as above.
+        optimizer_options: keyword arguments for a named optimizer (``{"lr": 0.1}``).
+        schedule: a learning-rate schedule ``t -> lr`` (``descend.schedules``),
+            written to every param group before update ``t``; or a torch
+            ``LRScheduler`` over ``optimizer``, stepped after every update.
+        stop: a ``descend.stopping`` criterion (or ``AnyOf``), checked after every
+            update with the batch loss, the gradient norm and the elapsed time;
+            its message becomes ``history.stop_reason``.
+        callbacks: :class:`~descend.train.Callback` instances, called in order
+            (``ModelCheckpoint`` instances last, so their files hold the others' state).
+        val_data: like ``data``; adds ``val_loss`` and ``val_<metric>`` to the epoch rows.
+        metrics: ``{name: fn(output, target) -> float}``, averaged over samples,
+            recorded per epoch as ``train_<name>`` and ``val_<name>``.
+        seed: seeds ``torch.manual_seed`` at the start of a fresh run (dropout and
+            any other global randomness during training) and the data order of
+            every epoch. The model is built by the caller, so its initial weights
+            are the caller's to seed.
+        device: where the model and the batches live.
+        shuffle: draw a new sample order every epoch (mini-batch and stochastic).
+        clip_grad_norm: clip the global gradient norm to this before each update.
+        checkpoint_dir: write ``last.pt`` there every ``checkpoint_every`` updates
+            and when the run ends (the previous file kept as ``last.prev.pt``).
+        checkpoint_every: updates between checkpoints.
+        resume: continue from the latest intact checkpoint in ``checkpoint_dir``
+            (a fresh run when there is none). On the CPU the result equals an
+            uninterrupted run's bit for bit.
+        progress: ``None`` shows a tqdm bar when standard error is a terminal;
+            ``True`` always; ``False`` never.
+        on_nonfinite: what a NaN or infinite loss or gradient does: ``"raise"``
+            a :class:`~descend.train.NonFiniteError` naming the loss or the first
+            parameter; ``"skip"`` the update; ``"rollback"`` to the state before the
+            previous update and halve the learning rate (keeps a copy of the model
+            and optimizer state every update). Both count in the step rows' ``skipped``.
+        eval_train: evaluate the loss and metrics on the whole training set after
+            each epoch (eval mode, no gradients); ``False`` records ``train_loss``
+            as the mean of the epoch's batch losses instead and saves that pass.
+        log_dir: also write TensorBoard event files there, when tensorboard is
+            installed (silently skipped otherwise).
+
+    Returns:
+        The :class:`History` of the run (including any part before a resume).
+
+    SIGINT and SIGTERM (when ``fit`` runs in the main thread) finish the current
+    update, write a checkpoint when ``checkpoint_dir`` is set, and end the run
+    with a ``stop_reason`` that says how to resume; a second SIGINT aborts at once.
+
+    Example:
+        >>> import torch
+        >>> X = torch.linspace(-1, 1, 32).unsqueeze(1); y = 3 * X
+        >>> model = torch.nn.Linear(1, 1)
+        >>> h = fit(model, (X, y), torch.nn.MSELoss(), "sgd",
+        ...         optimizer_options={"lr": 0.5}, epochs=200, progress=False)
+        >>> round(model.weight.item(), 3), len(h.steps)
+        (3.0, 200)
+    """
+    validate(
+        "fit",
+        {
+            "model": model,
+            "loss": loss,
+            "epochs": epochs,
+            "max_steps": max_steps,
+            "batch_size": batch_size,
+            "seed": seed,
+            "shuffle": shuffle,
+            "clip_grad_norm": clip_grad_norm,
+            "checkpoint_every": checkpoint_every,
+            "resume": resume,
+            "progress": progress,
+            "on_nonfinite": on_nonfinite,
+            "eval_train": eval_train,
+            "stop": stop,
+        },
+        _TABLE,
+    )
+    if epochs is None and max_steps is None and stop is None:
+        raise InvalidParameterError(
+            "fit needs an end: give epochs=, max_steps= or a stopping criterion stop=."
+        )
+    if (checkpoint_every is not None or resume) and checkpoint_dir is None:
+        raise InvalidParameterError(
+            "checkpoint_every= and resume=True need checkpoint_dir= (the folder of the checkpoints)."
+        )
+    device = torch.device(device)
+    model.to(device)
+    train = Batches(data, batch_size, device, name="data")
+    val = None if val_data is None else Batches(val_data, batch_size, device, name="val_data")
+    metrics = dict(metrics or {})
+    optimizer = _build_optimizer(optimizer, model, optimizer_options)
+    schedule_fn, scheduler = _split_schedule(schedule, optimizer)
+    callbacks = _arrange(callbacks, clip_grad_norm, progress, log_dir)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    history = History()
+    state = TrainState(
+        model=model,
+        optimizer=optimizer,
+        history=history,
+        batches_per_epoch=train.n_batches,
+        max_epochs=epochs,
+        max_steps=max_steps,
+        has_schedule=schedule_fn is not None,
+    )
+    extras = LoopExtras(seed=seed)
+    if stop is not None:
+        stop.reset()
+    found = load_latest(checkpoint_dir) if resume and checkpoint_dir is not None else None
+    if found is None:
+        torch.manual_seed(seed)
+    else:
+        extras = restore_payload(
+            found[1], state, scheduler=scheduler, stop=stop, callbacks=callbacks
+        )
+    start = time.perf_counter() - extras.elapsed
+
+    def payload() -> dict[str, Any]:
+        extras.elapsed = time.perf_counter() - start
+        return make_payload(state, extras, scheduler=scheduler, stop=stop, callbacks=callbacks)
+
+    def save() -> None:
+        assert checkpoint_dir is not None
+        save_checkpoint(Path(checkpoint_dir) / LAST, payload(), keep_previous=True)
+
+    state.payload_fn = payload
+    hooks = Hooks(callbacks)
+    rollback = Rollback() if on_nonfinite == "rollback" else None
+    model.train()
+
+    with catch_interrupts() as interrupt:
+        hooks.fit_start(state)
+        try:
+            while not state.should_stop:
+                if epochs is not None and state.epoch > epochs:
+                    state.stop(f"Reached epochs={epochs}.")
+                    break
+                order = train.order(extras.seed, state.epoch, shuffle)
+                while state.batch < train.n_batches and not state.should_stop:
+                    if max_steps is not None and state.step >= max_steps:
+                        state.stop(f"Reached max_steps={max_steps}.")
+                        break
+                    x, y = train.batch(order, state.batch)
+                    if schedule_fn is not None:
+                        lr = schedule_fn(state.step) * extras.lr_scale
+                        for g in optimizer.param_groups:
+                            g["lr"] = lr
+
+                    # forward, loss, backward
+                    optimizer.zero_grad(set_to_none=True)
+                    batch_loss = loss(model(x), y)
+                    batch_loss.backward()
+                    state.grads = [p.grad for p in params if p.grad is not None]
+                    state.loss, state.grad_norm = loss_and_grad_norm(batch_loss, state.grads)
+                    state.lrs = [float(g["lr"]) for g in optimizer.param_groups]
+
+                    # (clip), step, unless the loss or a gradient is NaN or infinite
+                    finite = math.isfinite(state.loss) and math.isfinite(state.grad_norm)
+                    if finite:
+                        hooks.before_optimizer_step(state)
+                        if rollback is not None:
+                            rollback.save(model, optimizer)
+                        optimizer.step()
+                    elif on_nonfinite == "raise":
+                        raise locate(model, state.step + 1, state.loss, state.grad_norm)
+                    else:
+                        extras.skipped += 1
+                        if rollback is not None and rollback.restore(model, optimizer, scheduler):
+                            extras.lr_scale *= 0.5
+
+                    # schedule
+                    if scheduler is not None:
+                        scheduler.step()
+                    state.step += 1
+                    state.batch += 1
+                    row = {
+                        "step": state.step,
+                        "epoch": state.epoch,
+                        "loss": state.loss,
+                        "lr": state.lrs[0],
+                        "grad_norm": state.grad_norm,
+                        "time": time.perf_counter() - start,
+                    }
+                    if on_nonfinite != "raise":
+                        row["skipped"] = extras.skipped
+                    history.steps.append(row)
+
+                    # callbacks, stop?
+                    hooks.step_end(state)
+                    if stop is not None and finite:
+                        verdict = stop.check(
+                            Progress(
+                                state.step,
+                                state.loss,
+                                grad_norm=state.grad_norm,
+                                elapsed=row["time"],
+                            )
+                        )
+                        if verdict is not None:
+                            state.stop(verdict.message, success=verdict.success)
+                    if checkpoint_every is not None and state.step % checkpoint_every == 0:
+                        save()
+                    _check_interrupt(interrupt, state, checkpoint_dir)
+
+                # An epoch whose last batch was done ends, even when a stop came during it.
+                if state.batch == train.n_batches:
+                    _end_epoch(state, train, val, loss, metrics, eval_train, start)
+                    hooks.epoch_end(state)
+                    state.epoch += 1
+                    state.batch = 0
+                    _check_interrupt(interrupt, state, checkpoint_dir)
+
+            history.stop_reason, history.stop_success = state.stop_reason, state.stop_success
+            if checkpoint_dir is not None:
+                save()
+        finally:
+            hooks.fit_end(state)
+            state.payload_fn = None
+    return history
+
+
+def _end_epoch(
+    state: TrainState,
+    train: Batches,
+    val: Batches | None,
+    loss: Callable[[Any, Any], torch.Tensor],
+    metrics: dict[str, Metric],
+    eval_train: bool,
+    start: float,
+) -> None:
+    """Append the epoch row: train and validation loss and metrics."""
+    row: dict[str, float] = {"epoch": state.epoch, "step": state.step}
+    if eval_train:
+        row.update(evaluate(state.model, train, loss, metrics, prefix="train"))
+    else:
+        losses = [r["loss"] for r in state.history.steps[-train.n_batches :]]
+        row["train_loss"] = sum(losses) / len(losses)
+    if val is not None:
+        row.update(evaluate(state.model, val, loss, metrics, prefix="val"))
+    row["time"] = time.perf_counter() - start
+    state.history.epochs.append(row)
+
+
+def _check_interrupt(
+    interrupt: Interrupt, state: TrainState, checkpoint_dir: str | os.PathLike[str] | None
+) -> None:
+    if interrupt.signum is None or state.should_stop:
+        return
+    if checkpoint_dir is None:
+        how = "no checkpoint_dir was given, so nothing was saved."
+    else:
+        how = (
+            f"a checkpoint is in {str(Path(checkpoint_dir) / LAST)!r}; continue with "
+            f"fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True)."
+        )
+    state.stop(f"Interrupted by {interrupt.name} after step {state.step}; {how}", success=False)
+
+
+def _build_optimizer(
+    optimizer: torch.optim.Optimizer | str | type[torch.optim.Optimizer],
+    model: torch.nn.Module,
+    options: Mapping[str, Any] | None,
+) -> torch.optim.Optimizer:
+    if isinstance(optimizer, torch.optim.Optimizer):
+        if options:
+            raise InvalidParameterError(
+                "optimizer_options= only applies when optimizer is a name or a class; "
+                "this optimizer is already built."
+            )
+        return optimizer
+    if isinstance(optimizer, str) or (
+        isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)
+    ):
+        from descend.optim import make_optimizer
+
+        return make_optimizer(optimizer, model.parameters(), **dict(options or {}))
+    raise InvalidParameterError(
+        "The 'optimizer' parameter of fit must be a torch.optim.Optimizer, a registry name "
+        f"or an Optimizer class. Got {type(optimizer).__name__} instead."
+    )
+
+
+def _split_schedule(
+    schedule: Any, optimizer: torch.optim.Optimizer
+) -> tuple[Callable[[int], float] | None, Any]:
+    """(a step -> lr function, or None; a torch LRScheduler, or None)."""
+    lr_scheduler = torch.optim.lr_scheduler
+    if schedule is None:
+        return None, None
+    if isinstance(schedule, lr_scheduler.ReduceLROnPlateau):
+        raise InvalidParameterError(
+            "torch's ReduceLROnPlateau needs a metric; use the callback "
+            "descend.train.ReduceLROnPlateau(monitor=...) instead of schedule=."
+        )
+    if isinstance(schedule, lr_scheduler.LRScheduler):
+        if schedule.optimizer is not optimizer:
+            raise InvalidParameterError(
+                "The LRScheduler given as schedule= drives another optimizer than fit's."
+            )
+        return None, schedule
+    if callable(schedule):
+        return schedule, None
+    raise InvalidParameterError(
+        "The 'schedule' parameter of fit must be a callable step -> lr, a torch LRScheduler "
+        f"or None. Got {type(schedule).__name__} instead."
+    )
+
+
+def _arrange(
+    callbacks: Sequence[Callback],
+    clip_grad_norm: float | None,
+    progress: bool | None,
+    log_dir: str | os.PathLike[str] | None,
+) -> list[Callback]:
+    """The user's callbacks plus the automatic ones, ModelCheckpoints last."""
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise InvalidParameterError(
+                "The 'callbacks' parameter of fit must hold Callback instances. "
+                f"Got {type(cb).__name__} instead."
+            )
+    arranged = [GradientClipping(clip_grad_norm)] if clip_grad_norm is not None else []
+    arranged += [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+    if log_dir is not None:
+        from descend.train.tensorboard import tensorboard_logger
+
+        logger = tensorboard_logger(log_dir)
+        if logger is not None:
+            arranged.append(logger)
+    if progress is not False and not any(isinstance(cb, ProgressBar) for cb in callbacks):
+        arranged.append(ProgressBar(disable=None if progress is None else False))
+    arranged += [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
+    return arranged
