@@ -18,6 +18,9 @@ COMMAND_MODULES = [
     "descend.cli.terrain",
     "descend.cli.train_cmd",
     "descend.cli.compare_cmd",
+    "descend.cli.tasks_cmd",
+    "descend.cli.lr_find_cmd",
+    "descend.cli.landscape_cmd",
 ]
 
 
