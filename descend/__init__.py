@@ -1,10 +1,21 @@
 """descend: gradient descent, whole.
 
 Drop-in ``torch.optim`` replacements built from composable transforms, learning-rate
-schedules, the training loop, diagnostics and benchmarks. See ``docs/architecture.md``
-for the layers.
+schedules, stopping rules, descent on functions (:func:`minimize`), the training loop
+(:func:`fit`), diagnostics and benchmarks. See ``docs/architecture.md`` for the layers;
+the submodules ``descend.optim``, ``descend.schedules``, ``descend.stopping``,
+``descend.terrains``, ``descend.train``, ``descend.tasks``, ``descend.diagnose``,
+``descend.report`` and ``descend.bench`` hold the rest.
+
+Example:
+    >>> import torch, descend
+    >>> x = torch.tensor([3.0, -1.0], requires_grad=True)
+    >>> opt = descend.adam([x], lr=0.1)   # the lower-case names are the same classes
+    >>> type(opt) is descend.Adam
+    True
 """
 
+from descend.minimize import MinimizeResult, minimize
 from descend.optim import (
     SGD,
     Adagrad,
@@ -16,21 +27,16 @@ from descend.optim import (
     make_optimizer,
     optimizer_names,
 )
-from descend.optim import (
-    Adagrad as adagrad,
-)
-from descend.optim import (
-    Adam as adam,
-)
-from descend.optim import (
-    AdamW as adamw,
-)
-from descend.optim import (
-    RMSprop as rmsprop,
-)
-from descend.optim import (
-    SGD as sgd,
-)
+from descend.terrains import get_terrain
+from descend.train import History, fit
+
+# torch.optim's class names are the API; the lower-case names match DESIGN.md's
+# ``descend.adam(model.parameters(), lr=1e-3)`` and the registry's spelling.
+sgd = SGD
+adagrad = Adagrad
+rmsprop = RMSprop
+adam = Adam
+adamw = AdamW
 
 __version__ = "0.1.0"
 
@@ -39,6 +45,8 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "History",
+    "MinimizeResult",
     "Optimizer",
     "RMSprop",
     "__version__",
@@ -46,7 +54,10 @@ __all__ = [
     "adam",
     "adamw",
     "chain",
+    "fit",
+    "get_terrain",
     "make_optimizer",
+    "minimize",
     "optimizer_names",
     "rmsprop",
     "sgd",

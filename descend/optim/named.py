@@ -54,7 +54,7 @@ class SGD(_Named):
         >>> for _ in range(50):
         ...     opt.zero_grad(); (x ** 2).sum().backward(); opt.step()
         >>> round(x.item(), 6)  # 2 * 0.8 ** 50
-        3.9e-05
+        2.9e-05
     """
 
     def __init__(

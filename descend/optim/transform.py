@@ -85,8 +85,8 @@ def chain(*transforms: Transform) -> Transform:
         >>> import descend
         >>> from descend.optim import chain, scale_by_adam, add_decayed_weights, scale_by_lr
         >>> adamw = chain(scale_by_adam(), add_decayed_weights(), scale_by_lr())
-        >>> sorted(adamw.defaults)[:3]
-        ['betas', 'eps', 'lr']
+        >>> sorted(adamw.defaults)
+        ['amsgrad', 'betas', 'eps', 'lr', 'weight_decay']
     """
     if not transforms:
         raise ValueError("chain() needs at least one transform.")

@@ -178,7 +178,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     except Exception as exc:
         kind = (
             "it holds objects other than tensors and plain containers"
-            if "weights_only" in str(exc)
+            if "weights only load failed" in str(exc).lower()
             else "it is truncated or corrupted"
         )
         raise CheckpointError(

@@ -21,14 +21,13 @@ from descend.stopping import Criterion, Progress
 from descend.train.batching import Batches, Data
 from descend.train.callback import Callback, Hooks
 from descend.train.checkpoint import LAST, load_latest, save_checkpoint
-from descend.train.clipping import GradientClipping, loss_and_grad_norm
+from descend.train.clipping import loss_and_grad_norm
 from descend.train.evaluate import Metric, evaluate
 from descend.train.history import History
 from descend.train.interrupts import Interrupt, catch_interrupts
-from descend.train.model_checkpoint import ModelCheckpoint
 from descend.train.nonfinite import POLICIES, Rollback, locate
-from descend.train.progress import ProgressBar
 from descend.train.resume import LoopExtras, make_payload, restore_payload
+from descend.train.setup import arrange_callbacks, build_optimizer, split_schedule
 from descend.train.state import TrainState
 
 _NONE = Satisfies(lambda v: v is None, "None")
@@ -47,6 +46,10 @@ _TABLE = {
     "eval_train": BOOL,
     "loss": Satisfies(callable, "a callable (output, target) -> scalar tensor"),
     "model": Satisfies(lambda m: isinstance(m, torch.nn.Module), "a torch.nn.Module"),
+    "metrics": Satisfies(
+        lambda m: m is None or (isinstance(m, Mapping) and all(callable(f) for f in m.values())),
+        "None or a dict of name -> callable(output, target) -> float",
+    ),
     "stop": Satisfies(
         lambda s: s is None or isinstance(s, Criterion), "a descend.stopping Criterion or None"
     ),
@@ -111,7 +114,9 @@ def fit(
             ``LRScheduler`` over ``optimizer``, stepped after every update.
         stop: a ``descend.stopping`` criterion (or ``AnyOf``), checked after every
             update with the batch loss, the gradient norm and the elapsed time;
-            its message becomes ``history.stop_reason``.
+            its message becomes ``history.stop_reason``. With ``on_nonfinite="raise"``
+            it also sees a non-finite step first, so ``Divergence`` ends the run
+            with its message instead of an error.
         callbacks: :class:`~descend.train.Callback` instances, called in order
             (``ModelCheckpoint`` instances last, so their files hold the others' state).
         val_data: like ``data``; adds ``val_loss`` and ``val_<metric>`` to the epoch rows.
@@ -129,7 +134,10 @@ def fit(
         checkpoint_every: updates between checkpoints.
         resume: continue from the latest intact checkpoint in ``checkpoint_dir``
             (a fresh run when there is none). On the CPU the result equals an
-            uninterrupted run's bit for bit.
+            uninterrupted run's bit for bit. The model, optimizer, schedule,
+            callbacks, RNG states, data order and history are restored; a stopping
+            criterion is restored only if it has ``state_dict``/``load_state_dict``
+            (otherwise it starts afresh, e.g. ``FunctionTolerance`` refills its window).
         progress: ``None`` shows a tqdm bar when standard error is a terminal;
             ``True`` always; ``False`` never.
         on_nonfinite: what a NaN or infinite loss or gradient does: ``"raise"``
@@ -176,6 +184,7 @@ def fit(
             "on_nonfinite": on_nonfinite,
             "eval_train": eval_train,
             "stop": stop,
+            "metrics": metrics,
         },
         _TABLE,
     )
@@ -192,9 +201,9 @@ def fit(
     train = Batches(data, batch_size, device, name="data")
     val = None if val_data is None else Batches(val_data, batch_size, device, name="val_data")
     metrics = dict(metrics or {})
-    optimizer = _build_optimizer(optimizer, model, optimizer_options)
-    schedule_fn, scheduler = _split_schedule(schedule, optimizer)
-    callbacks = _arrange(callbacks, clip_grad_norm, progress, log_dir)
+    optimizer = build_optimizer(optimizer, model, optimizer_options)
+    schedule_fn, scheduler = split_schedule(schedule, optimizer)
+    callbacks = arrange_callbacks(callbacks, clip_grad_norm, progress, log_dir)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     history = History()
     state = TrainState(
@@ -225,6 +234,11 @@ def fit(
     def save() -> None:
         assert checkpoint_dir is not None
         save_checkpoint(Path(checkpoint_dir) / LAST, payload(), keep_previous=True)
+
+    def progress(step: int) -> Progress:
+        return Progress(
+            step, state.loss, grad_norm=state.grad_norm, elapsed=time.perf_counter() - start
+        )
 
     state.payload_fn = payload
     hooks = Hooks(callbacks)
@@ -265,7 +279,11 @@ def fit(
                             rollback.save(model, optimizer)
                         optimizer.step()
                     elif on_nonfinite == "raise":
-                        raise locate(model, state.step + 1, state.loss, state.grad_norm)
+                        # A criterion that ends the run here (Divergence) wins over the error.
+                        verdict = None if stop is None else stop.check(progress(state.step + 1))
+                        if verdict is None:
+                            raise locate(model, state.step + 1, state.loss, state.grad_norm)
+                        state.stop(verdict.message, success=verdict.success)
                     else:
                         extras.skipped += 1
                         if rollback is not None and rollback.restore(model, optimizer, scheduler):
@@ -291,14 +309,7 @@ def fit(
                     # callbacks, stop?
                     hooks.step_end(state)
                     if stop is not None and finite:
-                        verdict = stop.check(
-                            Progress(
-                                state.step,
-                                state.loss,
-                                grad_norm=state.grad_norm,
-                                elapsed=row["time"],
-                            )
-                        )
+                        verdict = stop.check(progress(state.step))
                         if verdict is not None:
                             state.stop(verdict.message, success=verdict.success)
                     if checkpoint_every is not None and state.step % checkpoint_every == 0:
@@ -357,80 +368,3 @@ def _check_interrupt(
             f"fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True)."
         )
     state.stop(f"Interrupted by {interrupt.name} after step {state.step}; {how}", success=False)
-
-
-def _build_optimizer(
-    optimizer: torch.optim.Optimizer | str | type[torch.optim.Optimizer],
-    model: torch.nn.Module,
-    options: Mapping[str, Any] | None,
-) -> torch.optim.Optimizer:
-    if isinstance(optimizer, torch.optim.Optimizer):
-        if options:
-            raise InvalidParameterError(
-                "optimizer_options= only applies when optimizer is a name or a class; "
-                "this optimizer is already built."
-            )
-        return optimizer
-    if isinstance(optimizer, str) or (
-        isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)
-    ):
-        from descend.optim import make_optimizer
-
-        return make_optimizer(optimizer, model.parameters(), **dict(options or {}))
-    raise InvalidParameterError(
-        "The 'optimizer' parameter of fit must be a torch.optim.Optimizer, a registry name "
-        f"or an Optimizer class. Got {type(optimizer).__name__} instead."
-    )
-
-
-def _split_schedule(
-    schedule: Any, optimizer: torch.optim.Optimizer
-) -> tuple[Callable[[int], float] | None, Any]:
-    """(a step -> lr function, or None; a torch LRScheduler, or None)."""
-    lr_scheduler = torch.optim.lr_scheduler
-    if schedule is None:
-        return None, None
-    if isinstance(schedule, lr_scheduler.ReduceLROnPlateau):
-        raise InvalidParameterError(
-            "torch's ReduceLROnPlateau needs a metric; use the callback "
-            "descend.train.ReduceLROnPlateau(monitor=...) instead of schedule=."
-        )
-    if isinstance(schedule, lr_scheduler.LRScheduler):
-        if schedule.optimizer is not optimizer:
-            raise InvalidParameterError(
-                "The LRScheduler given as schedule= drives another optimizer than fit's."
-            )
-        return None, schedule
-    if callable(schedule):
-        return schedule, None
-    raise InvalidParameterError(
-        "The 'schedule' parameter of fit must be a callable step -> lr, a torch LRScheduler "
-        f"or None. Got {type(schedule).__name__} instead."
-    )
-
-
-def _arrange(
-    callbacks: Sequence[Callback],
-    clip_grad_norm: float | None,
-    progress: bool | None,
-    log_dir: str | os.PathLike[str] | None,
-) -> list[Callback]:
-    """The user's callbacks plus the automatic ones, ModelCheckpoints last."""
-    for cb in callbacks:
-        if not isinstance(cb, Callback):
-            raise InvalidParameterError(
-                "The 'callbacks' parameter of fit must hold Callback instances. "
-                f"Got {type(cb).__name__} instead."
-            )
-    arranged = [GradientClipping(clip_grad_norm)] if clip_grad_norm is not None else []
-    arranged += [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
-    if log_dir is not None:
-        from descend.train.tensorboard import tensorboard_logger
-
-        logger = tensorboard_logger(log_dir)
-        if logger is not None:
-            arranged.append(logger)
-    if progress is not False and not any(isinstance(cb, ProgressBar) for cb in callbacks):
-        arranged.append(ProgressBar(disable=None if progress is None else False))
-    arranged += [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
-    return arranged

@@ -206,6 +206,21 @@ def test_history_round_trip_and_best():
 
 
 def test_tensorboard_event_files_are_written(tmp_path):
-    pytest.importorskip("tensorboard")
+    # tensorboard is a dev dependency (pyproject [dev]), so this runs in CI.
     train([], epochs=2, log_dir=tmp_path / "tb")
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
+
+
+@pytest.mark.parametrize(
+    "build, fragment",
+    [
+        (lambda: EarlyStopping(patience=-1), "'patience' parameter of EarlyStopping"),
+        (lambda: EarlyStopping(mode="up"), "'mode' parameter of EarlyStopping"),
+        (lambda: ModelCheckpoint("x", save_top_k=-2), "'save_top_k' parameter of ModelCheckpoint"),
+        (lambda: ReduceLROnPlateau(factor=1.5), "'factor' parameter of ReduceOnPlateau"),
+        (lambda: GradientClipping(0), "'max_norm' parameter of GradientClipping"),
+    ],
+)
+def test_callback_settings_are_validated(build, fragment):
+    with pytest.raises(InvalidParameterError, match=fragment):
+        build()

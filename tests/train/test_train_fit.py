@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from train_problems import mlp, regression
@@ -11,23 +13,19 @@ from descend.stopping import AnyOf, FunctionTolerance, GradientTolerance, MaxIte
 from descend.train import accuracy, fit
 
 
-def test_full_batch_gd_reaches_the_least_squares_optimum():
+@pytest.mark.parametrize("sgd", ["torch", "descend"])
+def test_full_batch_gd_reaches_the_least_squares_optimum(sgd):
+    from descend.optim import SGD
+
     x, y = regression(n=50, d=4, dtype=torch.float64)
     model = torch.nn.Linear(4, 1, dtype=torch.float64)
-    h = fit(
-        model,
-        (x, y),
-        torch.nn.MSELoss(),
-        torch.optim.SGD(model.parameters(), lr=0.5),
-        epochs=3000,
-        progress=False,
-        eval_train=False,
-    )
+    opt = (torch.optim.SGD if sgd == "torch" else SGD)(model.parameters(), lr=0.5)
+    h = fit(model, (x, y), torch.nn.MSELoss(), opt, epochs=200, progress=False, eval_train=False)
     design = torch.cat([x, torch.ones(50, 1, dtype=torch.float64)], dim=1)
     exact = torch.linalg.lstsq(design, y).solution.squeeze(1)
     got = torch.cat([model.weight.detach().squeeze(0), model.bias.detach()])
     assert torch.allclose(got, exact, atol=1e-6, rtol=0)
-    assert h.stop_reason == "Reached epochs=3000." and h.stop_success
+    assert len(h.steps) == 200 and h.stop_reason == "Reached epochs=200." and h.stop_success
 
 
 def test_named_optimizer_and_descend_optimizer_work():
@@ -170,6 +168,8 @@ def test_max_steps_stops_mid_epoch_without_a_partial_epoch_row():
         ({"epochs": 1, "resume": True}, "need checkpoint_dir"),
         ({"epochs": 1, "schedule": 3}, "'schedule' parameter of fit"),
         ({"epochs": 1, "callbacks": [object()]}, "'callbacks' parameter of fit"),
+        ({"epochs": 1, "metrics": {"acc": 3}}, "'metrics' parameter of fit"),
+        ({"epochs": 1, "optimizer_options": {"lr": 1}}, "already built"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_clear_message(kwargs, fragment):
@@ -198,3 +198,24 @@ def test_mismatched_data_is_refused():
             epochs=1,
             progress=False,
         )
+
+
+def test_descend_schedule_and_descend_optimizer():
+    from descend.optim import Adam
+    from descend.schedules import warmup_cosine
+
+    x, y = regression()
+    model = mlp()
+    schedule = warmup_cosine(0.01, warmup_steps=3, total_steps=10)
+    h = fit(
+        model,
+        (x, y),
+        torch.nn.MSELoss(),
+        Adam(model.parameters(), lr=1.0),
+        max_steps=10,
+        batch_size=10,
+        schedule=schedule,
+        progress=False,
+    )
+    assert [r["lr"] for r in h.steps] == [schedule(t) for t in range(10)]
+    assert all(math.isfinite(r["loss"]) for r in h.steps)

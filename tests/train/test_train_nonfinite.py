@@ -8,6 +8,7 @@ import pytest
 import torch
 from train_problems import mlp, regression
 
+from descend.stopping import Divergence
 from descend.train import Callback, NonFiniteError, TrainState, fit
 
 X, Y = regression(n=8)
@@ -36,7 +37,7 @@ def poisoned(at_steps: set[int]) -> torch.nn.Module:
     return model
 
 
-def run(model, policy, *, steps=5, schedule=None, callbacks=()):
+def run(model, policy, *, steps=5, schedule=None, callbacks=(), stop=None):
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     return fit(
         model,
@@ -46,6 +47,7 @@ def run(model, policy, *, steps=5, schedule=None, callbacks=()):
         max_steps=steps,
         on_nonfinite=policy,
         schedule=schedule,
+        stop=stop,
         callbacks=list(callbacks),
         progress=False,
         eval_train=False,
@@ -97,3 +99,9 @@ def test_rollback_restores_the_state_before_the_last_update_and_halves_the_lr():
 def test_rollback_without_schedule_halves_the_group_lr_each_time():
     h = run(poisoned({2, 4}), "rollback", steps=6)
     assert [r["lr"] for r in h.steps] == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+
+
+def test_a_divergence_criterion_ends_the_run_with_its_message_instead_of_raising():
+    h = run(poisoned({3}), "raise", steps=10, stop=Divergence())
+    assert len(h.steps) == 3 and not h.stop_success
+    assert h.stop_reason.startswith("Diverged at iteration 3")
