@@ -7,6 +7,7 @@ optimizers": sgd, momentum, nesterov, adagrad, rmsprop, adam) on ``digits`` over
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,6 +70,8 @@ def results_table(summary: dict[str, Any]) -> str:
         "stopped because",
     ]
     rows = [header]
+    # With one optimizer there is nothing to rank.
+    winner = summary.get("best_optimizer") if len(summary["optimizers"]) > 1 else None
     for name, per in summary["optimizers"].items():
         final = per["final"].get(metric) or {}
         best = per["best"].get(metric) or {}
@@ -77,7 +80,7 @@ def results_table(summary: dict[str, Any]) -> str:
         reasons = list(dict.fromkeys(r for r in per["stop_reasons"] if r))
         rows.append(
             [
-                name + (" *" if name == summary.get("best_optimizer") else ""),
+                name + (" *" if name == winner else ""),
                 f"{per['lr']:g}" if isinstance(per["lr"], float | int) else str(per["lr"]),
                 format_metric(final.get("mean")) + spread,
                 format_metric(best.get("mean")),
@@ -148,7 +151,7 @@ def compare(
         typer.echo(
             f"comparing {', '.join(names)} on {the_task.name}, {seeds} seed(s) each ...", err=True
         )
-    results = compare_runs(the_task, names, progress=not quiet, **options)
+    results = compare_runs(the_task, names, progress=not quiet and sys.stderr.isatty(), **options)
 
     records = [run_record(result, the_task) for result in results]
     info = task_info(the_task)

@@ -8,6 +8,7 @@ here too, and ``descend compare`` reuses them.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,8 +37,8 @@ def run_record(result: Any, task: Any) -> dict[str, Any]:
 
     config = dict(result.config)
     return {
-        "optimizer": config.get("optimizer"),
-        "seed": config.get("seed"),
+        "optimizer": result.optimizer,
+        "seed": result.seed,
         "lr": config.get("lr"),
         "lr_source": result.lr_source,
         "config": config,
@@ -121,7 +122,7 @@ def train(
         checkpoint_dir=folder / "checkpoints",
         checkpoint_every=checkpoint_every,
         resume=resume,
-        progress=not quiet,
+        progress=not quiet and sys.stderr.isatty(),
         **options,
     )
 

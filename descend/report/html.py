@@ -70,16 +70,16 @@ def _per_seed(entry: Mapping[str, Any] | None) -> str:
     return f'<div class="dim">seeds: {_e(shown)}</div>'
 
 
-def _seconds(value: float | None, unit_of: float | None = None) -> str:
+def _seconds(value: float | None, unit_of: float | None = None, digits: int = 3) -> str:
     """Seconds in a readable unit, chosen from ``unit_of`` (the mean) so mean and std share it."""
     if value is None:
         return "—"
     scale = abs(value if unit_of is None else unit_of)
     if scale < 1e-3:
-        return f"{value * 1e6:.3g} µs"
+        return f"{value * 1e6:.{digits}g} µs"
     if scale < 1:
-        return f"{value * 1e3:.3g} ms"
-    return f"{value:.3g} s"
+        return f"{value * 1e3:.{digits}g} ms"
+    return f"{value:.{digits}g} s"
 
 
 def _seconds_entry(entry: Mapping[str, Any] | None) -> str:
@@ -87,7 +87,7 @@ def _seconds_entry(entry: Mapping[str, Any] | None) -> str:
         return "—"
     text = _seconds(entry["mean"])
     if entry.get("n", 0) > 1 and entry.get("std"):
-        text += f" ± {_seconds(entry['std'], entry['mean'])}"
+        text += f" ± {_seconds(entry['std'], entry['mean'], digits=2)}"
     return text
 
 
@@ -118,7 +118,8 @@ def _stop_reasons(per: Mapping[str, Any]) -> str:
 def _results_table(summary: Mapping[str, Any]) -> str:
     target = summary.get("target") or {}
     metric = str(target.get("metric") or "")
-    best = summary.get("best_optimizer")
+    # With one optimizer there is nothing to rank, so no row is highlighted.
+    best = summary.get("best_optimizer") if len(summary.get("optimizers") or {}) > 1 else None
     better = (
         "lower"
         if (target.get("mode") == "min" or (not target.get("mode") and lower_is_better(metric)))
@@ -153,16 +154,17 @@ def _results_table(summary: Mapping[str, Any]) -> str:
         f"“best” marks the optimizer with the best mean final {_e(metric)}. "
         "A fraction such as 2/3 after a target column counts the seeds that reached the target."
     )
-    return f'<table class="results"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table><p class="note">{note}</p>'
+    table = f'<table class="results"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    return f'<div class="wrap">{table}</div><p class="note">{note}</p>'
 
 
 def _meta(task: Mapping[str, Any], config: Mapping[str, Any], created: str) -> str:
     target = task.get("target") or {}
-    target_text = (
-        f"{target.get('metric')} {'≤' if target.get('mode') == 'min' else '≥'} {_num(target.get('value'))}"
-        if target
-        else "—"
-    )
+    if isinstance(target, Mapping) and "metric" in target:
+        sign = "≤" if target.get("mode") == "min" else "≥"
+        target_text = f"{target['metric']} {sign} {_num(target.get('value'))}"
+    else:
+        target_text = str(target or "—")
     versions = config.get("versions") or {}
     version_text = (
         ", ".join(f"{k} {v}" for k, v in versions.items())
@@ -177,7 +179,13 @@ def _meta(task: Mapping[str, Any], config: Mapping[str, Any], created: str) -> s
         ("optimizers", ", ".join(map(str, config.get("optimizers") or []))),
         ("seeds", ", ".join(map(str, config.get("seeds") or []))),
         ("epochs", config.get("epochs")),
-        ("batch size", config.get("batch_size")),
+        # A batch size of None is batch gradient descent: every update sees all the data.
+        (
+            "batch size",
+            "full batch"
+            if "batch_size" in config and config["batch_size"] is None
+            else config.get("batch_size"),
+        ),
         ("schedule", config.get("schedule")),
         ("date", created),
         ("versions", version_text),
@@ -232,6 +240,7 @@ h2{font-size:18px;margin:0 0 12px}
 dl.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:10px 22px;margin:0}
 dl.meta dt{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:var(--dim)}
 dl.meta dd{margin:0;overflow-wrap:anywhere}
+.wrap{overflow-x:auto}
 table.results{border-collapse:collapse;width:100%;font-size:14px}
 table.results th{text-align:left;font-weight:600;color:var(--dim);font-size:12px;text-transform:uppercase;letter-spacing:.04em;border-bottom:2px solid var(--line);padding:8px 10px}
 table.results td{padding:9px 10px;border-bottom:1px solid var(--line);vertical-align:top}

@@ -26,31 +26,21 @@ from descend.report.summary import group_by_optimizer, lower_is_better
 DPI = 110
 _WIDE = (11.0, 4.2)  # inches: two panels side by side, legend to the right
 _NARROW = (7.5, 4.0)
-# Enough points for a smooth line even when a run logs thousands of steps.
-_SMOOTH_FRACTION = 1 / 60
+# Mini-batch losses are noisy; a running mean over ~1/30 of the run keeps the trend
+# readable with several optimizers on one axis while a divergence still shows.
+_SMOOTH_FRACTION = 1 / 30
 
 Runs = Sequence[Mapping[str, Any]]
 
 
+_TAB10 = ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan")
+# Darker extra colors for an 11th optimizer and beyond, distinct from tab10's.
+_EXTRA = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
+
+
 def colors_for(names: Sequence[str]) -> dict[str, str]:
-    """One stable color per optimizer, in the order given (tab10, then tab20)."""
-    palette = [
-        f"tab:{c}"
-        for c in (
-            "blue",
-            "orange",
-            "green",
-            "red",
-            "purple",
-            "brown",
-            "pink",
-            "gray",
-            "olive",
-            "cyan",
-        )
-    ]
-    extra = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354"]
-    colors = palette + extra
+    """One stable color per optimizer, in the order given (tab10, then darker extras)."""
+    colors = [f"tab:{c}" for c in _TAB10] + list(_EXTRA)
     return {name: colors[i % len(colors)] for i, name in enumerate(names)}
 
 
@@ -63,11 +53,8 @@ def png_bytes(figure: Figure) -> bytes:
 
 
 def _fmt(value: Any) -> str:
-    return (
-        f"{value:g}"
-        if isinstance(value, int | float) and not isinstance(value, bool)
-        else str(value)
-    )
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return f"{value:g}" if number else str(value)
 
 
 def _seeds_text(runs: Runs) -> str:
@@ -97,8 +84,12 @@ def _label(name: str, group: Runs) -> str:
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Centered running mean; the window shrinks at the ends instead of padding."""
-    if window <= 1 or values.size < 3:
+    """Centered running mean; the window shrinks at the ends instead of padding.
+
+    A run with non-finite losses (a divergence) is left raw: a running sum would
+    smear one inf over every later point.
+    """
+    if window <= 1 or values.size < 3 or not np.all(np.isfinite(values)):
         return values
     half = window // 2
     padded = np.concatenate([[0.0], np.cumsum(values)])
@@ -142,11 +133,17 @@ def _draw(
     *,
     color: str,
     label: str,
+    alpha: float,
     marker: str | None = None,
 ) -> None:
     ax.plot(x, mean, color=color, lw=1.8, label=label, marker=marker, ms=4)
     if np.any(high > low):
-        ax.fill_between(x, low, high, color=color, alpha=0.18, lw=0)
+        ax.fill_between(x, low, high, color=color, alpha=alpha, lw=0)
+
+
+def _band_alpha(optimizers: int) -> float:
+    # Overlapping bands of many optimizers turn muddy; fainter bands keep the lines legible.
+    return 0.18 if optimizers <= 3 else 0.1
 
 
 def _style(ax: Axes, *, xlabel: str, ylabel: str, log: bool) -> None:
@@ -181,6 +178,7 @@ def loss_figure(runs: Runs, *, task_name: str) -> Figure | None:
     """Training loss against steps (left) and wall time (right); log scale; None without step losses."""
     groups = group_by_optimizer(runs)
     colors = colors_for(list(groups))
+    alpha = _band_alpha(len(groups))
     longest = max(len((run.get("history") or {}).get("steps") or []) for run in runs)
     window = max(1, int(longest * _SMOOTH_FRACTION))
     what = "Training loss" + (f" (running mean over {window} steps)" if window > 1 else "")
@@ -191,8 +189,10 @@ def loss_figure(runs: Runs, *, task_name: str) -> Figure | None:
         if not steps.size:
             continue
         drawn += [low, high]
-        _draw(by_step, steps, mean, low, high, color=colors[name], label=_label(name, group))
-        _draw(by_time, time, mean, low, high, color=colors[name], label=_label(name, group))
+        for ax, x in ((by_step, steps), (by_time, time)):
+            _draw(
+                ax, x, mean, low, high, color=colors[name], label=_label(name, group), alpha=alpha
+            )
     if not drawn:
         return None
     log = _all_positive(drawn)
@@ -208,6 +208,7 @@ def validation_figure(
     """``metric`` at the end of each epoch against steps and wall time, target dashed; None if absent."""
     groups = group_by_optimizer(runs)
     colors = colors_for(list(groups))
+    alpha = _band_alpha(len(groups))
     figure, by_step, by_time = _two_panel(_title(task_name, runs, f"{metric} per epoch"))
     drawn: list[np.ndarray] = []
     for name, group in groups.items():
@@ -215,26 +216,9 @@ def validation_figure(
         if not steps.size:
             continue
         drawn += [low, high]
-        _draw(
-            by_step,
-            steps,
-            mean,
-            low,
-            high,
-            color=colors[name],
-            label=_label(name, group),
-            marker="o",
-        )
-        _draw(
-            by_time,
-            time,
-            mean,
-            low,
-            high,
-            color=colors[name],
-            label=_label(name, group),
-            marker="o",
-        )
+        for ax, x in ((by_step, steps), (by_time, time)):
+            label = _label(name, group)
+            _draw(ax, x, mean, low, high, color=colors[name], label=label, alpha=alpha, marker="o")
     if not drawn:
         return None
     if target is not None:
@@ -263,6 +247,10 @@ def lr_figure(runs: Runs, *, task_name: str) -> Figure | None:
         ax.plot(steps, mean, color=colors[name], lw=1.8, label=_label(name, group))
     if not drawn:
         return None
-    _style(ax, xlabel="step", ylabel="learning rate", log=_all_positive(drawn))
+    # Log scale only to fit rates of different optimizers that differ by orders of
+    # magnitude; one schedule on a log axis would exaggerate its final decay.
+    peaks = [float(np.nanmax(d)) for d in drawn]
+    spread = max(peaks) / min(peaks) if min(peaks) > 0 else 1.0
+    _style(ax, xlabel="step", ylabel="learning rate", log=spread > 10 and _all_positive(drawn))
     _finish(figure, ax)
     return figure

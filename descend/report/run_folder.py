@@ -118,10 +118,15 @@ def build_config(
     merged = {**derived, **{str(k): v for k, v in config.items()}}
     merged.setdefault("versions", versions())
     merged.setdefault("created", created)
-    merged["runs"] = [
-        {k: run.get(k) for k in ("optimizer", "seed", "lr", "lr_source", "config") if k in run}
-        for run in runs
-    ]
+    # Each run's own settings: for one run, folded into the top level (no repetition).
+    if len(runs) == 1:
+        for key, value in (runs[0].get("config") or {}).items():
+            merged.setdefault(str(key), value)
+    else:
+        merged["runs"] = [
+            {k: run.get(k) for k in ("optimizer", "seed", "lr", "lr_source", "config") if k in run}
+            for run in runs
+        ]
     return _plain(merged)
 
 
@@ -136,7 +141,8 @@ def _default_title(task: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -
 
 def _figures(task: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> list[tuple[str, Any]]:
     name = str(task.get("name", "run"))
-    target = task.get("target") or {}
+    given = task.get("target")
+    target = given if isinstance(given, Mapping) else {}
     metric = str(target.get("metric") or "val_loss")
     made = [
         ("loss", loss_figure(runs, task_name=name)),

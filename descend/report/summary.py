@@ -6,7 +6,7 @@ A *run* is one optimizer on one seed, as the tasks layer hands it over::
      "config": {...}, "history": {"steps": [...], "epochs": [...], "stop_reason": ...},
      "summary": {"final": {...}, "best": {...}, "steps_to_target": 120 | None,
                  "time_to_target": 3.2 | None, "seconds_per_step": 0.002,
-                 "steps": 300, "time": 4.1}}
+                 "steps": 300, "seconds": 4.1}}
 
 :func:`summarize_runs` groups runs by optimizer and reduces every number over the
 seeds to mean, standard deviation, min and max, because a single seed says little
@@ -143,7 +143,8 @@ def summarize_optimizer(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "reached_target": sum(v is not None for v in to_target),
         "seconds_per_step": stats([s.get("seconds_per_step") for s in summaries]),
         "steps": stats([s.get("steps") for s in summaries]),
-        "time": stats([s.get("time") for s in summaries]),
+        # The tasks layer calls a run's wall time "seconds"; older dicts say "time".
+        "time": stats([s.get("time", s.get("seconds")) for s in summaries]),
         "stop_reasons": [h.get("stop_reason") for h in histories],
         "stop_success": [h.get("stop_success") for h in histories],
     }
@@ -180,7 +181,9 @@ def summarize_runs(task: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -
         )
     groups = group_by_optimizer(runs)
     per_optimizer = {name: summarize_optimizer(group) for name, group in groups.items()}
-    target = dict(task.get("target") or {})
+    given = task.get("target") or {}
+    # A target given only as text ("val_accuracy >= 0.95") is kept, but cannot rank.
+    target = dict(given) if isinstance(given, Mapping) else {"description": str(given)}
     return {
         "task": dict(task),
         "target": target,

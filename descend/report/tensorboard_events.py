@@ -48,6 +48,10 @@ def write_tensorboard(out_dir: Path | str, runs: Sequence[Mapping[str, Any]]) ->
     for run in runs:
         folder = Path(out_dir) / _folder_name(run)
         history = run.get("history") or {}
+        # Each call writes the whole history, so earlier event files of this run (from
+        # before a resume) would show every point twice; they are replaced.
+        for stale in folder.glob("events.out.tfevents.*"):
+            stale.unlink()
         writer = SummaryWriter(log_dir=str(folder))
         try:
             for record in history.get("steps") or []:

@@ -56,6 +56,15 @@ class Criterion(ABC):
     def check(self, p: Progress) -> Stop | None:
         """Return a :class:`Stop` when the run should end after this update, else ``None``."""
 
+    def state_dict(self) -> dict:
+        """What a checkpoint must hold so a resumed run stops where an unbroken one would
+        (plain numbers and lists only, so it loads with ``torch.load(weights_only=True)``)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        return
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({fields})"
@@ -85,6 +94,13 @@ class AnyOf(Criterion):
     def reset(self) -> None:
         for c in self.criteria:
             c.reset()
+
+    def state_dict(self) -> dict:
+        return {"criteria": [c.state_dict() for c in self.criteria]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for c, s in zip(self.criteria, state["criteria"], strict=True):
+            c.load_state_dict(s)
 
     def check(self, p: Progress) -> Stop | None:
         fired = [c.check(p) for c in self.criteria]

@@ -80,6 +80,13 @@ class FunctionTolerance(Criterion):
     def reset(self) -> None:
         self._values.clear()
 
+    def state_dict(self) -> dict:
+        return {"values": list(self._values)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._values.clear()
+        self._values.extend(float(v) for v in state["values"])
+
     def check(self, p: Progress) -> Stop | None:
         v = float(p.value)
         if not math.isfinite(v):
@@ -204,6 +211,12 @@ class Divergence(Criterion):
 
     def reset(self) -> None:
         self._reference = None
+
+    def state_dict(self) -> dict:
+        return {"reference": self._reference}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._reference = state["reference"]
 
     def check(self, p: Progress) -> Stop | None:
         v = float(p.value)

@@ -45,7 +45,11 @@ def _docstrings(module_name: str) -> list[str]:
         if inspect.isfunction(obj) or inspect.isclass(obj):
             docs.append(obj.__doc__)
         if inspect.isclass(obj):
-            docs += [f.__doc__ for n, f in sorted(vars(obj).items()) if not n.startswith("_") and inspect.isfunction(f)]
+            docs += [
+                f.__doc__
+                for n, f in sorted(vars(obj).items())
+                if not n.startswith("_") and inspect.isfunction(f)
+            ]
     return [inspect.cleandoc(d) for d in docs if d]
 
 

@@ -1,12 +1,18 @@
 """``deep_sigmoid`` and ``deep_residual``: vanishing gradients and their mitigations, side by side.
 
-Both are 20 linear layers deep on the flattened 8x8 digits. The plain sigmoid
-stack multiplies the back-propagated gradient by sigmoid' <= 1/4 at every
-layer, so its first layer receives a gradient many orders of magnitude smaller
-than its last. The residual twin uses ReLU, BatchNorm and identity shortcuts,
-so the gradient reaches the first layer through the shortcuts undiminished.
+Both are ``depth`` linear layers deep (8 by default) on the flattened 8x8
+digits. The plain sigmoid stack multiplies the back-propagated gradient by
+sigmoid' <= 1/4 at every layer, so at initialisation its first layer receives
+a gradient about 10^4 times smaller than its last (10^11 at depth 20). The
+residual twin uses ReLU, BatchNorm and identity shortcuts, so the gradient
+reaches the first layer through the shortcuts undiminished (ratio ~0.6).
 The ``init`` option (``"xavier"``, ``"he"`` or PyTorch's ``"default"``) shows
 that a careful initialisation alone does not rescue the sigmoid stack.
+
+Why 8 and not 20 by default: at depth 20 the sigmoid stack does not learn at all
+in a short run (val accuracy stays at chance, 0.09, with any init and Adam at
+1e-3 or 1e-2), so no honest target could be stated; at depth 8 it learns slowly,
+and ``depth=20`` remains an option for the extreme case.
 
 Parameters are registered in depth order (first layer first, head last), so
 ``list(model.named_parameters())`` reads from input to output.
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from descend._validation import OneOf, validate
+from descend._validation import Interval, OneOf, validate
 from descend.tasks._common import accuracy, digits_split, lr_table
 from descend.tasks.digits import cross_entropy
 from descend.tasks.task import Target, Task, TaskData
@@ -24,6 +30,7 @@ from descend.tasks.task import Target, Task, TaskData
 DEPTH = 8  # linear layers, counting the input layer and the head
 WIDTH = 64
 INITS = ("xavier", "he", "default")
+_OPTIONS = {"init": OneOf(INITS), "depth": Interval(2, None, closed="left", integer=True)}
 _SOURCE = (
     "scikit-learn's bundled 8x8 digits (UCI, CC BY 4.0), flattened to 64 features; "
     "80/20 split by seed"
@@ -32,7 +39,7 @@ _SOURCE = (
 
 def _data(seed: int) -> TaskData:
     x_tr, y_tr, x_va, y_va = digits_split(seed)
-    return TaskData(train=(x_tr, y_tr), val=(x_va, y_va), meta={"depth": DEPTH})
+    return TaskData(train=(x_tr, y_tr), val=(x_va, y_va), meta={"classes": tuple(range(10))})
 
 
 def _init(module: nn.Module, init: str, nonlinearity: str) -> None:
@@ -91,13 +98,13 @@ def _residual(init: str, depth: int) -> nn.Module:
 
 
 def deep_sigmoid(init: str = "xavier", depth: int = DEPTH) -> Task:
-    """A 20-layer plain sigmoid MLP: the textbook vanishing-gradient network."""
-    validate("deep_sigmoid", {"init": init}, {"init": OneOf(INITS)})
+    """A deep plain sigmoid MLP (8 layers by default): the textbook vanishing-gradient network."""
+    validate("deep_sigmoid", {"init": init, "depth": depth}, _OPTIONS)
     return Task(
         name="deep_sigmoid",
-        summary="vanishing gradients: a 20-layer plain sigmoid MLP on digits",
+        summary=f"vanishing gradients: a {depth}-layer plain sigmoid MLP on digits",
         data_source=_SOURCE,
-        model_summary=f"{DEPTH} x linear (width {WIDTH}) with sigmoid, no normalisation; init={init}",
+        model_summary=f"{depth} x linear (width {WIDTH}) with sigmoid, no normalisation; init={init}",
         # Modest on purpose: the stack learns, slowly (the residual twin passes 0.95
         # within 10 epochs). Adam at 1e-2 leaves some seeds stuck near chance.
         target=Target("val_accuracy", 0.4, "max"),
@@ -115,13 +122,13 @@ def deep_sigmoid(init: str = "xavier", depth: int = DEPTH) -> Task:
 
 def deep_residual(init: str = "he", depth: int = DEPTH) -> Task:
     """The same depth with ReLU, BatchNorm and residual connections: gradients reach layer 1."""
-    validate("deep_residual", {"init": init}, {"init": OneOf(INITS)})
+    validate("deep_residual", {"init": init, "depth": depth}, _OPTIONS)
     return Task(
         name="deep_residual",
         summary="the mitigation: same depth with ReLU + BatchNorm + residual connections",
         data_source=_SOURCE,
         model_summary=(
-            f"stem linear, {DEPTH - 2} residual blocks x + W relu(BN(x)) (width {WIDTH}), "
+            f"stem linear, {depth - 2} residual blocks x + W relu(BN(x)) (width {WIDTH}), "
             f"BN + ReLU + linear head; init={init}"
         ),
         target=Target("val_accuracy", 0.95, "max"),

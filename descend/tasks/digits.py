@@ -46,7 +46,7 @@ def digits() -> Task:
             "scikit-learn's bundled optical-recognition digits (UCI, 1,797 images, CC BY 4.0); "
             "80/20 split by seed"
         ),
-        model_summary="CNN: 2 x (conv3x3 + BatchNorm + ReLU), max-pool, linear (14k params)",
+        model_summary="CNN: 2 x (conv3x3 + BatchNorm + ReLU), max-pool, linear (10k params)",
         target=Target("val_accuracy", 0.95, "max"),
         epochs=5,
         batch_size=64,

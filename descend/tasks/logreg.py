@@ -21,7 +21,9 @@ def _data(seed: int) -> TaskData:
     y = torch.tensor(y_np, dtype=torch.float32).unsqueeze(1)  # (N, 1), 1 = benign
     tr, va = split(len(y), 0.2, seed)
     x_tr, x_va = standardize(x[tr], x[va])
-    return TaskData(train=(x_tr, y[tr]), val=(x_va, y[va]), meta={"classes": ("malignant", "benign")})
+    return TaskData(
+        train=(x_tr, y[tr]), val=(x_va, y[va]), meta={"classes": ("malignant", "benign")}
+    )
 
 
 def logreg() -> Task:

@@ -46,9 +46,13 @@ def _data(seed: int) -> TaskData:
     x, y, x_test, y_test = _generated()
 
     def to_tensors(xs: np.ndarray, ys: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.tensor(xs, dtype=torch.float32).unsqueeze(1), torch.tensor(ys, dtype=torch.long)
+        return torch.tensor(xs, dtype=torch.float32).unsqueeze(1), torch.tensor(
+            ys, dtype=torch.long
+        )
 
-    return TaskData(train=to_tensors(x, y), val=to_tensors(x_test, y_test), meta={"seed_ignored": True})
+    return TaskData(
+        train=to_tensors(x, y), val=to_tensors(x_test, y_test), meta={"seed_ignored": True}
+    )
 
 
 def _model() -> nn.Module:
@@ -75,7 +79,7 @@ def mnist1d() -> Task:
         ),
         model_summary="1-D CNN: 3 conv layers (ReLU, stride 2), linear (~9k params)",
         target=Target("val_accuracy", 0.8, "max"),
-        epochs=20,
+        epochs=12,
         batch_size=64,
         lrs=lr_table(3e-3, gd=0.1, sgd=0.05, momentum=0.02, nesterov=0.02, adagrad=0.02),
         default_optimizer="adam",

@@ -70,7 +70,7 @@ def _steps_per_epoch(n: int, batch_size: int | None) -> int:
 
 def run_task(
     task: Task | str,
-    optimizer: str = "adam",
+    optimizer: str | None = None,
     *,
     lr: float | None = None,
     seed: int = 0,
@@ -80,6 +80,7 @@ def run_task(
     max_steps: int | None = None,
     callbacks: Sequence[Callback] = (),
     checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
     resume: bool = False,
     progress: bool = False,
     device: str = "cpu",
@@ -90,7 +91,8 @@ def run_task(
     Args:
         task: a :class:`Task` or a registry name.
         optimizer: a registry name (``gd``, ``sgd``, ``momentum``, ``nesterov``,
-            ``adagrad``, ``rmsprop``, ``adam``, ``adamw``).
+            ``adagrad``, ``rmsprop``, ``adam``, ``adamw``); ``None`` takes the
+            task's ``default_optimizer`` (the one its target was measured with).
         lr: the learning rate; ``None`` takes ``task.lrs[optimizer]``.
         seed: seeds the data split, the initial weights and the batch order.
         epochs, batch_size: override the task's recipe (``batch_size=None`` keeps
@@ -99,18 +101,26 @@ def run_task(
             :func:`descend.schedules.from_name` around ``lr`` over the run's length)
             or a :class:`~descend.schedules.Schedule`; ``None`` keeps ``lr`` constant.
         max_steps: stop after this many updates (the epoch limit still applies).
-        callbacks, checkpoint_dir, resume, progress, device, eval_train: passed to ``fit``.
+        callbacks, checkpoint_dir, checkpoint_every, resume, progress, device, eval_train:
+            passed to ``fit``.
 
     Returns:
         The :class:`RunResult`.
     """
     task = _resolve_task(task)
+    optimizer = task.default_optimizer if optimizer is None else optimizer
     validate(
         f"run_task({task.name!r})",
-        {"optimizer": optimizer, "lr": lr, "seed": seed, "epochs": epochs,
-         "batch_size": batch_size, "max_steps": max_steps},
+        {
+            "optimizer": optimizer,
+            "lr": lr,
+            "seed": seed,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "max_steps": max_steps,
+        },
         _TABLE,
-    )  # fmt: skip
+    )
     lr_source = LR_FROM_TASK if lr is None else LR_FROM_CALLER
     lr = float(task.lrs[optimizer] if lr is None else lr)
     epochs = task.epochs if epochs is None else epochs
@@ -142,6 +152,7 @@ def run_task(
         seed=seed,
         device=device,
         checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
         resume=resume,
         progress=progress,
         eval_train=eval_train,
@@ -152,7 +163,7 @@ def run_task(
         "optimizer": optimizer,
         "lr": lr,
         "lr_source": lr_source,
-        "schedule": None if schedule is None else (schedule if isinstance(schedule, str) else repr(schedule)),
+        "schedule": schedule if schedule is None or isinstance(schedule, str) else repr(schedule),
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -204,10 +215,18 @@ def compare(
         raise ValueError("compare needs at least one optimizer and one seed")
     return [
         run_task(
-            task, name, lr=lrs.get(name), seed=seed, epochs=epochs, batch_size=batch_size,
-            schedule=schedule, max_steps=max_steps, progress=progress, device=device,
+            task,
+            name,
+            lr=lrs.get(name),
+            seed=seed,
+            epochs=epochs,
+            batch_size=batch_size,
+            schedule=schedule,
+            max_steps=max_steps,
+            progress=progress,
+            device=device,
             eval_train=eval_train,
-        )  # fmt: skip
+        )
         for name in optimizers
         for seed in seeds
     ]

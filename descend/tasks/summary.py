@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import statistics
 from typing import Any
 
@@ -25,7 +27,7 @@ def seconds_per_step(result: RunResult) -> float | None:
     left out; full-batch runs (one update per epoch) fall back to total time / steps.
     """
     steps = result.history.steps
-    gaps = [b["time"] - a["time"] for a, b in zip(steps, steps[1:]) if a["epoch"] == b["epoch"]]
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(steps) if a["epoch"] == b["epoch"]]
     if gaps:
         return statistics.median(gaps)
     if steps and steps[-1]["step"] > 0:
@@ -51,7 +53,7 @@ def summarize(result: RunResult, task: Task) -> dict[str, Any]:
     best: dict[str, float] = {}
     for k in columns:
         pick = max if direction(k, task) == "max" else min
-        values = [float(r[k]) for r in rows if k in r and r[k] == r[k]]  # r[k] == r[k]: not NaN
+        values = [float(r[k]) for r in rows if k in r and not math.isnan(float(r[k]))]
         if values:
             best[k] = pick(values)
     hit = next((r for r in rows if task.target.reached(r.get(task.target.metric))), None)
@@ -71,7 +73,7 @@ def summarize(result: RunResult, task: Task) -> dict[str, Any]:
         "time_to_target": None if hit is None else float(hit["time"]),
         "epochs": len(rows),
         "steps": int(steps[-1]["step"]) if steps else 0,
-        "seconds": float(rows[-1]["time"]) if rows else (float(steps[-1]["time"]) if steps else 0.0),
+        "seconds": float((rows or steps)[-1]["time"]) if (rows or steps) else 0.0,
         "seconds_per_step": seconds_per_step(result),
         "stop_reason": result.history.stop_reason,
     }

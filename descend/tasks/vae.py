@@ -21,7 +21,8 @@ LATENT = 8
 HIDDEN = 128
 PIXELS = 64
 
-VAEOutput = tuple[Tensor, Tensor, Tensor]  # (reconstruction logits (B, 64), mu (B, L), logvar (B, L))
+# (reconstruction logits (B, 64), mu (B, L), logvar (B, L))
+VAEOutput = tuple[Tensor, Tensor, Tensor]
 
 
 class VAE(nn.Module):
@@ -30,8 +31,12 @@ class VAE(nn.Module):
     def __init__(self, latent: int = LATENT, hidden: int = HIDDEN) -> None:
         super().__init__()
         self.latent = latent
-        self.encoder = nn.Sequential(nn.Linear(PIXELS, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent))
-        self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, PIXELS))
+        self.encoder = nn.Sequential(
+            nn.Linear(PIXELS, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent)
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, PIXELS)
+        )
 
     def forward(self, x: Tensor) -> VAEOutput:  # x: (B, 64) in [0, 1]
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
@@ -40,13 +45,23 @@ class VAE(nn.Module):
 
 
 def _reconstruction(output: VAEOutput, target: Tensor) -> Tensor:
-    logits = output[0]
-    return nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum") / len(target)
+    bce = nn.functional.binary_cross_entropy_with_logits(output[0], target, reduction="sum")
+    return bce / len(target)
 
 
 def _kl(output: VAEOutput, target: Tensor) -> Tensor:
     _, mu, logvar = output
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / len(target)
+
+
+def reconstruction_nats(output: VAEOutput, target: Tensor) -> float:
+    """The reconstruction term, -log p(x|z), in nats per image."""
+    return _reconstruction(output, target).item()
+
+
+def kl_nats(output: VAEOutput, target: Tensor) -> float:
+    """The KL term, KL(q(z|x) || N(0, I)), in nats per image."""
+    return _kl(output, target).item()
 
 
 def negative_elbo(output: VAEOutput, target: Tensor) -> Tensor:
@@ -81,10 +96,7 @@ def vae() -> Task:
         batch_size=64,
         lrs=lr_table(3e-3, gd=0.01, sgd=0.01, momentum=0.002, nesterov=0.002, adagrad=0.05),
         default_optimizer="adam",
-        metrics={
-            "reconstruction": lambda o, t: _reconstruction(o, t).item(),
-            "kl": lambda o, t: _kl(o, t).item(),
-        },
+        metrics={"reconstruction": reconstruction_nats, "kl": kl_nats},
         make_data=_data,
         make_model=VAE,
         loss_fn=negative_elbo,

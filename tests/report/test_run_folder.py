@@ -14,7 +14,13 @@ import yaml
 from report_synthetic import TASK, make_run
 
 from descend._validation import InvalidParameterError
-from descend.report import summarize_runs, tensorboard_available, write_run, write_single_run
+from descend.report import (
+    summarize_runs,
+    tensorboard_available,
+    write_run,
+    write_single_run,
+    write_tensorboard,
+)
 from descend.report.metrics_table import KEY_COLUMNS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -184,3 +190,11 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, kwargs: dict[str, Any], wo
     arguments.update(kwargs)
     with pytest.raises(InvalidParameterError, match=words):
         write_run(tmp_path, **arguments)
+
+
+@pytest.mark.skipif(not tensorboard_available(), reason="tensorboard is an optional extra")
+def test_tensorboard_rewrite_replaces_old_events(tmp_path: Path) -> None:
+    run = make_run("adam", 0, lr=0.001, rate=0.04, epochs=1, steps_per_epoch=5)
+    write_tensorboard(tmp_path, [run])
+    (folder,) = write_tensorboard(tmp_path, [run])  # as after a resume
+    assert len(list(folder.glob("events.out.tfevents.*"))) == 1

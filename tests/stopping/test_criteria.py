@@ -122,3 +122,23 @@ def test_docstring_examples_run():
     for module in (descend.stopping.base, descend.stopping.criteria):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0
+
+
+def test_windowed_criteria_resume_from_their_state() -> None:
+    from descend.stopping import AnyOf, Divergence, FunctionTolerance, Progress
+
+    values = [10.0, 9.0, 8.5, 8.4, 8.39, 8.389, 8.3889]
+
+    def run(split: int | None) -> list[bool]:
+        crit = AnyOf(FunctionTolerance(atol=0.02, rtol=0.0, window=3), Divergence(factor=10.0))
+        fired = []
+        for i, v in enumerate(values):
+            if split is not None and i == split:  # a resumed run: fresh object, restored state
+                state = crit.state_dict()
+                crit = AnyOf(FunctionTolerance(atol=0.02, rtol=0.0, window=3), Divergence(factor=10.0))
+                crit.load_state_dict(state)
+            fired.append(crit.check(Progress(step=i + 1, value=v)) is not None)
+        return fired
+
+    assert run(None) == run(4)
+    assert any(run(None))
