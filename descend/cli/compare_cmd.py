@@ -126,6 +126,7 @@ def compare(
     ] = False,
 ) -> None:
     """Compare optimizers on a task over several seeds; write one report folder and print a table."""
+    from descend.diagnose import GradientHealth, layer_gradient_series, verdicts_for_runs
     from descend.optim import optimizer_names
     from descend.report import summarize_runs, write_run
     from descend.tasks import compare as compare_runs
@@ -151,7 +152,16 @@ def compare(
         typer.echo(
             f"comparing {', '.join(names)} on {the_task.name}, {seeds} seed(s) each ...", err=True
         )
-    results = compare_runs(the_task, names, progress=not quiet and sys.stderr.isatty(), **options)
+    monitors: list[GradientHealth] = []
+
+    def watch(name: str, seed: int) -> list[GradientHealth]:
+        # One gradient-health monitor per run, kept in run order for the verdicts.
+        monitors.append(GradientHealth(every_n_steps=10))
+        return monitors[-1:]
+
+    results = compare_runs(
+        the_task, names, progress=not quiet and sys.stderr.isatty(), callbacks=watch, **options
+    )
 
     records = [run_record(result, the_task) for result in results]
     info = task_info(the_task)
@@ -165,7 +175,14 @@ def compare(
         "schedule": schedule,
         "lr_overrides": lrs,
     }
-    written = write_run(folder, task=info, runs=records, config=config)
+    written = write_run(
+        folder,
+        task=info,
+        runs=records,
+        config=config,
+        diagnostics=verdicts_for_runs(results, monitors),
+        layer_gradients=layer_gradient_series(results, monitors),
+    )
     typer.echo(f"{the_task.name}: target {the_task.target.describe()}, {seeds} seed(s), * = best")
     typer.echo(results_table(summarize_runs(info, records)))
     typer.echo(f"report: {written['report']}")

@@ -100,6 +100,7 @@ def train(
     """Train one optimizer on a task; write config, metrics, figures, report.html and model.pt."""
     import torch
 
+    from descend.diagnose import GradientHealth, layer_gradient_series, verdicts_for_runs
     from descend.optim import optimizer_names
     from descend.report import write_run
     from descend.tasks import get_task, run_task, task_names
@@ -116,9 +117,11 @@ def train(
         options["epochs"] = epochs
     if batch_size is not None:
         options["batch_size"] = batch_size
+    health = GradientHealth(every_n_steps=10)
     result = run_task(
         the_task,
         name,
+        callbacks=[health],
         checkpoint_dir=folder / "checkpoints",
         checkpoint_every=checkpoint_every,
         resume=resume,
@@ -128,9 +131,19 @@ def train(
 
     record = run_record(result, the_task)
     config = {"command": "train", **record["config"], "resume": resume}
-    written = write_run(folder, task=task_info(the_task), runs=[record], config=config)
+    written = write_run(
+        folder,
+        task=task_info(the_task),
+        runs=[record],
+        config=config,
+        diagnostics=verdicts_for_runs([result], [health]),
+        layer_gradients=layer_gradient_series([result], [health]),
+    )
     model_path = folder / "model.pt"
-    torch.save({"model": result.model.state_dict()}, model_path)
+    # Written to a temporary name and renamed, so an interrupted save never leaves a torn file.
+    partial = folder / "model.pt.partial"
+    torch.save({"model": result.model.state_dict()}, partial)
+    partial.replace(model_path)
 
     summary = record["summary"]
     target = the_task.target

@@ -219,9 +219,14 @@ def _evidence(value: Any) -> str:
     return f"<p>{_e(value)}</p>"
 
 
+def _seed_label(d: Mapping[str, Any]) -> str:
+    return "" if d.get("seed") is None else f' <span class="dim">seed {_e(d.get("seed"))}</span>'
+
+
 def _diagnostics(diagnostics: Sequence[Mapping[str, Any]]) -> str:
     cards = "".join(
-        f'<div class="diag"><div class="diag-head"><span class="name">{_e(d.get("optimizer"))}</span>'
+        f'<div class="diag"><div class="diag-head"><span class="name">{_e(d.get("optimizer"))}'
+        f'{_seed_label(d)}</span>'
         f' <span class="verdict">{_e(d.get("verdict"))}</span></div>{_evidence(d.get("evidence"))}</div>'
         for d in diagnostics
     )

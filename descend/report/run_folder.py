@@ -34,6 +34,7 @@ import yaml
 
 from descend._validation import Satisfies, validate
 from descend.report._files import write_bytes_atomic, write_text_atomic
+from descend.report.diagnose_plots import layer_gradients_figure
 from descend.report.html import FigureItem, render_html
 from descend.report.metrics_table import write_metrics_csv
 from descend.report.plots import loss_figure, lr_figure, png_bytes, validation_figure
@@ -58,6 +59,14 @@ _CAPTIONS = {
     "lr": (
         "Learning rate",
         "The rate each optimizer actually used: flat for a constant rate, falling under a schedule.",
+    ),
+    "gradients": (
+        "Gradient norm per layer",
+        (
+            "Median gradient norm of each weight layer over the recorded steps, first layer on the "
+            "left. A line that falls by orders of magnitude towards the first layers is a "
+            "vanishing gradient; one far above the others, an exploding one."
+        ),
     ),
 }
 
@@ -165,6 +174,7 @@ def write_run(
     config: Mapping[str, Any],
     title: str | None = None,
     diagnostics: Sequence[Mapping[str, Any]] | None = None,
+    layer_gradients: Mapping[str, Sequence[float]] | None = None,
     tensorboard: bool = True,
 ) -> dict[str, Path]:
     """Write a run folder for one or more runs; return ``{name: path}`` of what was written.
@@ -175,7 +185,9 @@ def write_run(
         runs: one dict per (optimizer, seed), as the tasks layer produces them.
         config: what the user asked for (epochs, batch_size, schedule, ...).
         title: the report's heading; by default says the task and what was run.
-        diagnostics: optional ``[{"optimizer", "verdict", "evidence"}]`` shown in the report.
+        diagnostics: optional ``[{"optimizer", "seed", "verdict", "evidence"}]`` shown in the report.
+        layer_gradients: optional ``{line label: [gradient norm of each weight layer, first
+            to last]}``, drawn as the ``gradients`` figure.
         tensorboard: also write ``tensorboard/`` event files when TensorBoard is installed.
 
     Returns:
@@ -218,7 +230,11 @@ def write_run(
     )
 
     items: list[FigureItem] = []
-    for key, figure in _figures(task, runs):
+    made = _figures(task, runs)
+    if layer_gradients:
+        made.append(("gradients", layer_gradients_figure(
+            layer_gradients, title=f"Gradient norm per weight layer — {task.get('name', 'run')}")))
+    for key, figure in made:
         png = png_bytes(figure)
         written[key] = write_bytes_atomic(folder / f"{key}.png", png)
         heading, caption = _CAPTIONS[key]
@@ -251,6 +267,7 @@ def write_single_run(
     config: Mapping[str, Any],
     title: str | None = None,
     diagnostics: Sequence[Mapping[str, Any]] | None = None,
+    layer_gradients: Mapping[str, Sequence[float]] | None = None,
     tensorboard: bool = True,
 ) -> dict[str, Path]:
     """:func:`write_run` for one run (one optimizer, one seed), as ``descend train`` writes it."""
@@ -261,5 +278,6 @@ def write_single_run(
         config=config,
         title=title,
         diagnostics=diagnostics,
+        layer_gradients=layer_gradients,
         tensorboard=tensorboard,
     )

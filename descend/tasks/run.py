@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +192,7 @@ def compare(
     progress: bool = False,
     device: str = "cpu",
     eval_train: bool = True,
+    callbacks: Callable[[str, int], Sequence[Callback]] | None = None,
 ) -> list[RunResult]:
     """Run ``task`` once per optimizer and seed, everything else equal.
 
@@ -201,6 +202,8 @@ def compare(
             across optimizers for the same seed, so the comparison is paired).
         lrs: learning rates by optimizer name; missing names use the task's table.
         epochs, batch_size, schedule, max_steps, progress, device, eval_train: as in :func:`run_task`.
+        callbacks: ``(optimizer name, seed) -> callbacks`` for that run (fresh objects per
+            run, e.g. a ``GradientHealth`` monitor whose records the caller keeps).
 
     Returns:
         The results, optimizer-major: all seeds of the first optimizer, then the next.
@@ -226,6 +229,7 @@ def compare(
             progress=progress,
             device=device,
             eval_train=eval_train,
+            callbacks=() if callbacks is None else callbacks(name, seed),
         )
         for name in optimizers
         for seed in seeds

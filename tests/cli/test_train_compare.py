@@ -25,6 +25,7 @@ RUN_FILES = (
     "loss.png",
     "validation.png",
     "lr.png",
+    "gradients.png",
 )
 
 
@@ -129,6 +130,9 @@ def test_compare_end_to_end(tmp_path: Path) -> None:
     assert {r["optimizer"] for r in rows} == {"sgd", "adam"}
     assert sum(1 for r in rows if r["val_accuracy"]) == 4  # 2 optimizers x 2 epochs
     assert "report: " in result.output and "final val_accuracy" in result.output
+    page = (out / "report.html").read_text()
+    # A verdict per optimizer (and seed) from the gradient-health monitor.
+    assert page.count('class="diag"') == 2 and "Diagnostics" in page
 
 
 @pytest.mark.slow
