@@ -9,7 +9,13 @@
 
 from descend.optim.named import SGD, Adagrad, Adam, AdamW, RMSprop
 from descend.optim.optimizer import Optimizer
-from descend.optim.registry import OPTIMIZERS, OptimizerSpec, get_spec, make_optimizer, optimizer_names
+from descend.optim.registry import (
+    OPTIMIZERS,
+    OptimizerSpec,
+    get_spec,
+    make_optimizer,
+    optimizer_names,
+)
 from descend.optim.transform import Transform, chain, stateless, when
 from descend.optim.transforms import (
     add_decayed_weights,

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from descend._validation import unknown_choice
+from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, Adam, AdamW, RMSprop
 
 
@@ -46,15 +46,25 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     s.name: s
     for s in [
         OptimizerSpec("gd", SGD, {"lr": 0.01}, "plain gradient descent: θ ← θ − η∇L"),
-        OptimizerSpec("sgd", SGD, {"lr": 0.01}, "stochastic gradient descent (the same rule, on samples)"),
+        OptimizerSpec(
+            "sgd", SGD, {"lr": 0.01}, "stochastic gradient descent (the same rule, on samples)"
+        ),
         OptimizerSpec("momentum", SGD, {"lr": 0.01, "momentum": 0.9}, "heavy-ball momentum"),
-        OptimizerSpec("nesterov", SGD, {"lr": 0.01, "momentum": 0.9, "nesterov": True},
-                      "Nesterov accelerated gradient"),
+        OptimizerSpec(
+            "nesterov",
+            SGD,
+            {"lr": 0.01, "momentum": 0.9, "nesterov": True},
+            "Nesterov accelerated gradient",
+        ),
         OptimizerSpec("adagrad", Adagrad, {"lr": 0.01}, "AdaGrad: sum of squared gradients"),
         OptimizerSpec("rmsprop", RMSprop, {"lr": 0.001}, "RMSprop: moving RMS of gradients"),
         OptimizerSpec("adam", Adam, {"lr": 0.001}, "Adam: bias-corrected moments"),
-        OptimizerSpec("adamw", AdamW, {"lr": 0.001, "weight_decay": 0.01},
-                      "AdamW: Adam with decoupled weight decay"),
+        OptimizerSpec(
+            "adamw",
+            AdamW,
+            {"lr": 0.001, "weight_decay": 0.01},
+            "AdamW: Adam with decoupled weight decay",
+        ),
     ]
 }
 
@@ -93,7 +103,9 @@ def make_optimizer(
     """
     if isinstance(optimizer, str):
         spec = get_spec(optimizer)
+        reject_unknown_keywords(spec.cls.__name__, spec.cls, kwargs)
         return spec.cls(params, **{**spec.defaults, **kwargs})
     if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+        reject_unknown_keywords(optimizer.__name__, optimizer, kwargs)
         return optimizer(params, **kwargs)
     raise unknown_choice("optimizer", repr(optimizer), OPTIMIZERS)

@@ -63,8 +63,13 @@ class Transform(NamedTuple):
     rules: tuple[Rule, ...] = ()
 
 
-def stateless(update: UpdateFn, *, name: str, defaults: Mapping[str, Any] | None = None,
-              constraints: Mapping[str, Any] | None = None) -> Transform:
+def stateless(
+    update: UpdateFn,
+    *,
+    name: str,
+    defaults: Mapping[str, Any] | None = None,
+    constraints: Mapping[str, Any] | None = None,
+) -> Transform:
     """A transform without state."""
     return Transform(_no_state, update, dict(defaults or {}), dict(constraints or {}), False, name)
 

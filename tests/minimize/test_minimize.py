@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 
 import pytest
 import torch
 
-import descend.minimize.core
 from descend._validation import InvalidParameterError
 from descend.minimize import minimize
 from descend.stopping import Criterion, Progress, Stop
@@ -164,7 +164,8 @@ def test_bad_input_is_refused_clearly():
 
 
 def test_docstring_example_runs():
-    result = doctest.testmod(descend.minimize.core)
+    # descend.minimize is also the function's name at the top level: import the module itself.
+    result = doctest.testmod(importlib.import_module("descend.minimize.core"))
     assert result.attempted > 0 and result.failed == 0
 
 

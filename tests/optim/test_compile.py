@@ -5,17 +5,29 @@ from __future__ import annotations
 import torch
 
 import descend
-from descend.optim import add_decayed_weights, chain, clip_by_global_norm, scale_by_adam, scale_by_lr
+from descend.optim import (
+    add_decayed_weights,
+    chain,
+    clip_by_global_norm,
+    scale_by_adam,
+    scale_by_lr,
+)
 
 
 def test_compiled_chain_gives_the_same_numbers_as_eager() -> None:
     def run(compile: bool) -> list[torch.Tensor]:
         g = torch.Generator().manual_seed(0)
-        params = [torch.randn(8, generator=g, requires_grad=True), torch.randn(3, 2, generator=g, requires_grad=True)]
+        params = [
+            torch.randn(8, generator=g, requires_grad=True),
+            torch.randn(3, 2, generator=g, requires_grad=True),
+        ]
         opt = descend.Optimizer(
             params,
             chain(clip_by_global_norm(), scale_by_adam(), add_decayed_weights(), scale_by_lr()),
-            compile=compile, lr=0.01, weight_decay=0.01, max_norm=1.0,
+            compile=compile,
+            lr=0.01,
+            weight_decay=0.01,
+            max_norm=1.0,
         )
         for _ in range(5):
             opt.zero_grad()

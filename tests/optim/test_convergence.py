@@ -47,8 +47,13 @@ ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
 }
 
 
-def _descend(name: str, fun: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
-             options: dict[str, Any], steps: int) -> torch.Tensor:
+def _descend(
+    name: str,
+    fun: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    options: dict[str, Any],
+    steps: int,
+) -> torch.Tensor:
     x = x0.clone().requires_grad_()
     opt = make_optimizer(name, [x], **options)
     for _ in range(steps):

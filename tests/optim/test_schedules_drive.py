@@ -19,7 +19,9 @@ SCHEDULERS = {
 
 
 @pytest.mark.parametrize("scheduler", list(SCHEDULERS))
-@pytest.mark.parametrize("name,opts", [("SGD", dict(lr=0.01, momentum=0.9)), ("Adam", dict(lr=0.01))])
+@pytest.mark.parametrize(
+    "name,opts", [("SGD", {"lr": 0.01, "momentum": 0.9}), ("Adam", {"lr": 0.01})]
+)
 def test_torch_scheduler_drives_descend_like_torch(scheduler: str, name: str, opts: dict) -> None:
     def go(cls: type) -> tuple[list[torch.Tensor], list[float]]:
         params = make_params(torch.float64)

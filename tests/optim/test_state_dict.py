@@ -11,11 +11,11 @@ import descend
 from tests.optim.problems import loss_fn, make_params
 
 OPTIONS = {
-    "SGD": dict(lr=0.01, momentum=0.9, nesterov=True),
-    "Adagrad": dict(lr=0.1, lr_decay=0.01),
-    "RMSprop": dict(lr=0.01, momentum=0.5, centered=True),
-    "Adam": dict(lr=0.01, amsgrad=True),
-    "AdamW": dict(lr=0.01, weight_decay=0.1),
+    "SGD": {"lr": 0.01, "momentum": 0.9, "nesterov": True},
+    "Adagrad": {"lr": 0.1, "lr_decay": 0.01},
+    "RMSprop": {"lr": 0.01, "momentum": 0.5, "centered": True},
+    "Adam": {"lr": 0.01, "amsgrad": True},
+    "AdamW": {"lr": 0.01, "weight_decay": 0.1},
 }
 
 

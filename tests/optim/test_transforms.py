@@ -59,19 +59,29 @@ def _reference_adamw(x0, grads_fn, steps, lr, b1, b2, eps, wd, max_norm):
 
 def test_composed_chain_matches_independent_reference() -> None:
     def grads(x):  # f = Σ (i+1) x_i² + x_0 x_1
-        return [2 * (i + 1) * xi + (x[1] if i == 0 else x[0] if i == 1 else 0.0) for i, xi in enumerate(x)]
+        return [
+            2 * (i + 1) * xi + (x[1] if i == 0 else x[0] if i == 1 else 0.0)
+            for i, xi in enumerate(x)
+        ]
 
     x0 = [3.0, -2.0, 0.5]
     x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
     opt = descend.Optimizer(
-        [x], chain(clip_by_global_norm(), scale_by_adam(), add_decayed_weights(), scale_by_lr()),
-        lr=0.05, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.01, max_norm=2.0,
+        [x],
+        chain(clip_by_global_norm(), scale_by_adam(), add_decayed_weights(), scale_by_lr()),
+        lr=0.05,
+        betas=(0.9, 0.99),
+        eps=1e-8,
+        weight_decay=0.01,
+        max_norm=2.0,
     )
     for _ in range(100):
         x.grad = torch.tensor(grads(x.tolist()), dtype=torch.float64)
         opt.step()
     expected = _reference_adamw(x0, grads, 100, 0.05, 0.9, 0.99, 1e-8, 0.01, 2.0)
-    torch.testing.assert_close(x.detach(), torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        x.detach(), torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_articles_momentum_form_equals_torch_form_only_at_constant_lr() -> None:
@@ -94,7 +104,10 @@ def test_articles_momentum_form_equals_torch_form_only_at_constant_lr() -> None:
 
 def test_clip_by_global_norm_matches_torch_utility() -> None:
     g = torch.Generator().manual_seed(1)
-    params = [torch.randn(4, 3, generator=g, requires_grad=True), torch.randn(5, generator=g, requires_grad=True)]
+    params = [
+        torch.randn(4, 3, generator=g, requires_grad=True),
+        torch.randn(5, generator=g, requires_grad=True),
+    ]
     grads = [torch.randn(p.shape, generator=g) * 10 for p in params]
     ref = [p.detach().clone() for p in params]
     ref_grads = [gr.clone() for gr in grads]
@@ -103,7 +116,9 @@ def test_clip_by_global_norm_matches_torch_utility() -> None:
     for r, gr in zip(rp, ref_grads):
         r.grad = gr
     torch.nn.utils.clip_grad_norm_(rp, 1.0)
-    opt = descend.Optimizer(params, chain(clip_by_global_norm(), scale_by_lr()), lr=1.0, max_norm=1.0)
+    opt = descend.Optimizer(
+        params, chain(clip_by_global_norm(), scale_by_lr()), lr=1.0, max_norm=1.0
+    )
     for p, gr in zip(params, grads):
         p.grad = gr
     start = [p.detach().clone() for p in params]
@@ -131,6 +146,6 @@ def test_maximize_climbs() -> None:
     opt = descend.SGD([x], lr=0.1, maximize=True)
     for _ in range(100):
         opt.zero_grad()
-        (-(x - 2.0) ** 2).sum().backward()
+        (-((x - 2.0) ** 2)).sum().backward()
         opt.step()
     assert x.item() == pytest.approx(2.0, abs=1e-6)

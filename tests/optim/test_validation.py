@@ -16,26 +16,48 @@ def p() -> list[torch.Tensor]:
 @pytest.mark.parametrize(
     "make,message",
     [
-        (lambda: descend.SGD(p(), lr=-1),
-         "The 'lr' parameter of SGD must be a float >= 0 or a schedule (a callable step -> lr). Got -1 instead."),
-        (lambda: descend.Adam(p(), betas=(1.0, 0.999)),
-         "The 'betas' parameter of Adam must be a pair of floats, each in the range [0, 1). Got (1.0, 0.999) instead."),
-        (lambda: descend.AdamW(p(), betas=(0.9, -0.1)),
-         "The 'betas' parameter of AdamW must be a pair of floats, each in the range [0, 1). Got (0.9, -0.1) instead."),
-        (lambda: descend.RMSprop(p(), alpha=1.0),
-         "The 'alpha' parameter of RMSprop must be a float in the range [0, 1). Got 1.0 instead."),
-        (lambda: descend.SGD(p(), lr=0.1, nesterov=True),
-         "The 'nesterov' parameter of SGD must be False unless momentum > 0 and dampening = 0 "
-         "(Nesterov momentum needs a momentum and no dampening). Got nesterov=True with momentum=0 and dampening=0 instead."),
-        (lambda: descend.SGD(p(), lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
-         "The 'nesterov' parameter of SGD must be False unless momentum > 0 and dampening = 0 "
-         "(Nesterov momentum needs a momentum and no dampening). Got nesterov=True with momentum=0.9 and dampening=0.1 instead."),
-        (lambda: descend.Adam([]),
-         "The 'params' argument of Adam must be a non-empty iterable of tensors or of param-group dicts. Got an empty list instead."),
-        (lambda: descend.Adagrad(p(), eps=-1e-10),
-         "The 'eps' parameter of Adagrad must be a float >= 0. Got -1e-10 instead."),
-        (lambda: descend.SGD(p(), lr=float("nan")),
-         "The 'lr' parameter of SGD must be a float >= 0 or a schedule (a callable step -> lr). Got nan instead."),
+        (
+            lambda: descend.SGD(p(), lr=-1),
+            "The 'lr' parameter of SGD must be a float >= 0 or a schedule (a callable step -> lr). Got -1 instead.",
+        ),
+        (
+            lambda: descend.Adam(p(), betas=(1.0, 0.999)),
+            "The 'betas' parameter of Adam must be a pair of floats, each in the range [0, 1). Got (1.0, 0.999) instead.",
+        ),
+        (
+            lambda: descend.AdamW(p(), betas=(0.9, -0.1)),
+            "The 'betas' parameter of AdamW must be a pair of floats, each in the range [0, 1). Got (0.9, -0.1) instead.",
+        ),
+        (
+            lambda: descend.RMSprop(p(), alpha=1.0),
+            "The 'alpha' parameter of RMSprop must be a float in the range [0, 1). Got 1.0 instead.",
+        ),
+        (
+            lambda: descend.SGD(p(), lr=0.1, nesterov=True),
+            (
+                "The 'nesterov' parameter of SGD must be False unless momentum > 0 and dampening = 0 "
+                "(Nesterov momentum needs a momentum and no dampening). Got nesterov=True with momentum=0 and dampening=0 instead."
+            ),
+        ),
+        (
+            lambda: descend.SGD(p(), lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+            (
+                "The 'nesterov' parameter of SGD must be False unless momentum > 0 and dampening = 0 "
+                "(Nesterov momentum needs a momentum and no dampening). Got nesterov=True with momentum=0.9 and dampening=0.1 instead."
+            ),
+        ),
+        (
+            lambda: descend.Adam([]),
+            "The 'params' argument of Adam must be a non-empty iterable of tensors or of param-group dicts. Got an empty list instead.",
+        ),
+        (
+            lambda: descend.Adagrad(p(), eps=-1e-10),
+            "The 'eps' parameter of Adagrad must be a float >= 0. Got -1e-10 instead.",
+        ),
+        (
+            lambda: descend.SGD(p(), lr=float("nan")),
+            "The 'lr' parameter of SGD must be a float >= 0 or a schedule (a callable step -> lr). Got nan instead.",
+        ),
     ],
 )
 def test_bad_hyperparameters(make, message: str) -> None:
@@ -47,13 +69,18 @@ def test_bad_hyperparameters(make, message: str) -> None:
 
 def test_parameter_in_two_groups() -> None:
     x = torch.zeros(3, requires_grad=True)
-    with pytest.raises(InvalidParameterError, match=r"The 'params' of param group 1 of Adam must not contain "
-                       r"a parameter of another group. Got a parameter of shape \(3,\) that is already in group 0"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"The 'params' of param group 1 of Adam must not contain "
+        r"a parameter of another group. Got a parameter of shape \(3,\) that is already in group 0",
+    ):
         descend.Adam([{"params": [x]}, {"params": [x]}])
 
 
 def test_unknown_hyperparameter_name_in_group() -> None:
-    with pytest.raises(InvalidParameterError, match=r"Adam has no parameter 'betass'. Did you mean 'betas'\?"):
+    with pytest.raises(
+        InvalidParameterError, match=r"Adam has no parameter 'betass'. Did you mean 'betas'\?"
+    ):
         descend.Adam([{"params": p(), "betass": (0.9, 0.99)}])
 
 
@@ -70,10 +97,16 @@ def test_group_override_is_validated() -> None:
 
 
 def test_unknown_registry_name_lists_the_names() -> None:
-    with pytest.raises(InvalidParameterError, match=r"Unknown optimizer 'adan'\. Did you mean 'adam'\? Available: adagrad, adam, adamw"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"Unknown optimizer 'adan'\. Did you mean 'adam'\? Available: adagrad, adam, adamw",
+    ):
         descend.make_optimizer("adan", p())
 
 
 def test_capturable_is_refused_clearly() -> None:
-    with pytest.raises(InvalidParameterError, match=r"The 'capturable' parameter of Adam must be one of \{False\}\. Got True instead\."):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"The 'capturable' parameter of Adam must be one of \{False\}\. Got True instead\.",
+    ):
         descend.Adam(p(), capturable=True)

@@ -31,8 +31,12 @@ def clip_by_global_norm() -> Transform:
         coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
         return [g * coef.to(g.dtype) for g in grads]
 
-    return stateless(update, name="clip_by_global_norm", defaults={"max_norm": 1.0},
-                     constraints={"max_norm": POSITIVE_OR_INF})
+    return stateless(
+        update,
+        name="clip_by_global_norm",
+        defaults={"max_norm": 1.0},
+        constraints={"max_norm": POSITIVE_OR_INF},
+    )
 
 
 def clip_by_value() -> Transform:
@@ -48,5 +52,9 @@ def clip_by_value() -> Transform:
         c = float(hp["clip_value"])
         return [g.clamp(-c, c) for g in grads]
 
-    return stateless(update, name="clip_by_value", defaults={"clip_value": 1.0},
-                     constraints={"clip_value": POSITIVE_OR_INF})
+    return stateless(
+        update,
+        name="clip_by_value",
+        defaults={"clip_value": 1.0},
+        constraints={"clip_value": POSITIVE_OR_INF},
+    )

@@ -24,8 +24,12 @@ def add_weight_decay() -> Transform:
         wd = hp["weight_decay"]
         return torch._foreach_add(grads, params, alpha=wd) if wd != 0 else grads
 
-    return stateless(update, name="add_weight_decay", defaults={"weight_decay": 0.0},
-                     constraints={"weight_decay": NON_NEGATIVE})
+    return stateless(
+        update,
+        name="add_weight_decay",
+        defaults={"weight_decay": 0.0},
+        constraints={"weight_decay": NON_NEGATIVE},
+    )
 
 
 def add_decayed_weights() -> Transform:
@@ -48,5 +52,9 @@ def add_decayed_weights() -> Transform:
         wd = hp["weight_decay"]
         return torch._foreach_add(grads, params, alpha=wd) if wd != 0 else grads
 
-    return stateless(update, name="add_decayed_weights", defaults={"weight_decay": 1e-2},
-                     constraints={"weight_decay": NON_NEGATIVE})
+    return stateless(
+        update,
+        name="add_decayed_weights",
+        defaults={"weight_decay": 1e-2},
+        constraints={"weight_decay": NON_NEGATIVE},
+    )

@@ -47,7 +47,7 @@ def trace() -> Transform:
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         mu = hp["momentum"]
-        if mu == 0:
+        if not isinstance(mu, Tensor) and mu == 0:  # the fast path passes a nonzero mu as a tensor
             return grads
         damp = hp.get("dampening", 0.0)
         bufs = state["momentum_buffer"]
@@ -60,6 +60,8 @@ def trace() -> Transform:
             if b is None:  # the first velocity is the gradient itself, undamped (torch.optim.SGD)
                 bufs[i] = torch.clone(grads[i]).detach()
         if hp.get("nesterov", False):
+            if isinstance(mu, Tensor):  # ``alpha`` must be a Python number
+                return torch._foreach_add(grads, torch._foreach_mul(bufs, mu))
             return torch._foreach_add(grads, bufs, alpha=mu)
         return list(bufs)
 
@@ -73,7 +75,9 @@ def trace() -> Transform:
         (
             Rule(
                 "nesterov",
-                lambda hp: not hp["nesterov"] or (hp["momentum"] > 0 and hp.get("dampening", 0) == 0),
+                lambda hp: (
+                    not hp["nesterov"] or (hp["momentum"] > 0 and hp.get("dampening", 0) == 0)
+                ),
                 "False unless momentum > 0 and dampening = 0 (Nesterov momentum needs a momentum "
                 "and no dampening)",
                 ("momentum", "dampening"),

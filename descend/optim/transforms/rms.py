@@ -28,7 +28,9 @@ def scale_by_rms() -> Transform:
         zeros = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
         state: State = {"square_avg": zeros}
         if hp["centered"]:
-            state["grad_avg"] = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+            state["grad_avg"] = [
+                torch.zeros_like(p, memory_format=torch.preserve_format) for p in params
+            ]
         return state
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:

@@ -27,10 +27,14 @@ def scale_by_lr() -> Transform:
     """
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        return torch._foreach_mul(grads, -float(hp["lr"]))
+        lr = hp["lr"]
+        # A 0-d tensor lr (the compiled fast path's, or a user's) stays a tensor, so a
+        # changing lr is a graph input instead of a constant to recompile for.
+        return torch._foreach_mul(grads, -lr if isinstance(lr, Tensor) else -float(lr))
 
-    return stateless(update, name="scale_by_lr", defaults={"lr": 1e-3},
-                     constraints={"lr": LEARNING_RATE})
+    return stateless(
+        update, name="scale_by_lr", defaults={"lr": 1e-3}, constraints={"lr": LEARNING_RATE}
+    )
 
 
 def maximize() -> Transform:
@@ -43,8 +47,9 @@ def maximize() -> Transform:
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         return torch._foreach_neg(grads) if hp["maximize"] else grads
 
-    return stateless(update, name="maximize", defaults={"maximize": False},
-                     constraints={"maximize": FLAG})
+    return stateless(
+        update, name="maximize", defaults={"maximize": False}, constraints={"maximize": FLAG}
+    )
 
 
 def sign() -> Transform:
