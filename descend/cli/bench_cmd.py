@@ -17,25 +17,48 @@ import typer
 
 from descend.cli.app import app
 
-bench_app = typer.Typer(help="Benchmarks: optimizer step throughput and training-loop overhead.",
-                        no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks: optimizer step throughput and training-loop overhead.", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 
 
 @bench_app.command("step")
 def step(
-    params: Annotated[str, typer.Option("--params", help="Parameter counts, comma-separated (10M,50M).")] = "10M,50M",
-    optimizers: Annotated[str | None, typer.Option(
-        "--optimizers", help="Comma-separated names (default: all): sgd, momentum, nesterov, adagrad, "
-        "rmsprop, rmsprop_centered, adam, amsgrad, adamw, adamw_clip_sched.")] = None,
-    rounds: Annotated[int, typer.Option("--rounds", help="Interleaved rounds (medians over rounds).")] = 7,
-    steps: Annotated[int, typer.Option("--steps", help="Steps timed per implementation per round.")] = 3,
-    impls: Annotated[str | None, typer.Option(
-        "--impls", help="Comma-separated implementations (default: all): descend, descend_kept_grads, "
-        "torch_forloop, torch_foreach, torch_fused, optax.")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="torch threads (default: torch's).")] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
-    plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG figure here.")] = None,
+    params: Annotated[
+        str, typer.Option("--params", help="Parameter counts, comma-separated (10M,50M).")
+    ] = "10M,50M",
+    optimizers: Annotated[
+        str | None,
+        typer.Option(
+            "--optimizers",
+            help="Comma-separated names (default: all): sgd, momentum, nesterov, adagrad, "
+            "rmsprop, rmsprop_centered, adam, amsgrad, adamw, adamw_clip_sched.",
+        ),
+    ] = None,
+    rounds: Annotated[
+        int, typer.Option("--rounds", help="Interleaved rounds (medians over rounds).")
+    ] = 7,
+    steps: Annotated[
+        int, typer.Option("--steps", help="Steps timed per implementation per round.")
+    ] = 3,
+    impls: Annotated[
+        str | None,
+        typer.Option(
+            "--impls",
+            help="Comma-separated implementations (default: all): descend, descend_kept_grads, "
+            "torch_forloop, torch_foreach, torch_fused, optax.",
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="torch threads (default: torch's).")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON here.")
+    ] = None,
+    plot_path: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG figure here.")
+    ] = None,
 ) -> None:
     """Time one optimizer step per implementation; print a Markdown table."""
     import torch
@@ -49,8 +72,10 @@ def step(
     chosen = [s.strip() for s in impls.split(",") if s.strip()] if impls else None
     result = bench_step(sizes, names, rounds=rounds, steps=steps, impls=chosen, echo=typer.echo)
     m = result["machine"]
-    typer.echo(f"\n{m['cpu']}, {m['nproc']} cores, {m['torch_threads']} torch threads, torch {m['torch']}"
-               + ("" if m["optax"] else " (optax column skipped: jax/optax not installed)"))
+    typer.echo(
+        f"\n{m['cpu']}, {m['nproc']} cores, {m['torch_threads']} torch threads, torch {m['torch']}"
+        + ("" if m["optax"] else " (optax column skipped: jax/optax not installed)")
+    )
     typer.echo(table(result))
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2))
@@ -65,9 +90,11 @@ def loop(
     rounds: Annotated[int, typer.Option("--rounds", help="Interleaved rounds.")] = 7,
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs per round and loop.")] = 2,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Mini-batch size.")] = 32,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON here.")
+    ] = None,
 ) -> None:
-    """Time ``descend.fit`` against a hand-written PyTorch loop (MLP on digits)."""
+    """Time descend.fit against a hand-written PyTorch loop (MLP on digits)."""
     from descend.bench.loop import bench_loop
 
     result = bench_loop(rounds=rounds, epochs=epochs, batch_size=batch_size, echo=typer.echo)

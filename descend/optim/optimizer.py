@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from descend._validation import InvalidParameterError, OneOf, reject_unknown, validate
+from descend.optim import flat as _flat
 from descend.optim._constraints import _is_schedule
 from descend.optim.transform import State, Transform
 
@@ -50,10 +51,20 @@ class Optimizer(torch.optim.Optimizer):
     State is created lazily for each parameter before its first update and keyed by
     ``torch.optim``'s names, so ``state_dict()`` has torch's layout.
 
+    Execution: by default (``compile=None``) a param group of at least
+    :data:`descend.optim.flat.MIN_NUMEL` CPU parameters, all with gradients and equal step
+    counts, takes the fast path: its parameters, gradients and state become views into flat
+    buffers and the chain runs as one compiled loop over them (:mod:`descend.optim.flat`);
+    other steps run eagerly with ``torch._foreach_*`` over the lists. Both run the same
+    transform source and give the same numbers up to floating-point rounding.
+
     Args:
         params: parameters or param-group dicts, as for any torch optimizer.
         transform: the update rule.
-        compile: run the transform under ``torch.compile`` (same numbers as eager).
+        compile: ``None`` (default) takes the fast path where it applies and pays (large CPU
+            groups); ``True`` takes it for groups of any size; ``False`` always runs eagerly.
+            The named optimizers take torch's ``fused`` flag for the same choice
+            (``fused=True`` as ``compile=True``, ``fused=False`` as ``compile=False``).
         **defaults: hyperparameters; names the transform does not read are refused.
 
     Example:
@@ -78,10 +89,12 @@ class Optimizer(torch.optim.Optimizer):
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
         transform: Transform,
         *,
-        compile: bool = False,
+        compile: bool | None = None,
         **defaults: Any,
     ) -> None:
-        self._owner = type(self).__name__ if type(self) is not Optimizer else f"Optimizer({transform.name})"
+        self._owner = (
+            type(self).__name__ if type(self) is not Optimizer else f"Optimizer({transform.name})"
+        )
         self.transform = transform
         known = set(transform.defaults) | set(EXECUTION_CONSTRAINTS)
         reject_unknown(self._owner, defaults, known)
@@ -95,8 +108,11 @@ class Optimizer(torch.optim.Optimizer):
             )
         self._constraints = {**transform.constraints, **EXECUTION_CONSTRAINTS}
         self._lr_schedules: dict[int, Callable[[int], float]] = {}
-        self._compile = compile or bool(merged.get("fused"))
-        self._compiled_update: Callable[..., Any] | None = None
+        # Named optimizers take torch's ``fused`` flag instead: True forces the fast path,
+        # False turns it off, None (torch's default too) lets descend choose.
+        fused = merged.get("fused")
+        self._compile = compile if fused is None else bool(fused)
+        self._flat: dict[int, _flat.FlatGroup] = {}
         super().__init__(params, merged)
 
     # -- param groups -------------------------------------------------------------------
@@ -141,7 +157,7 @@ class Optimizer(torch.optim.Optimizer):
                 group["lr"] = float(schedule(int(group.get("lr_schedule_step", 0))))
             params = [p for p in group["params"] if p.grad is not None]
             if params:
-                self._step_group(group, params)
+                self._step_group(index, group, params)
             if schedule is not None:
                 group["lr_schedule_step"] = int(group.get("lr_schedule_step", 0)) + 1
         return loss
@@ -160,9 +176,11 @@ class Optimizer(torch.optim.Optimizer):
                 state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
             for key, values in parts.items():
                 value = values[i]
-                state[key] = torch.view_as_complex(value) if p.is_complex() and value is not None else value
+                state[key] = (
+                    torch.view_as_complex(value) if p.is_complex() and value is not None else value
+                )
 
-    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+    def _step_group(self, index: int, group: dict[str, Any], params: list[Tensor]) -> None:
         for p in params:
             if p.grad.is_sparse:
                 raise InvalidParameterError(
@@ -172,31 +190,77 @@ class Optimizer(torch.optim.Optimizer):
                 )
         self._init_state(group, params)
         states = [self.state.get(p, {}) for p in params]
-        hp = dict(group)
+        hp = {k: v for k, v in group.items() if k not in BOOKKEEPING_KEYS}
+        steps = None
         if self.transform.needs_step:
-            for st in states:
-                st["step"] += 1
-            hp["step"] = [float(st["step"]) for st in states]
+            counts = [st["step"] for st in states]
+            torch._foreach_add_(counts, 1)
+            steps = [float(c) for c in counts]
         keys = [k for k in states[0] if k != "step"] if states[0] else []
+        flat = self._flat_group(index, group, params, states, keys, steps)
+        if flat is not None:
+            if steps is not None:
+                # A 0-d tensor, not a float: Inductor specializes on Python floats that
+                # reach foreach scalar lists (a recompile per step); float64 keeps the bias
+                # corrections as exact as the eager path's Python floats.
+                hp["step"] = [torch.tensor(steps[0], dtype=torch.float64)]
+            flat.gather_grads()
+            try:
+                _flat.run_compiled(
+                    self._owner, self.transform.update, flat, _flat.dynamic_hyper(hp)
+                )
+                return
+            except Exception as exc:  # noqa: BLE001 - a compiler that cannot run is not fatal
+                # Compilation failed before the update ran (no C++ compiler, an unsupported
+                # op in a custom transform): say so once and run this optimizer eagerly.
+                _flat.logger.warning(
+                    "descend: %s could not compile its fused update (%s: %s); running eagerly.",
+                    self._owner,
+                    type(exc).__name__,
+                    exc,
+                )
+                self._compile = False
+        if steps is not None:
+            hp["step"] = steps
         lists: State = {k: [_real(st[k]) for st in states] for k in keys}
         real_params = [_real(p) for p in params]
         grads = [_real(p.grad) for p in params]
-        if self._compile:
-            if self._compiled_update is None:
-                self._compiled_update = torch.compile(_apply, dynamic=False)
-            self._compiled_update(self.transform.update, grads, lists, real_params, hp)
-        else:
-            _apply(self.transform.update, grads, lists, real_params, hp)
+        # Steps off the fast path run eagerly even with compile=True: compiling per-tensor
+        # lists makes a graph per tensor count and a recompile per learning rate
+        # (docs/bench.md has the measurements).
+        _flat.apply(self.transform.update, grads, lists, real_params, hp)
         # Transforms may create state on their first update (the momentum buffer).
         for key, values in lists.items():
             for p, st, value in zip(params, states, values, strict=True):
-                st[key] = torch.view_as_complex(value) if p.is_complex() and value is not None else value
+                st[key] = (
+                    torch.view_as_complex(value) if p.is_complex() and value is not None else value
+                )
 
-
-def _apply(update: Callable[..., list[Tensor]], grads: list[Tensor], state: State,
-           params: list[Tensor], hp: dict[str, Any]) -> None:
-    # One function for both execution modes, so eager and compiled run the same source.
-    torch._foreach_add_(params, update(grads, state, params, hp))
+    def _flat_group(
+        self,
+        index: int,
+        group: dict[str, Any],
+        params: list[Tensor],
+        states: list[dict[str, Any]],
+        keys: list[str],
+        steps: list[float] | None,
+    ) -> _flat.FlatGroup | None:
+        """The group's flat buffers when this step can take the fast path, else ``None``."""
+        if self._compile is False:
+            return None
+        if _flat.ineligible(params, group["params"], states, steps) is not None:
+            return None
+        flat = self._flat.get(index)
+        if flat is not None and flat.matches(params, states, keys):
+            return flat
+        if self._compile is None and sum(p.numel() for p in params) < _flat.MIN_NUMEL:
+            return None
+        if not _flat.FlatGroup.can_build(params, flat):
+            return None
+        # First step, or storage replaced since the last one (model.to(), p.data = ...,
+        # load_state_dict): move parameters and state into fresh flat buffers.
+        self._flat[index] = flat = _flat.FlatGroup(params, states, keys)
+        return flat
 
 
 def _real(t: Tensor | None) -> Any:

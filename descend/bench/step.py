@@ -1,0 +1,545 @@
+"""Step throughput: descend's default path against torch.optim's (and optax's) on the same
+parameters, in interleaved rounds, as time, bandwidth and percent of the memory floor.
+
+An optimizer step is a few arithmetic operations per parameter, so its floor is memory
+traffic. For an algorithm that reads :math:`r` and writes :math:`w` float32 arrays per
+parameter (Adam: read :math:`\\theta, g, m, v`, write :math:`\\theta, m, v`), the floor on
+:math:`n` parameters is
+
+.. math::
+    t_\\text{floor} = \\frac{4 (r + w)\\, n}{B_\\text{in-place}}
+
+where :math:`B_\\text{in-place}` is the bandwidth of an in-place pass (``x.mul_(1.0)``:
+read and write each element once), measured in the same rounds. Timings on a shared
+machine are noisy, so every implementation is timed once per round, in an order that
+rotates between rounds, and the median over rounds is reported with its spread.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import descend
+from descend._validation import InvalidParameterError, unknown_choice
+from descend.optim import (
+    add_decayed_weights,
+    chain,
+    clip_by_global_norm,
+    scale_by_adam,
+    scale_by_lr,
+)
+
+Factory = Callable[[list[Tensor]], Any]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One update rule, how each library builds it, and its memory traffic.
+
+    Attributes:
+        name: the name on the command line.
+        descend: ``params -> optimizer`` with descend's default execution.
+        torch: ``(params, impl) -> optimizer`` for impl in ``forloop``, ``foreach``, ``fused``;
+            ``None`` where torch has no such path.
+        traffic: float32 arrays read plus written per parameter per step.
+        state: float32 state arrays per parameter.
+        torch_impls: the torch paths that exist for this algorithm.
+        optax: the optax update as ``(optax module) -> GradientTransformation``, if any.
+        clip: torch's reference clips the gradients by global norm before stepping.
+    """
+
+    name: str
+    descend: Factory
+    torch: Callable[[list[Tensor], str], Any]
+    traffic: int
+    state: int
+    torch_impls: tuple[str, ...] = ("forloop", "foreach")
+    optax: Callable[[Any], Any] | None = None
+    clip: bool = False
+    summary: str = ""
+
+
+def _torch(cls: type, **opts: Any) -> Callable[[list[Tensor], str], Any]:
+    def make(params: list[Tensor], impl: str) -> Any:
+        flags = {
+            "forloop": {"foreach": False},
+            "foreach": {"foreach": True},
+            "fused": {"fused": True},
+        }
+        return cls(params, **opts, **flags[impl])
+
+    return make
+
+
+def _decay(t: int) -> float:
+    # A schedule that changes every step: the fast path must not recompile for it.
+    return 1e-3 / (1.0 + 1e-3 * t)
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in [
+        Algorithm(
+            "sgd",
+            lambda p: descend.SGD(p, lr=0.01),
+            _torch(torch.optim.SGD, lr=0.01),
+            3,
+            0,
+            ("forloop", "foreach", "fused"),
+            lambda o: o.sgd(0.01),
+            summary="plain SGD",
+        ),
+        Algorithm(
+            "momentum",
+            lambda p: descend.SGD(p, lr=0.01, momentum=0.9),
+            _torch(torch.optim.SGD, lr=0.01, momentum=0.9),
+            5,
+            1,
+            ("forloop", "foreach", "fused"),
+            lambda o: o.sgd(0.01, momentum=0.9),
+            summary="SGD, heavy-ball momentum",
+        ),
+        Algorithm(
+            "nesterov",
+            lambda p: descend.SGD(p, lr=0.01, momentum=0.9, nesterov=True),
+            _torch(torch.optim.SGD, lr=0.01, momentum=0.9, nesterov=True),
+            5,
+            1,
+            ("forloop", "foreach", "fused"),
+            lambda o: o.sgd(0.01, momentum=0.9, nesterov=True),
+            summary="SGD, Nesterov momentum",
+        ),
+        Algorithm(
+            "adagrad",
+            lambda p: descend.Adagrad(p, lr=0.01),
+            _torch(torch.optim.Adagrad, lr=0.01),
+            5,
+            1,
+            ("forloop", "foreach", "fused"),
+            lambda o: o.adagrad(0.01),
+            summary="AdaGrad",
+        ),
+        Algorithm(
+            "rmsprop",
+            lambda p: descend.RMSprop(p, lr=1e-3),
+            _torch(torch.optim.RMSprop, lr=1e-3),
+            5,
+            1,
+            optax=lambda o: o.rmsprop(1e-3, decay=0.99, eps=1e-8),
+            summary="RMSprop",
+        ),
+        Algorithm(
+            "rmsprop_centered",
+            lambda p: descend.RMSprop(p, lr=1e-3, centered=True),
+            _torch(torch.optim.RMSprop, lr=1e-3, centered=True),
+            7,
+            2,
+            summary="RMSprop, centered",
+        ),
+        Algorithm(
+            "adam",
+            lambda p: descend.Adam(p, lr=1e-3),
+            _torch(torch.optim.Adam, lr=1e-3),
+            7,
+            2,
+            ("forloop", "foreach", "fused"),
+            lambda o: o.adam(1e-3),
+            summary="Adam",
+        ),
+        Algorithm(
+            "amsgrad",
+            lambda p: descend.Adam(p, lr=1e-3, amsgrad=True),
+            _torch(torch.optim.Adam, lr=1e-3, amsgrad=True),
+            9,
+            3,
+            ("forloop", "foreach", "fused"),
+            lambda o: o.amsgrad(1e-3),
+            summary="Adam, AMSGrad",
+        ),
+        Algorithm(
+            "adamw",
+            lambda p: descend.AdamW(p, lr=1e-3),
+            _torch(torch.optim.AdamW, lr=1e-3),
+            7,
+            2,
+            ("forloop", "foreach", "fused"),
+            lambda o: o.adamw(1e-3, weight_decay=0.01),
+            summary="AdamW",
+        ),
+        Algorithm(
+            "adamw_clip_sched",
+            lambda p: descend.Optimizer(
+                p,
+                chain(clip_by_global_norm(), scale_by_adam(), add_decayed_weights(), scale_by_lr()),
+                lr=_decay,
+                max_norm=1.0,
+                weight_decay=0.01,
+            ),
+            _torch(torch.optim.AdamW, lr=1e-3),
+            8,
+            2,
+            ("forloop", "foreach", "fused"),
+            clip=True,
+            summary="clip by global norm -> Adam -> decoupled decay -> scheduled lr",
+        ),
+    ]
+}
+IMPLS = ("descend", "descend_kept_grads", "torch_forloop", "torch_foreach", "torch_fused", "optax")
+
+
+def parse_size(text: str) -> int:
+    """``"10M"`` -> 10_000_000; ``"500k"``, ``"1.5M"``, ``"2000"`` also work."""
+    t = text.strip().upper()
+    scale = {"K": 10**3, "M": 10**6, "G": 10**9}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale != 1 else t) * scale
+    except ValueError:
+        raise InvalidParameterError(
+            f"A parameter count must be a number with an optional k, M or G suffix, e.g. 10M. "
+            f"Got {text!r} instead."
+        ) from None
+    if value < 1:
+        raise InvalidParameterError(f"A parameter count must be at least 1. Got {text!r} instead.")
+    return int(value)
+
+
+def model_shapes(n: int) -> list[tuple[int, ...]]:
+    """Shapes of a stack of linear layers with about ``n`` parameters.
+
+    Width 1024 (each weight 1024 x 1024) with four 1024-vectors (bias, norm scale and shift,
+    one more bias) per weight, as in a transformer block's linear layers; ``10M`` gives
+    10 matrices and 40 vectors (10.5M parameters), ``50M`` gives 48 and 192. Below one
+    layer, a ``(n // 1024, 1024)`` matrix and a vector.
+    """
+    width = 1024
+    layers = round(n / (width * width))
+    if layers == 0:
+        return [(max(1, n // width), width), (width,)]
+    return [(width, width)] * layers + [(width,)] * (4 * layers)
+
+
+@dataclass
+class Timing:
+    """Seconds per step of one implementation, one entry per round."""
+
+    samples: list[float] = field(default_factory=list)
+    first_step: float = 0.0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        return min(self.samples), max(self.samples)
+
+
+class _Runner:
+    """Parameters, gradients and an optimizer for one implementation; ``step()`` times nothing."""
+
+    def __init__(
+        self, impl: str, algo: Algorithm, shapes: list[tuple[int, ...]], seed: int
+    ) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
+        self.grads = [torch.randn(s, generator=g) * 1e-2 for s in shapes]
+        # Every step starts from fresh gradient tensors, as after zero_grad(set_to_none=True)
+        # and backward; "descend_kept_grads" keeps them, as a set_to_none=False loop would.
+        self.fresh = impl != "descend_kept_grads"
+        self.impl, self.algo = impl, algo
+        for p, gr in zip(self.params, self.grads, strict=True):
+            p.grad = gr
+        if impl.startswith("descend"):
+            self.opt = algo.descend(self.params)
+        else:
+            self.opt = algo.torch(self.params, impl.removeprefix("torch_"))
+            if algo.name == "adamw_clip_sched":
+                self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda t: _decay(t) / 1e-3)
+
+    def step(self) -> None:
+        if self.fresh:
+            for p, gr in zip(self.params, self.grads, strict=True):
+                p.grad = gr
+        if self.algo.clip and not self.impl.startswith("descend"):
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0, foreach=self.impl != "torch_forloop")
+        self.opt.step()
+        if hasattr(self, "sched"):
+            self.sched.step()
+
+
+class _OptaxRunner:
+    """The same update under ``jax.jit`` (parameters and state as jax arrays)."""
+
+    def __init__(self, algo: Algorithm, shapes: list[tuple[int, ...]], seed: int) -> None:
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        g = torch.Generator().manual_seed(seed)
+        self.params = [jnp.asarray(torch.randn(s, generator=g).numpy()) for s in shapes]
+        self.grads = [jnp.asarray((torch.randn(s, generator=g) * 1e-2).numpy()) for s in shapes]
+        tx = algo.optax(optax)
+        self.state = tx.init(self.params)
+
+        def update(params: Any, grads: Any, state: Any) -> Any:
+            updates, state = tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        self._update = jax.jit(update, donate_argnums=(0, 2))
+
+    def step(self) -> None:
+        import jax
+
+        self.params, self.state = self._update(self.params, self.grads, self.state)
+        jax.block_until_ready(self.params)
+
+
+def optax_available() -> bool:
+    """Whether jax and optax import (they are the optional ``optax`` extra)."""
+    try:
+        import jax  # noqa: F401
+        import optax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _timed(fn: Callable[[], None], steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def _bandwidth_runner(n: int) -> Callable[[], None]:
+    # A buffer as large as Adam's working set (four arrays of n floats), so that caches
+    # help the floor measurement no more than they help the optimizers.
+    buf = torch.ones(4 * n)
+
+    def touch() -> None:
+        buf.mul_(1.0)
+
+    return touch
+
+
+def bench_size(
+    n_target: int,
+    algorithms: list[str],
+    impls: list[str],
+    *,
+    rounds: int,
+    steps: int,
+    seed: int = 0,
+    echo: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """Time every implementation of every algorithm at one size; return the results."""
+    shapes = model_shapes(n_target)
+    n = sum(math.prod(s) for s in shapes)
+    touch = _bandwidth_runner(n)
+    inplace = Timing()
+    results: dict[str, dict[str, Timing]] = {}
+    for name in algorithms:
+        algo = ALGORITHMS[name]
+        runners: dict[str, Any] = {}
+        for impl in impls:
+            if impl.startswith("torch_") and impl.removeprefix("torch_") not in algo.torch_impls:
+                continue
+            if impl == "optax":
+                if algo.optax is None or not optax_available():
+                    continue
+                runners[impl] = _OptaxRunner(algo, shapes, seed)
+            else:
+                runners[impl] = _Runner(impl, algo, shapes, seed)
+        timings = {impl: Timing() for impl in runners}
+        with torch.no_grad():
+            for impl, r in runners.items():
+                # The first steps pay for any compilation (descend's fast path starts on the
+                # second step when a momentum buffer is created by the first): report them
+                # separately, as their total.
+                timings[impl].first_step = 2 * _timed(r.step, 2)
+                r.step()
+            order = [*runners, "inplace"]
+            for k in range(rounds):
+                rotated = order[k % len(order) :] + order[: k % len(order)]
+                for impl in rotated:
+                    if impl == "inplace":
+                        inplace.samples.append(_timed(touch, steps))
+                    else:
+                        timings[impl].samples.append(_timed(runners[impl].step, steps))
+        results[name] = timings
+        echo(
+            f"  {n / 1e6:.1f}M {name}: "
+            + ", ".join(f"{i} {t.median * 1e3:.2f} ms" for i, t in timings.items())
+        )
+        del runners
+    bw = 8 * 4 * n / inplace.median  # x.mul_(1.0) reads and writes 4n floats
+    rows = []
+    for name, timings in results.items():
+        algo = ALGORITHMS[name]
+        floor = 4 * algo.traffic * n / bw
+        torch_best = min(
+            (t.median for i, t in timings.items() if i.startswith("torch_")), default=None
+        )
+        for impl, t in timings.items():
+            lo, hi = t.spread
+            rows.append(
+                {
+                    "params": n,
+                    "algorithm": name,
+                    "impl": impl,
+                    "median_ms": t.median * 1e3,
+                    "min_ms": lo * 1e3,
+                    "max_ms": hi * 1e3,
+                    "first_step_s": t.first_step,
+                    "bytes_per_param": 4 * algo.traffic,
+                    "state_bytes_per_param": 4 * algo.state,
+                    "gb_per_s": 4 * algo.traffic * n / t.median / 1e9,
+                    "pct_of_floor": 100 * floor / t.median,
+                    "vs_torch_best": t.median / torch_best if torch_best else None,
+                }
+            )
+    return {
+        "params": n,
+        "shapes": f"{len([s for s in shapes if len(s) == 2])} matrices + "
+        f"{len([s for s in shapes if len(s) == 1])} vectors",
+        "inplace_gb_per_s": bw / 1e9,
+        "inplace_spread_ms": [x * 1e3 for x in inplace.spread],
+        "rows": rows,
+    }
+
+
+def machine() -> dict[str, Any]:
+    """The machine the numbers come from: CPU model, cores, threads, torch version."""
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import os
+
+    return {
+        "cpu": model,
+        "nproc": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "optax": optax_available(),
+    }
+
+
+def bench_step(
+    sizes: list[int],
+    algorithms: list[str] | None = None,
+    *,
+    rounds: int = 7,
+    steps: int = 3,
+    impls: list[str] | None = None,
+    echo: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """Run the step benchmark for each size; the result is what ``--json`` writes.
+
+    Args:
+        sizes: target parameter counts (each rounded to whole layers, see :func:`model_shapes`).
+        algorithms: names from :data:`ALGORITHMS` (default: all).
+        rounds: interleaved rounds; medians and min-max spreads are over rounds.
+        steps: steps timed per implementation per round.
+        impls: implementations from :data:`IMPLS` (default: all available).
+        echo: called with a progress line per algorithm and size.
+    """
+    algorithms = list(algorithms or ALGORITHMS)
+    for name in algorithms:
+        if name not in ALGORITHMS:
+            raise unknown_choice("optimizer", name, ALGORITHMS)
+    impls = list(impls or IMPLS)
+    for impl in impls:
+        if impl not in IMPLS:
+            raise unknown_choice("implementation", impl, dict.fromkeys(IMPLS))
+    if rounds < 1 or steps < 1:
+        raise InvalidParameterError(
+            f"--rounds and steps must be at least 1. Got {rounds} and {steps} instead."
+        )
+    return {
+        "machine": machine(),
+        "rounds": rounds,
+        "steps_per_round": steps,
+        "sizes": [
+            bench_size(n, algorithms, impls, rounds=rounds, steps=steps, echo=echo) for n in sizes
+        ],
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    """The results as a Markdown table (one row per size, algorithm and implementation)."""
+    lines = [
+        (
+            "| params | optimizer | implementation | median ms (min-max) | GB/s | % of floor | "
+            "vs torch best | bytes/param moved | state bytes/param | first 2 steps s |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size in result["sizes"]:
+        for r in size["rows"]:
+            vs = f"{r['vs_torch_best']:.2f}x" if r["vs_torch_best"] is not None else "-"
+            lines.append(
+                f"| {r['params'] / 1e6:.1f}M | {r['algorithm']} | {r['impl']} | "
+                f"{r['median_ms']:.2f} ({r['min_ms']:.2f}-{r['max_ms']:.2f}) | {r['gb_per_s']:.1f} | "
+                f"{r['pct_of_floor']:.0f}% | {vs} | {r['bytes_per_param']} | {r['state_bytes_per_param']} | "
+                f"{r['first_step_s']:.2f} |"
+            )
+    for size in result["sizes"]:
+        lo, hi = size["inplace_spread_ms"]
+        lines.append(
+            f"\nIn-place bandwidth at {size['params'] / 1e6:.1f}M ({size['shapes']}): "
+            f"{size['inplace_gb_per_s']:.1f} GB/s (x.mul_(1.0) over 4n floats, {lo:.2f}-{hi:.2f} ms)."
+        )
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+    """Percent of the in-place floor per optimizer and implementation, one panel per size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = result["sizes"]
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(11, 3.6 * len(sizes)), squeeze=False)
+    for ax, size in zip(axes[:, 0], sizes, strict=True):
+        algos = list(dict.fromkeys(r["algorithm"] for r in size["rows"]))
+        impls = [i for i in IMPLS if any(r["impl"] == i for r in size["rows"])]
+        width = 0.8 / len(impls)
+        for j, impl in enumerate(impls):
+            xs, ys = [], []
+            for i, a in enumerate(algos):
+                for r in size["rows"]:
+                    if r["algorithm"] == a and r["impl"] == impl:
+                        xs.append(i + j * width)
+                        ys.append(r["pct_of_floor"])
+            ax.bar(xs, ys, width, label=impl)
+        ax.axhline(100, color="black", lw=0.8)
+        ax.axhline(90, color="gray", lw=0.8, ls="--")
+        ax.set_xticks(
+            [i + 0.4 - width / 2 for i in range(len(algos))], algos, rotation=20, fontsize=8
+        )
+        ax.set_ylabel("% of in-place floor")
+        ax.set_title(
+            f"{size['params'] / 1e6:.1f}M parameters ({size['shapes']}), "
+            f"in-place {size['inplace_gb_per_s']:.0f} GB/s"
+        )
+        ax.legend(fontsize=7, ncol=len(impls))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

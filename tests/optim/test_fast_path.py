@@ -1,0 +1,236 @@
+"""The fast path (flat buffers, one compiled update per group) against the eager path and
+torch.optim; no recompiles when hyperparameters are scheduled; parameters stay usable.
+
+All but one test trace with a compile-counting backend (dynamo without Inductor), so they
+check the flat buffers, the views and the compile count without paying for C++ compilation.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+import torch
+import torch._dynamo.testing
+
+import descend
+from descend.optim import (
+    add_decayed_weights,
+    chain,
+    clip_by_global_norm,
+    flat,
+    scale_by_adam,
+    scale_by_lr,
+)
+
+CASES = {
+    "SGD": {"lr": 0.01, "momentum": 0.9, "nesterov": True},
+    "Adagrad": {"lr": 0.1, "lr_decay": 0.01},
+    "RMSprop": {"lr": 0.01, "momentum": 0.5, "centered": True},
+    "Adam": {"lr": 0.01, "amsgrad": True},
+    "AdamW": {"lr": 0.01, "weight_decay": 0.1},
+}
+
+
+@pytest.fixture
+def counter(monkeypatch: pytest.MonkeyPatch) -> torch._dynamo.testing.CompileCounter:
+    """Every group takes the fast path, compiled by a backend that counts compilations."""
+    backend = torch._dynamo.testing.CompileCounter()
+    monkeypatch.setattr(flat, "BACKEND", backend)
+    monkeypatch.setattr(flat, "MIN_NUMEL", 0)
+    monkeypatch.setattr(flat, "_LOGGED", set())
+    return backend
+
+
+def _params(seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=g).requires_grad_() for s in [(6, 5), (5,), (), (3, 2, 2)]]
+
+
+def _loss(params: list[torch.Tensor]) -> torch.Tensor:
+    return sum(((p - 0.3) ** 2 * (i + 1)).sum() + 0.05 * (p**4).sum() for i, p in enumerate(params))
+
+
+def _run(make, steps: int = 25, skip_at: int | None = None) -> tuple[list[torch.Tensor], object]:
+    """Steps under a scheduler that changes lr (and beta1/momentum: OneCycleLR) every step."""
+    params = _params()
+    opt = make(params)
+    sched = (
+        torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.02, total_steps=steps)
+        if "momentum" in opt.defaults
+        or "betas" in opt.defaults
+        and not isinstance(opt, torch.optim.Adagrad)
+        else torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 / (1 + t))
+    )
+    for t in range(steps):
+        opt.zero_grad(set_to_none=True)
+        _loss(params).backward()
+        if t == skip_at:
+            params[1].grad = None  # a parameter without a gradient: that step runs eagerly
+        opt.step()
+        sched.step()
+    return params, opt
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fast_path_matches_eager_and_torch_without_recompiling(
+    name: str, counter, monkeypatch
+) -> None:
+    fast, fast_opt = _run(lambda p: getattr(descend, name)(p, **CASES[name]))
+    assert counter.frame_count == 1, "a scheduled hyperparameter must not trigger a recompile"
+    # The state lives in one buffer per key: the views of all parameters share its storage.
+    key = next(k for k in fast_opt.state[fast[0]] if k != "step")
+    storages = {fast_opt.state[p][key].untyped_storage().data_ptr() for p in fast}
+    assert len(storages) == 1
+    assert len({p.untyped_storage().data_ptr() for p in fast}) == 1
+    reference, _ = _run(lambda p: getattr(torch.optim, name)(p, **CASES[name]))
+    monkeypatch.setattr(flat, "MIN_NUMEL", 1 << 60)
+    eager, _ = _run(lambda p: getattr(descend, name)(p, **CASES[name]))
+    for f, e, r in zip(fast, eager, reference, strict=True):
+        torch.testing.assert_close(f, e)  # float32 rounding: rtol 1.3e-6, atol 1e-5
+        torch.testing.assert_close(f, r)
+
+
+def test_missing_gradient_falls_back_to_eager_exactly(counter) -> None:
+    fast, _ = _run(lambda p: descend.Adam(p, lr=0.01), skip_at=10)
+    reference, _ = _run(lambda p: torch.optim.Adam(p, lr=0.01), skip_at=10)
+    for f, r in zip(fast, reference, strict=True):
+        torch.testing.assert_close(f, r)
+    assert counter.frame_count == 1
+
+
+def test_composed_chain_with_schedule_compiles_once(counter) -> None:
+    def make(params):
+        return descend.Optimizer(
+            params,
+            chain(clip_by_global_norm(), scale_by_adam(), add_decayed_weights(), scale_by_lr()),
+            lr=lambda t: 0.01 / (1 + t),
+            max_norm=1.0,
+        )
+
+    params = _params()
+    opt = make(params)
+    for _ in range(10):
+        opt.zero_grad()
+        _loss(params).backward()
+        opt.step()
+    assert counter.frame_count == 1
+    ref = _params()
+    ref_opt = torch.optim.AdamW(ref, lr=0.01, weight_decay=0.01)
+    for t in range(10):
+        ref_opt.param_groups[0]["lr"] = 0.01 / (1 + t)
+        ref_opt.zero_grad()
+        _loss(ref).backward()
+        torch.nn.utils.clip_grad_norm_(ref, 1.0)
+        ref_opt.step()
+    for a, b in zip(params, ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_parameters_stay_usable_through_zero_grad_model_to_and_load_state_dict(counter) -> None:
+    def model() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(1))
+    ours, theirs = model(), model()
+    opt, ref = (
+        descend.Adam(ours.parameters(), lr=0.05),
+        torch.optim.Adam(theirs.parameters(), lr=0.05),
+    )
+
+    def steps(n: int) -> None:
+        for m, o in [(ours, opt), (theirs, ref)]:
+            for _ in range(n):
+                o.zero_grad(set_to_none=True)
+                m(x).pow(2).mean().backward()
+                o.step()
+
+    steps(3)
+    w = ours[0].weight
+    assert (
+        w.untyped_storage().data_ptr() == ours[2].bias.untyped_storage().data_ptr()
+    )  # moved into the buffer
+    opt.zero_grad(set_to_none=True)
+    assert w.grad is None
+    # model.to() through another dtype gives every parameter new storage: the optimizer
+    # must notice and rebuild its buffers instead of updating the old ones.
+    ours.to(torch.float64).to(torch.float32)
+    theirs.to(torch.float64).to(torch.float32)
+    steps(3)
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    # A state dict from torch.optim replaces the state: it is flattened again and continues.
+    opt.load_state_dict(copy.deepcopy(ref.state_dict()))  # a copy, as after torch.save/load
+    steps(3)
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert counter.frame_count == 1
+    ours(x).sum().backward()
+    assert all(p.grad is not None for p in ours.parameters())
+
+
+def test_first_compiled_step_is_logged_once(counter, caplog: pytest.LogCaptureFixture) -> None:
+    params = _params()
+    opt = descend.SGD(params, lr=0.01)
+    with caplog.at_level(logging.INFO, logger="descend"):
+        for _ in range(3):
+            opt.zero_grad()
+            _loss(params).backward()
+            opt.step()
+    messages = [r.getMessage() for r in caplog.records if r.name == "descend"]
+    assert len(messages) == 1 and "compiled its fused update" in messages[0]
+
+
+def test_compile_false_and_small_groups_stay_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = torch._dynamo.testing.CompileCounter()
+    monkeypatch.setattr(flat, "BACKEND", backend)
+    for make in [
+        lambda p: descend.Adam(p, fused=False),
+        lambda p: descend.Optimizer(p, chain(scale_by_adam(), scale_by_lr()), compile=False),
+        lambda p: descend.Adam(p),
+    ]:  # below MIN_NUMEL
+        params = _params()
+        opt = make(params)
+        _loss(params).backward()
+        opt.step()
+    assert backend.frame_count == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_parameters_run_eagerly(counter) -> None:
+    params = [p.detach().cuda().requires_grad_() for p in _params()]
+    opt = descend.Adam(params, lr=0.01)
+    _loss(params).backward()
+    opt.step()
+    assert counter.frame_count == 0
+
+
+def test_inductor_fast_path_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The one test that compiles with Inductor: the same chain and dtype as
+    # tests/optim/test_compile.py, so the two share Inductor's on-disk cache.
+    monkeypatch.setattr(flat, "MIN_NUMEL", 0)
+    monkeypatch.setattr(flat, "_LOGGED", set())
+    before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+    def go(fused: bool) -> list[torch.Tensor]:
+        params = _params()
+        opt = descend.Optimizer(
+            params,
+            chain(clip_by_global_norm(), scale_by_adam(), add_decayed_weights(), scale_by_lr()),
+            compile=None if fused else False,
+            lr=lambda t: 0.01 / (1 + t),
+            weight_decay=0.01,
+            max_norm=1.0,
+        )
+        for _ in range(6):
+            opt.zero_grad()
+            _loss(params).backward()
+            opt.step()
+        return params
+
+    fast, eager = go(True), go(False)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - before == 1
+    for a, b in zip(fast, eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
