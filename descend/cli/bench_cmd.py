@@ -105,7 +105,11 @@ def loop(
         f"({result['hand_spread_ms'][0]:.1f}-{result['hand_spread_ms'][1]:.1f})\n"
         f"descend.fit:       {result['fit_ms_per_epoch']:.1f} ms/epoch "
         f"({result['fit_spread_ms'][0]:.1f}-{result['fit_spread_ms'][1]:.1f})\n"
-        f"overhead: {result['overhead_ratio']:.3f}x ({result['fit_overhead_us_per_step']:.0f} us per step)"
+        f"overhead: {result['overhead_ratio']:.3f}x ({result['fit_overhead_us_per_step']:.0f} us per step)\n"
+        f"descend.fit(track_grad_norm=False): {result['fit_no_norm_ms_per_epoch']:.1f} ms/epoch "
+        f"({result['fit_no_norm_spread_ms'][0]:.1f}-{result['fit_no_norm_spread_ms'][1]:.1f})\n"
+        f"overhead without the gradient norm: {result['overhead_ratio_no_norm']:.3f}x "
+        f"({result['fit_no_norm_overhead_us_per_step']:.0f} us per step)"
     )
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2))

@@ -207,7 +207,9 @@ class GradientHealth(Callback):
         self._before = {n: p.detach().clone() for n, p in named}
 
     def on_step_end(self, state: TrainState) -> None:
-        finite = math.isfinite(state.loss) and math.isfinite(state.grad_norm)
+        finite = math.isfinite(state.loss) and (
+            state.grad_norm is None or math.isfinite(state.grad_norm)  # None: norm not tracked
+        )
         if self._records_step(state.step) or not finite:
             self._record(state, state.step, finite)
         if self._probe is not None:

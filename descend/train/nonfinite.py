@@ -37,7 +37,9 @@ class NonFiniteError(FloatingPointError):
         )
 
 
-def locate(model: torch.nn.Module, step: int, loss: float, grad_norm: float) -> NonFiniteError:
+def locate(
+    model: torch.nn.Module, step: int, loss: float, grad_norm: float | None
+) -> NonFiniteError:
     """The error naming the loss, else the first parameter with a non-finite gradient."""
     if not torch.isfinite(torch.tensor(loss)):
         return NonFiniteError(step, "loss", loss)

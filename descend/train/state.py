@@ -45,7 +45,7 @@ class TrainState:
     epoch: int = 1
     batch: int = 0
     loss: float = math.nan
-    grad_norm: float = math.nan
+    grad_norm: float | None = math.nan  # None when fit(track_grad_norm=False)
     grads: list[torch.Tensor] = field(default_factory=list)
     lrs: list[float] = field(default_factory=list)
     has_schedule: bool = False

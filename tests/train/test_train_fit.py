@@ -219,3 +219,42 @@ def test_descend_schedule_and_descend_optimizer():
     )
     assert [r["lr"] for r in h.steps] == [schedule(t) for t in range(10)]
     assert all(math.isfinite(r["loss"]) for r in h.steps)
+
+
+def test_without_grad_norm_tracking_the_run_is_the_same_and_a_nan_loss_still_stops_it() -> None:
+    from descend.train import NonFiniteError
+
+    def run(track: bool) -> tuple[torch.nn.Module, list[dict]]:
+        torch.manual_seed(0)
+        x, y = torch.randn(64, 3), torch.randn(64, 1)
+        model = torch.nn.Linear(3, 1)
+        h = fit(
+            model,
+            (x, y),
+            torch.nn.MSELoss(),
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            epochs=3,
+            batch_size=16,
+            progress=False,
+            track_grad_norm=track,
+        )
+        return model, h.steps
+
+    tracked, rows = run(True)
+    untracked, bare_rows = run(False)
+    assert all(torch.equal(a, b) for a, b in zip(tracked.parameters(), untracked.parameters()))
+    assert all(math.isfinite(r["grad_norm"]) for r in rows)
+    assert all(math.isnan(r["grad_norm"]) for r in bare_rows)
+    assert [r["loss"] for r in rows] == [r["loss"] for r in bare_rows]
+
+    model = torch.nn.Linear(3, 1)
+    with pytest.raises(NonFiniteError, match="loss"):
+        fit(
+            model,
+            (torch.randn(8, 3), torch.full((8, 1), float("nan"))),
+            torch.nn.MSELoss(),
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            epochs=1,
+            progress=False,
+            track_grad_norm=False,
+        )
