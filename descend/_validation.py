@@ -24,20 +24,25 @@ class InvalidParameterError(ValueError):
 
 @dataclass(frozen=True)
 class Interval:
-    """A real interval; ``None`` is an open end. ``closed`` in {'left', 'right', 'both', 'neither'}."""
+    """A real interval; ``None`` is an open end. ``closed`` in {'left', 'right', 'both', 'neither'}.
+
+    An open end admits infinity unless ``finite=True`` (a learning rate of ``inf`` is
+    never meant; a clipping threshold of ``inf`` means "no clipping").
+    """
 
     low: float | None
     high: float | None
     closed: str = "both"
     integer: bool = False
+    finite: bool = False
 
     def contains(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, Real):
             return False
-        if self.integer and int(value) != value:
+        if self.integer and (not math.isfinite(float(value)) or int(value) != value):
             return False
         v = float(value)
-        if math.isnan(v):
+        if math.isnan(v) or (self.finite and math.isinf(v)):
             return False
         if self.low is not None:
             if v < self.low or (v == self.low and self.closed not in ("left", "both")):
@@ -48,6 +53,7 @@ class Interval:
         return True
 
     def describe(self) -> str:
+        # ``finite`` does not change the wording: "a float >= 0. Got inf instead." is clear.
         kind = "an int" if self.integer else "a float"
         lo = None if self.low is None else (">=" if self.closed in ("left", "both") else ">")
         hi = None if self.high is None else ("<=" if self.closed in ("right", "both") else "<")
@@ -129,6 +135,29 @@ def reject_unknown(owner: str, given: Iterable[str], known: Iterable[str]) -> No
             raise InvalidParameterError(
                 f"{owner} has no parameter {name!r}.{hint} Valid parameters: {', '.join(sorted(known))}."
             )
+
+
+def reject_unknown_keywords(
+    owner: str, func: Callable[..., Any], given: Iterable[str], *, skip: Iterable[str] = ("params",)
+) -> None:
+    """Like :func:`reject_unknown`, with the keyword names ``func`` (a function or class) accepts.
+
+    Lets a factory that forwards ``**kwargs`` (``make_optimizer("adam", params, betas1=...)``)
+    answer a misspelt name with the closest valid one instead of Python's bare TypeError.
+    A ``func`` that itself takes ``**kwargs`` accepts every name.
+    """
+    import inspect
+
+    params = inspect.signature(func).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    skipped = set(skip)
+    known = [
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in skipped
+    ]
+    reject_unknown(owner, given, known)
 
 
 def unknown_choice(kind: str, given: str, options: Iterable[str]) -> InvalidParameterError:

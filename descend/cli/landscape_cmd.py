@@ -27,11 +27,11 @@ DIRECTIONS = ["random", "pca"]
 
 def _load_weights(path: Path) -> dict:
     """A state dict from ``model.pt`` (``{"model": ...}``, as ``descend train`` writes) or a bare one."""
-    import torch
+    from descend.train.checkpoint import load_tensors_file
 
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint file at {str(path)!r}.")
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    loaded = load_tensors_file(path)
     if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
         return loaded["model"]
     if isinstance(loaded, dict):

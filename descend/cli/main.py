@@ -50,19 +50,24 @@ def _given_value(param: object, argv: Sequence[str]) -> str | None:
     return None
 
 
+def _closest_option(given: str, ctx: object) -> str | None:
+    """The command's option spelled most like ``given``, compared without the dashes."""
+    if ctx is None:
+        return None
+    names = [o for p in ctx.command.get_params(ctx) for o in (*p.opts, *p.secondary_opts)]
+    by_bare = {o.lstrip("-"): o for o in names if o.startswith("--")}
+    close = difflib.get_close_matches(given.lstrip("-"), list(by_bare), n=1, cutoff=0.65)
+    return by_bare[close[0]] if close else None
+
+
 def usage_message(exc: click_errors.ClickException, argv: Sequence[str]) -> str:
     """One line for a command-line usage error, with the closest valid option when unknown."""
     ctx = getattr(exc, "ctx", None)
     if isinstance(exc, click_errors.NoSuchOption):
         message = f"No such option: {exc.option_name}."
-        known = []
-        if ctx is not None:
-            known = [o for p in ctx.command.get_params(ctx) for o in (*p.opts, *p.secondary_opts)]
-            known = [o for o in known if o.startswith("-")]
-        close = difflib.get_close_matches(exc.option_name, known, n=1, cutoff=0.5)
-        close = close or list(exc.possibilities or [])
+        close = _closest_option(exc.option_name, ctx)
         if close:
-            message += f" Did you mean {close[0]}?"
+            message += f" Did you mean {close}?"
     else:
         message = _one_line(exc.format_message())
         if isinstance(exc, click_errors.BadParameter):
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("error: aborted.", file=sys.stderr)
         sys.exit(1)
-    except Exception as exc:  # noqa: BLE001 - the one place errors become a message
+    except Exception as exc:
         if debug:
             raise
         code = 2 if isinstance(exc, ValueError | FileNotFoundError | KeyError) else 1

@@ -4,7 +4,8 @@ from numbers import Real
 
 from descend._validation import BOOL, Interval, Satisfies
 
-NON_NEGATIVE = Interval(0.0, None, closed="left")
+# Finite: an infinite rate, decay or epsilon is never meant and only yields NaN later.
+NON_NEGATIVE = Interval(0.0, None, closed="left", finite=True)
 UNIT_OPEN = Interval(0.0, 1.0, closed="left")  # [0, 1): decay rates such as betas and alpha
 FLAG = BOOL
 

@@ -16,7 +16,7 @@ from descend._validation import Constraint, Interval, validate
 
 # The tables below are shared by every schedule, so that "a learning rate" and
 # "a number of steps" are described with the same words in every message.
-RATE = Interval(0, None, closed="left")
+RATE = Interval(0, None, closed="left", finite=True)  # an infinite rate is never meant
 POSITIVE = Interval(0, None, closed="neither")
 STEPS = Interval(1, None, closed="left", integer=True)
 COUNT = Interval(0, None, closed="left", integer=True)

@@ -32,8 +32,11 @@ LAST = "last.pt"
 PREVIOUS = "last.prev.pt"
 
 
-class CheckpointError(Exception):
-    """A checkpoint file that cannot be used: missing, truncated, corrupted or of an unknown format."""
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: missing, truncated, corrupted or of an unknown format.
+
+    A ``ValueError``: a file is input, and the command line answers bad input with status 2.
+    """
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         self.path = Path(path)
@@ -160,6 +163,28 @@ def previous_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
+def load_tensors_file(path: str | os.PathLike[str]) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, every failure a :class:`CheckpointError`.
+
+    The one way descend reads a ``.pt`` file (checkpoints, ``model.pt`` given back to the
+    command line): tensors and plain containers only, so nothing in the file can run code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        kind = (
+            "it holds objects other than tensors and plain containers"
+            if "weights only load failed" in str(exc).lower()
+            else "it is truncated or corrupted"
+        )
+        raise CheckpointError(
+            path, f"{kind} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint's payload, refusing anything that is not a complete, intact one.
 
@@ -171,19 +196,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             other than tensors and plain containers, or has an unknown format.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "no such file")
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        kind = (
-            "it holds objects other than tensors and plain containers"
-            if "weights only load failed" in str(exc).lower()
-            else "it is truncated or corrupted"
-        )
-        raise CheckpointError(
-            path, f"{kind} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-        ) from exc
+    record = load_tensors_file(path)
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise CheckpointError(path, f"not a descend checkpoint (expected format {FORMAT!r})")
     version = record.get("format_version")

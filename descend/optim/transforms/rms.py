@@ -20,7 +20,8 @@ def scale_by_rms() -> Transform:
 
     Symbols: :math:`\alpha` is ``alpha``, :math:`\epsilon` is ``eps`` (outside the root, as
     torch; Keras and optax put it inside), ``centered`` subtracts the squared mean so the
-    denominator estimates the variance. State ``square_avg`` (:math:`v`) and ``grad_avg``
+    denominator estimates the variance (clamped at 0 before the root: rounding can make
+    :math:`v_t - m_t^2` slightly negative, where torch returns NaN). State ``square_avg`` (:math:`v`) and ``grad_avg``
     (:math:`m`). RMSprop's momentum is :func:`trace` applied *after* this transform.
     """
 
@@ -42,6 +43,9 @@ def scale_by_rms() -> Transform:
             ga = state["grad_avg"]
             torch._foreach_lerp_(ga, grads, 1 - alpha)
             avg = torch._foreach_addcmul(sq, ga, ga, value=-1)
+            # v − m² ≥ 0 in exact arithmetic; rounding can leave it a hair below zero (always
+            # with alpha=0), where torch's sqrt gives NaN. Clamping changes nothing else.
+            torch._foreach_clamp_min_(avg, 0.0)
             torch._foreach_sqrt_(avg)
         else:
             avg = torch._foreach_sqrt(sq)
