@@ -121,6 +121,14 @@ def compare(
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default: runs/compare-TASK-TIME).")
     ] = None,
+    on_nonfinite: Annotated[
+        str,
+        typer.Option(
+            help="A step whose loss or gradients are NaN or infinite: raise (stop and name "
+            "the step and parameter), skip (skip the update) or rollback (restore the last "
+            "good state, halve the learning rate)."
+        ),
+    ] = "raise",
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress output; print only the table.")
     ] = False,
@@ -143,7 +151,12 @@ def compare(
     lrs = parse_lrs(lr, names)
     folder = out if out is not None else default_out("compare", task)
 
-    options: dict[str, Any] = {"seeds": list(range(seeds)), "lrs": lrs, "schedule": schedule}
+    options: dict[str, Any] = {
+        "seeds": list(range(seeds)),
+        "lrs": lrs,
+        "schedule": schedule,
+        "on_nonfinite": on_nonfinite,
+    }
     if epochs is not None:
         options["epochs"] = epochs
     if batch_size is not None:
@@ -173,6 +186,7 @@ def compare(
         "epochs": epochs if epochs is not None else the_task.epochs,
         "batch_size": batch_size if batch_size is not None else the_task.batch_size,
         "schedule": schedule,
+        "on_nonfinite": on_nonfinite,
         "lr_overrides": lrs,
     }
     written = write_run(

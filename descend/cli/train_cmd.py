@@ -8,6 +8,7 @@ here too, and ``descend compare`` reuses them.
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +94,14 @@ def train(
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Also checkpoint every N steps.")
     ] = None,
+    on_nonfinite: Annotated[
+        str,
+        typer.Option(
+            help="A step whose loss or gradients are NaN or infinite: raise (stop and name "
+            "the step and parameter), skip (skip the update) or rollback (restore the last "
+            "good state, halve the learning rate)."
+        ),
+    ] = "raise",
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress bar; print only the summary.")
     ] = False,
@@ -112,7 +121,12 @@ def train(
     folder = out if out is not None else default_out("train", task, name)
     folder.mkdir(parents=True, exist_ok=True)
 
-    options: dict[str, Any] = {"lr": lr, "seed": seed, "schedule": schedule}
+    options: dict[str, Any] = {
+        "lr": lr,
+        "seed": seed,
+        "schedule": schedule,
+        "on_nonfinite": on_nonfinite,
+    }
     if epochs is not None:
         options["epochs"] = epochs
     if batch_size is not None:
@@ -164,3 +178,13 @@ def train(
     typer.echo(f"stopped: {record['history'].get('stop_reason') or '-'}")
     typer.echo(f"report: {written['report']}")
     typer.echo(f"model:  {model_path}")
+    signal_name = result.history.interrupted_by
+    if signal_name:
+        # A scheduler must not take a preempted run for a finished one: exit 128 + signal.
+        typer.echo(
+            f"interrupted by {signal_name} after step {len(result.history.steps)}; the checkpoint "
+            f"is in {folder / 'checkpoints'}. Resume with: descend train {the_task.name} "
+            f"--optimizer {name} --seed {seed} --out {folder} --resume",
+            err=True,
+        )
+        raise typer.Exit(128 + signal.Signals[signal_name].value)

@@ -107,12 +107,14 @@ def _to_target(per: Mapping[str, Any], key: str, seeds: int) -> str:
 def _stop_reasons(per: Mapping[str, Any]) -> str:
     reasons = [r for r in per.get("stop_reasons") or [] if r]
     unique = list(dict.fromkeys(reasons))
+    skipped = sum(per.get("skipped_steps") or [])
+    note = f'<br><span class="dim">{skipped} non-finite step(s) skipped</span>' if skipped else ""
     if not unique:
-        return "—"
+        return "—" + note
     return "<br>".join(
         _e(r) + (f' <span class="dim">×{reasons.count(r)}</span>' if reasons.count(r) > 1 else "")
         for r in unique
-    )
+    ) + note
 
 
 def _results_table(summary: Mapping[str, Any]) -> str:

@@ -147,7 +147,14 @@ def summarize_optimizer(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "time": stats([s.get("time", s.get("seconds")) for s in summaries]),
         "stop_reasons": [h.get("stop_reason") for h in histories],
         "stop_success": [h.get("stop_success") for h in histories],
+        # Updates the non-finite guard skipped or rolled back ("skip"/"rollback" policies).
+        "skipped_steps": [_skipped(h) for h in histories],
     }
+
+
+def _skipped(history: Mapping[str, Any]) -> int:
+    steps = history.get("steps") or []
+    return int(steps[-1].get("skipped", 0) or 0) if steps else 0
 
 
 def best_optimizer(

@@ -87,6 +87,7 @@ def run_task(
     progress: bool = False,
     device: str = "cpu",
     eval_train: bool = True,
+    on_nonfinite: str = "raise",
 ) -> RunResult:
     """Train ``task``'s model with ``optimizer`` by its default recipe, overriding what is given.
 
@@ -103,8 +104,8 @@ def run_task(
             :func:`descend.schedules.from_name` around ``lr`` over the run's length)
             or a :class:`~descend.schedules.Schedule`; ``None`` keeps ``lr`` constant.
         max_steps: stop after this many updates (the epoch limit still applies).
-        callbacks, checkpoint_dir, checkpoint_every, resume, progress, device, eval_train:
-            passed to ``fit``.
+        callbacks, checkpoint_dir, checkpoint_every, resume, progress, device, eval_train,
+        on_nonfinite: passed to ``fit``.
 
     Returns:
         The :class:`RunResult`.
@@ -158,6 +159,7 @@ def run_task(
         resume=resume,
         progress=progress,
         eval_train=eval_train,
+        on_nonfinite=on_nonfinite,
     )
     config = {
         "task": task.name,
@@ -172,6 +174,7 @@ def run_task(
         "max_steps": max_steps,
         "total_steps": total_steps,
         "device": str(device),
+        "on_nonfinite": on_nonfinite,
         "target": task.target.describe(),
     }
     return RunResult(task.name, optimizer, seed, history, model, config, lr_source)
@@ -195,6 +198,7 @@ def compare(
     device: str = "cpu",
     eval_train: bool = True,
     callbacks: Callable[[str, int], Sequence[Callback]] | None = None,
+    on_nonfinite: str = "raise",
 ) -> list[RunResult]:
     """Run ``task`` once per optimizer and seed, everything else equal.
 
@@ -233,6 +237,7 @@ def compare(
             device=device,
             eval_train=eval_train,
             callbacks=() if callbacks is None else callbacks(name, seed),
+            on_nonfinite=on_nonfinite,
         )
         for name in optimizers
         for seed in seeds

@@ -341,6 +341,7 @@ def fit(
                     _check_interrupt(interrupt, state, checkpoint_dir)
 
             history.stop_reason, history.stop_success = state.stop_reason, state.stop_success
+            history.interrupted_by = interrupt.name if interrupt.signum is not None else ""
             if checkpoint_dir is not None:
                 save()
         finally:

@@ -29,6 +29,8 @@ class History:
         stop_reason: a sentence saying what ended the run.
         stop_success: whether the run ended as planned (a limit reached, a tolerance
             met, early stopping) rather than given up or interrupted.
+        interrupted_by: the signal that ended the run (``"SIGINT"``, ``"SIGTERM"``),
+            or ``""`` when none did.
 
     Example:
         >>> h = History(epochs=[{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.3}])
@@ -40,6 +42,7 @@ class History:
     epochs: list[dict[str, float]] = field(default_factory=list)
     stop_reason: str = ""
     stop_success: bool = True
+    interrupted_by: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A copy made of lists, dicts, numbers and strings only (checkpoint and JSON safe)."""
@@ -48,6 +51,7 @@ class History:
             "epochs": [dict(row) for row in self.epochs],
             "stop_reason": self.stop_reason,
             "stop_success": self.stop_success,
+            "interrupted_by": self.interrupted_by,
         }
 
     @classmethod
@@ -58,6 +62,7 @@ class History:
             epochs=[dict(row) for row in d.get("epochs", [])],
             stop_reason=str(d.get("stop_reason", "")),
             stop_success=bool(d.get("stop_success", True)),
+            interrupted_by=str(d.get("interrupted_by", "")),
         )
 
     def best(self, key: str, mode: str = "max") -> dict[str, float]:

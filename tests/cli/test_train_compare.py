@@ -154,3 +154,15 @@ def test_train_then_resume(tmp_path: Path) -> None:
     with open(out / "metrics.csv", newline="") as handle:
         epochs = [r["epoch"] for r in csv.DictReader(handle) if r["val_accuracy"]]
     assert epochs == ["1", "2"]  # the resumed run carries the first epoch's history
+
+
+def test_non_finite_policy_is_recorded_in_config_summary_and_report(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "linreg", "--lr", "50", "--epochs", "60", "--on-nonfinite", "skip"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert yaml.safe_load((out / "config.yaml").read_text())["on_nonfinite"] == "skip"
+    summary = json.loads((out / "summary.json").read_text())
+    skipped = summary["optimizers"]["gd"]["skipped_steps"][0]
+    assert skipped > 0
+    assert f"{skipped} non-finite step(s) skipped" in (out / "report.html").read_text()

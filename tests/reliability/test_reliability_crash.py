@@ -126,6 +126,10 @@ def test_a_signal_finishes_the_step_writes_a_checkpoint_and_says_how_to_resume(
     text = stdout + stderr
     assert "Traceback" not in text
     assert f"Interrupted by {name} after step" in text and "resume" in text, text
+    # The command line says how to resume with the command line, and exits 128 + signal
+    # so that a job scheduler does not take a preempted run for a finished one.
+    assert f"--out {out} --resume" in stderr, stderr
+    assert proc.returncode == 128 + signum
     stopped_at = int(text.split(f"Interrupted by {name} after step ")[1].split(";")[0])
     assert 0 < stopped_at < TOTAL_STEPS
     # The checkpoint holds exactly the state after the step the message names.
