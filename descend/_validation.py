@@ -44,13 +44,13 @@ class Interval:
         v = float(value)
         if math.isnan(v) or (self.finite and math.isinf(v)):
             return False
-        if self.low is not None:
-            if v < self.low or (v == self.low and self.closed not in ("left", "both")):
-                return False
-        if self.high is not None:
-            if v > self.high or (v == self.high and self.closed not in ("right", "both")):
-                return False
-        return True
+        below = self.low is not None and (
+            v < self.low or (v == self.low and self.closed not in ("left", "both"))
+        )
+        above = self.high is not None and (
+            v > self.high or (v == self.high and self.closed not in ("right", "both"))
+        )
+        return not (below or above)
 
     def describe(self) -> str:
         # ``finite`` does not change the wording: "a float >= 0. Got inf instead." is clear.
@@ -107,7 +107,9 @@ def _num(x: float | None) -> str:
     return repr(x) if x is None else (f"{x:g}")
 
 
-def validate(owner: str, values: Mapping[str, Any], table: Mapping[str, Constraint | Iterable[Constraint]]) -> None:
+def validate(
+    owner: str, values: Mapping[str, Any], table: Mapping[str, Constraint | Iterable[Constraint]]
+) -> None:
     """Check each named value against its declared constraint(s); raise on the first violation.
 
     A value passes when any of its constraints accepts it. Names absent from
@@ -116,7 +118,11 @@ def validate(owner: str, values: Mapping[str, Any], table: Mapping[str, Constrai
     for name, constraints in table.items():
         if name not in values:
             continue
-        cs = (constraints,) if isinstance(constraints, Interval | OneOf | Satisfies) else tuple(constraints)
+        cs = (
+            (constraints,)
+            if isinstance(constraints, Interval | OneOf | Satisfies)
+            else tuple(constraints)
+        )
         value = values[name]
         if not any(c.contains(value) for c in cs):
             allowed = " or ".join(c.describe() for c in cs)
@@ -185,8 +191,10 @@ class Rule:
 
     def check(self, owner: str, values: Mapping[str, Any]) -> None:
         if self.name in values and not self.predicate(values):
-            others = "".join(f" with {k}={values.get(k)!r}" if i == 0 else f" and {k}={values.get(k)!r}"
-                             for i, k in enumerate(self.shows))
+            others = "".join(
+                f" with {k}={values.get(k)!r}" if i == 0 else f" and {k}={values.get(k)!r}"
+                for i, k in enumerate(self.shows)
+            )
             raise InvalidParameterError(
                 f"The {self.name!r} parameter of {owner} must be {self.text}. "
                 f"Got {self.name}={values[self.name]!r}{others} instead."

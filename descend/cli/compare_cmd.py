@@ -14,7 +14,14 @@ from typing import Annotated, Any
 import typer
 
 from descend.cli.app import app
-from descend.cli.train_cmd import check_name, default_out, format_metric, run_record, task_info
+from descend.cli.train_cmd import (
+    OnNonFinite,
+    check_name,
+    default_out,
+    format_metric,
+    run_record,
+    task_info,
+)
 from descend.schedules import SCHEDULE_NAMES
 
 SEED_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -121,14 +128,7 @@ def compare(
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default: runs/compare-TASK-TIME).")
     ] = None,
-    on_nonfinite: Annotated[
-        str,
-        typer.Option(
-            help="A step whose loss or gradients are NaN or infinite: raise (stop and name "
-            "the step and parameter), skip (skip the update) or rollback (restore the last "
-            "good state, halve the learning rate)."
-        ),
-    ] = "raise",
+    on_nonfinite: OnNonFinite = "raise",
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress output; print only the table.")
     ] = False,

@@ -8,7 +8,6 @@ sharpness of the loss at the end against the stability limit ``2 / lr``.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 import typer
@@ -50,15 +49,12 @@ def diagnose(
     the_task = get_task(check_name("task", task, task_names()))
     name = check_name("optimizer", optimizer or the_task.default_optimizer, optimizer_names())
     health = GradientHealth(every_n_steps=every, stop_on=("lr_too_large", "exploding"))
-    n = len(the_task.data(seed).train[1])
-    per_epoch = 1 if the_task.batch_size is None else math.ceil(n / the_task.batch_size)
     run = run_task(
         the_task,
         name,
         lr=lr,
         seed=seed,
         max_steps=steps,
-        epochs=math.ceil(steps / per_epoch),
         callbacks=[health],
         eval_train=False,
     )

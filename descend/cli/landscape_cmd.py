@@ -13,7 +13,6 @@ Trains the task's model briefly (recording the parameters every few steps) unles
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -116,7 +115,6 @@ def landscape(
     else:
         name = check_name("optimizer", optimizer or the_task.default_optimizer, optimizer_names())
         snapshots = ParameterSnapshots(every_n_steps=every or max(1, steps // 20))
-        per_epoch = 1 if the_task.batch_size is None else math.ceil(len(y) / the_task.batch_size)
         typer.echo(f"training {the_task.name} with {name} for {steps} steps ...", err=True)
         run = run_task(
             the_task,
@@ -124,7 +122,6 @@ def landscape(
             lr=lr,
             seed=seed,
             max_steps=steps,
-            epochs=math.ceil(steps / per_epoch),
             callbacks=[snapshots],
             eval_train=False,
         )

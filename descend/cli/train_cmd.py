@@ -68,6 +68,17 @@ def format_metric(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4f}"
 
 
+# Shared by ``train`` and ``compare``.
+OnNonFinite = Annotated[
+    str,
+    typer.Option(
+        help="A step whose loss or gradients are NaN or infinite: raise (stop and name "
+        "the step and parameter), skip (skip the update) or rollback (restore the last "
+        "good state, halve the learning rate)."
+    ),
+]
+
+
 @app.command("train")
 def train(
     task: Annotated[str, typer.Argument(help="Built-in task name, e.g. digits.")],
@@ -94,14 +105,7 @@ def train(
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Also checkpoint every N steps.")
     ] = None,
-    on_nonfinite: Annotated[
-        str,
-        typer.Option(
-            help="A step whose loss or gradients are NaN or infinite: raise (stop and name "
-            "the step and parameter), skip (skip the update) or rollback (restore the last "
-            "good state, halve the learning rate)."
-        ),
-    ] = "raise",
+    on_nonfinite: OnNonFinite = "raise",
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress bar; print only the summary.")
     ] = False,

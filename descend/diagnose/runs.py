@@ -87,7 +87,9 @@ def layer_gradient_series(runs: Sequence[Any], health: Sequence[Records]) -> dic
     for run, records in zip(runs, health, strict=True):
         if isinstance(records, GradientHealth):
             records = records.records
-        rows = [r if isinstance(r, HealthRecord) else HealthRecord.from_dict(r) for r in records or ()]
+        rows = [
+            r if isinstance(r, HealthRecord) else HealthRecord.from_dict(r) for r in records or ()
+        ]
         rows = [r for r in rows if r.weights and r.nonfinite is None]
         if not rows:
             continue

@@ -111,10 +111,14 @@ def _stop_reasons(per: Mapping[str, Any]) -> str:
     note = f'<br><span class="dim">{skipped} non-finite step(s) skipped</span>' if skipped else ""
     if not unique:
         return "—" + note
-    return "<br>".join(
-        _e(r) + (f' <span class="dim">×{reasons.count(r)}</span>' if reasons.count(r) > 1 else "")
-        for r in unique
-    ) + note
+    return (
+        "<br>".join(
+            _e(r)
+            + (f' <span class="dim">×{reasons.count(r)}</span>' if reasons.count(r) > 1 else "")
+            for r in unique
+        )
+        + note
+    )
 
 
 def _results_table(summary: Mapping[str, Any]) -> str:
@@ -228,7 +232,7 @@ def _seed_label(d: Mapping[str, Any]) -> str:
 def _diagnostics(diagnostics: Sequence[Mapping[str, Any]]) -> str:
     cards = "".join(
         f'<div class="diag"><div class="diag-head"><span class="name">{_e(d.get("optimizer"))}'
-        f'{_seed_label(d)}</span>'
+        f"{_seed_label(d)}</span>"
         f' <span class="verdict">{_e(d.get("verdict"))}</span></div>{_evidence(d.get("evidence"))}</div>'
         for d in diagnostics
     )

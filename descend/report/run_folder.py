@@ -232,8 +232,15 @@ def write_run(
     items: list[FigureItem] = []
     made = _figures(task, runs)
     if layer_gradients:
-        made.append(("gradients", layer_gradients_figure(
-            layer_gradients, title=f"Gradient norm per weight layer — {task.get('name', 'run')}")))
+        made.append(
+            (
+                "gradients",
+                layer_gradients_figure(
+                    layer_gradients,
+                    title=f"Gradient norm per weight layer — {task.get('name', 'run')}",
+                ),
+            )
+        )
     for key, figure in made:
         png = png_bytes(figure)
         written[key] = write_bytes_atomic(folder / f"{key}.png", png)

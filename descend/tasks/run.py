@@ -103,7 +103,8 @@ def run_task(
         schedule: a schedule name (``"cosine"``, built with
             :func:`descend.schedules.from_name` around ``lr`` over the run's length)
             or a :class:`~descend.schedules.Schedule`; ``None`` keeps ``lr`` constant.
-        max_steps: stop after this many updates (the epoch limit still applies).
+        max_steps: stop after this many updates. Without ``epochs`` the run lasts as
+            many epochs as ``max_steps`` needs; with ``epochs`` both limits apply.
         callbacks, checkpoint_dir, checkpoint_every, resume, progress, device, eval_train,
         on_nonfinite: passed to ``fit``.
 
@@ -126,11 +127,13 @@ def run_task(
     )
     lr_source = LR_FROM_TASK if lr is None else LR_FROM_CALLER
     lr = float(task.lrs[optimizer] if lr is None else lr)
-    epochs = task.epochs if epochs is None else epochs
     batch_size = task.batch_size if batch_size is None else batch_size
 
     data = task.data(seed)
-    total_steps = epochs * _steps_per_epoch(len(data.train[1]), batch_size)
+    per_epoch = _steps_per_epoch(len(data.train[1]), batch_size)
+    if epochs is None:
+        epochs = task.epochs if max_steps is None else math.ceil(max_steps / per_epoch)
+    total_steps = epochs * per_epoch
     if max_steps is not None:
         total_steps = min(total_steps, max_steps)
     if isinstance(schedule, str):

@@ -135,7 +135,9 @@ def test_windowed_criteria_resume_from_their_state() -> None:
         for i, v in enumerate(values):
             if split is not None and i == split:  # a resumed run: fresh object, restored state
                 state = crit.state_dict()
-                crit = AnyOf(FunctionTolerance(atol=0.02, rtol=0.0, window=3), Divergence(factor=10.0))
+                crit = AnyOf(
+                    FunctionTolerance(atol=0.02, rtol=0.0, window=3), Divergence(factor=10.0)
+                )
                 crit.load_state_dict(state)
             fired.append(crit.check(Progress(step=i + 1, value=v)) is not None)
         return fired
