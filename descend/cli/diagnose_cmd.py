@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from descend.cli.app import app
-from descend.cli.train_cmd import check_name
+from descend.cli.train_cmd import TaskLr, TaskOptimizer, check_name
 
 
 def _value(v: Any) -> str:
@@ -27,12 +27,8 @@ def _value(v: Any) -> str:
 @app.command("diagnose")
 def diagnose(
     task: Annotated[str, typer.Argument(help="Built-in task name, e.g. deep_sigmoid.")],
-    optimizer: Annotated[
-        str | None, typer.Option(help="Optimizer name (default: the task's).")
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option(help="Learning rate (default: the task's table).")
-    ] = None,
+    optimizer: TaskOptimizer = None,
+    lr: TaskLr = None,
     steps: Annotated[int, typer.Option(min=1, help="Training steps to watch.")] = 100,
     every: Annotated[int, typer.Option(min=1, help="Record gradient health every N steps.")] = 5,
     curvature_check: Annotated[

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from descend.cli.app import app
-from descend.cli.train_cmd import check_name, default_out
+from descend.cli.train_cmd import TaskLr, check_name, default_out
 
 DIRECTIONS = ["random", "pca"]
 
@@ -57,9 +57,7 @@ def landscape(
     optimizer: Annotated[
         str | None, typer.Option(help="Optimizer for the brief training (default: the task's).")
     ] = None,
-    lr: Annotated[
-        float | None, typer.Option(help="Learning rate (default: the task's table).")
-    ] = None,
+    lr: TaskLr = None,
     grid: Annotated[int, typer.Option(min=2, help="Points per axis of the 2-D slice.")] = 21,
     span: Annotated[
         float | None,

@@ -68,7 +68,9 @@ def format_metric(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4f}"
 
 
-# Shared by ``train`` and ``compare``.
+# Options shared by the commands that train a task.
+TaskOptimizer = Annotated[str | None, typer.Option(help="Optimizer name (default: the task's).")]
+TaskLr = Annotated[float | None, typer.Option(help="Learning rate (default: the task's table).")]
 OnNonFinite = Annotated[
     str,
     typer.Option(
@@ -82,12 +84,8 @@ OnNonFinite = Annotated[
 @app.command("train")
 def train(
     task: Annotated[str, typer.Argument(help="Built-in task name, e.g. digits.")],
-    optimizer: Annotated[
-        str | None, typer.Option(help="Optimizer name (default: the task's).")
-    ] = None,
-    lr: Annotated[
-        float | None, typer.Option(help="Learning rate (default: the task's table).")
-    ] = None,
+    optimizer: TaskOptimizer = None,
+    lr: TaskLr = None,
     schedule: Annotated[
         str, typer.Option(help="Learning-rate schedule: " + ", ".join(SCHEDULE_NAMES) + ".")
     ] = "constant",
