@@ -252,8 +252,9 @@ class _Runner:
         g = torch.Generator().manual_seed(seed)
         self.params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
         self.grads = [torch.randn(s, generator=g) * 1e-2 for s in shapes]
-        # Every step starts from fresh gradient tensors, as after zero_grad(set_to_none=True)
-        # and backward; "descend_kept_grads" keeps them, as a set_to_none=False loop would.
+        # "descend" assigns fresh gradient tensors every step (p.grad = g: step() copies
+        # them in); "descend_kept_grads" leaves them in the flat buffer, where backward()
+        # puts them (the post-accumulate hook) and a set_to_none=False loop keeps them.
         self.fresh = impl != "descend_kept_grads"
         self.impl, self.algo = impl, algo
         for p, gr in zip(self.params, self.grads, strict=True):

@@ -198,13 +198,12 @@ class Optimizer(torch.optim.Optimizer):
             steps = [float(c) for c in counts]
         keys = [k for k in states[0] if k != "step"] if states[0] else []
         flat = self._flat_group(index, group, params, states, keys, steps)
-        if flat is not None:
+        if flat is not None and flat.gather_grads():
             if steps is not None:
                 # A 0-d tensor, not a float: Inductor specializes on Python floats that
                 # reach foreach scalar lists (a recompile per step); float64 keeps the bias
                 # corrections as exact as the eager path's Python floats.
                 hp["step"] = [torch.tensor(steps[0], dtype=torch.float64)]
-            flat.gather_grads()
             try:
                 _flat.run_compiled(
                     self._owner, self.transform.update, flat, _flat.dynamic_hyper(hp)
@@ -248,17 +247,23 @@ class Optimizer(torch.optim.Optimizer):
         """The group's flat buffers when this step can take the fast path, else ``None``."""
         if self._compile is False:
             return None
+        flat = self._flat.get(index)
+        if (
+            flat is not None
+            and flat.matches(params, states, keys)
+            and (steps is None or steps.count(steps[0]) == len(steps))
+        ):
+            return flat  # the views are the ones checked when the group was built
         if _flat.ineligible(params, group["params"], states, steps) is not None:
             return None
-        flat = self._flat.get(index)
-        if flat is not None and flat.matches(params, states, keys):
-            return flat
         if self._compile is None and sum(p.numel() for p in params) < _flat.MIN_NUMEL:
             return None
         if not _flat.FlatGroup.can_build(params, flat):
             return None
         # First step, or storage replaced since the last one (model.to(), p.data = ...,
         # load_state_dict): move parameters and state into fresh flat buffers.
+        if flat is not None:
+            flat.close()
         self._flat[index] = flat = _flat.FlatGroup(params, states, keys)
         return flat
 
