@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from descend._validation import InvalidParameterError, OneOf, reject_unknown, validate
+from descend.optim import compiled as _compiled
 from descend.optim import flat as _flat
 from descend.optim._constraints import _is_schedule
 from descend.optim.transform import State, Transform
@@ -155,9 +156,13 @@ class Optimizer(torch.optim.Optimizer):
             schedule = self._lr_schedules.get(index)
             if schedule is not None:
                 group["lr"] = float(schedule(int(group.get("lr_schedule_step", 0))))
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                self._step_group(index, group, params)
+            flat = self._flat.get(index)
+            if flat is not None and flat.steady(group["params"], self.state):
+                self._step_steady(index, flat, group)
+            else:
+                params = [p for p in group["params"] if p.grad is not None]
+                if params:
+                    self._step_group(index, group, params)
             if schedule is not None:
                 group["lr_schedule_step"] = int(group.get("lr_schedule_step", 0)) + 1
         return loss
@@ -198,27 +203,12 @@ class Optimizer(torch.optim.Optimizer):
             steps = [float(c) for c in counts]
         keys = [k for k in states[0] if k != "step"] if states[0] else []
         flat = self._flat_group(index, group, params, states, keys, steps)
-        if flat is not None and flat.gather_grads():
-            if steps is not None:
-                # A 0-d tensor, not a float: Inductor specializes on Python floats that
-                # reach foreach scalar lists (a recompile per step); float64 keeps the bias
-                # corrections as exact as the eager path's Python floats.
-                hp["step"] = [torch.tensor(steps[0], dtype=torch.float64)]
-            try:
-                _flat.run_compiled(
-                    self._owner, self.transform.update, flat, _flat.dynamic_hyper(hp)
-                )
-                return
-            except Exception as exc:  # noqa: BLE001 - a compiler that cannot run is not fatal
-                # Compilation failed before the update ran (no C++ compiler, an unsupported
-                # op in a custom transform): say so once and run this optimizer eagerly.
-                _flat.logger.warning(
-                    "descend: %s could not compile its fused update (%s: %s); running eagerly.",
-                    self._owner,
-                    type(exc).__name__,
-                    exc,
-                )
-                self._compile = False
+        if (
+            flat is not None
+            and flat.gather_grads()
+            and self._run_flat(flat, hp, steps[0] if steps is not None else None)
+        ):
+            return
         if steps is not None:
             hp["step"] = steps
         lists: State = {k: [_real(st[k]) for st in states] for k in keys}
@@ -227,13 +217,59 @@ class Optimizer(torch.optim.Optimizer):
         # Steps off the fast path run eagerly even with compile=True: compiling per-tensor
         # lists makes a graph per tensor count and a recompile per learning rate
         # (docs/bench.md has the measurements).
-        _flat.apply(self.transform.update, grads, lists, real_params, hp)
+        _compiled.apply(self.transform.update, grads, lists, real_params, hp)
         # Transforms may create state on their first update (the momentum buffer).
         for key, values in lists.items():
             for p, st, value in zip(params, states, values, strict=True):
                 st[key] = (
                     torch.view_as_complex(value) if p.is_complex() and value is not None else value
                 )
+
+    def _step_steady(self, index: int, flat: _flat.FlatGroup, group: dict[str, Any]) -> None:
+        """A step of a group whose flat buffers hold everything already (the training-loop
+        case): count it and run the compiled update, with no per-parameter work."""
+        hp = {k: v for k, v in group.items() if k not in BOOKKEEPING_KEYS}
+        count = None
+        if flat.steps is not None:
+            flat.steps.add_(1)  # every parameter's state["step"] is an element of it
+            count = flat.steps[0].item()
+        if not self._run_flat(flat, hp, count):
+            if flat.steps is not None:
+                flat.steps.sub_(1)  # the eager path counts the step again
+            self._step_group(index, group, list(group["params"]))
+
+    def _run_flat(self, flat: _flat.FlatGroup, hp: dict[str, Any], step: float | None) -> bool:
+        """Run the compiled update over ``flat``; ``False`` when it cannot compile (said once:
+        this optimizer runs eagerly from then on)."""
+        if step is not None:
+            # A 0-d tensor, not a float: Inductor specializes on Python floats that reach
+            # foreach scalar lists (a recompile per step); float64 keeps the bias
+            # corrections as exact as the eager path's Python floats.
+            hp["step"] = [torch.tensor(step, dtype=torch.float64)]
+        try:
+            _compiled.run_compiled(
+                self._owner,
+                self.transform.update,
+                flat.grad,
+                flat.state,
+                flat.param,
+                _compiled.dynamic_hyper(hp),
+            )
+            return True
+        except Exception as exc:  # noqa: BLE001 - a compiler that cannot run is not fatal
+            # Compilation failed before the update ran (no C++ compiler, an unsupported
+            # op in a custom transform): say so once and run this optimizer eagerly.
+            _compiled.logger.warning(
+                "descend: %s could not compile its fused update (%s: %s); running eagerly.",
+                self._owner,
+                type(exc).__name__,
+                exc,
+            )
+            self._compile = False
+            for group in self._flat.values():
+                group.close()
+            self._flat.clear()
+            return False
 
     def _flat_group(
         self,

@@ -22,6 +22,7 @@ from descend.optim import (
     add_decayed_weights,
     chain,
     clip_by_global_norm,
+    compiled,
     flat,
     scale_by_adam,
     scale_by_lr,
@@ -40,9 +41,9 @@ CASES = {
 def counter(monkeypatch: pytest.MonkeyPatch) -> torch._dynamo.testing.CompileCounter:
     """Every group takes the fast path, compiled by a backend that counts compilations."""
     backend = torch._dynamo.testing.CompileCounter()
-    monkeypatch.setattr(flat, "BACKEND", backend)
+    monkeypatch.setattr(compiled, "BACKEND", backend)
     monkeypatch.setattr(flat, "MIN_NUMEL", 0)
-    monkeypatch.setattr(flat, "_LOGGED", set())
+    monkeypatch.setattr(compiled, "_LOGGED", set())
     return backend
 
 
@@ -236,7 +237,7 @@ def test_first_compiled_step_is_logged_once(counter, caplog: pytest.LogCaptureFi
 
 def test_compile_false_and_small_groups_stay_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     backend = torch._dynamo.testing.CompileCounter()
-    monkeypatch.setattr(flat, "BACKEND", backend)
+    monkeypatch.setattr(compiled, "BACKEND", backend)
     for make in [
         lambda p: descend.Adam(p, fused=False),
         lambda p: descend.Optimizer(p, chain(scale_by_adam(), scale_by_lr()), compile=False),
@@ -262,7 +263,7 @@ def test_inductor_fast_path_matches_eager(monkeypatch: pytest.MonkeyPatch) -> No
     # The one test that compiles with Inductor: the same chain and dtype as
     # tests/optim/test_compile.py, so the two share Inductor's on-disk cache.
     monkeypatch.setattr(flat, "MIN_NUMEL", 0)
-    monkeypatch.setattr(flat, "_LOGGED", set())
+    monkeypatch.setattr(compiled, "_LOGGED", set())
     before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
 
     def go(fused: bool) -> list[torch.Tensor]:
@@ -281,15 +282,97 @@ def test_inductor_fast_path_matches_eager(monkeypatch: pytest.MonkeyPatch) -> No
             opt.step()
         return params
 
+    norms: list[int] = []
+    norm = compiled._norms
+    monkeypatch.setattr(compiled, "_norms", lambda xs: norms.append(len(xs)) or norm(xs))
     rewrites: list[int] = []
-    rewrite = flat._reciprocal_divisions
+    rewrite = compiled._reciprocal_divisions
     monkeypatch.setattr(
-        flat, "_reciprocal_divisions", lambda gm: rewrites.append(rewrite(gm)) or rewrites[-1]
+        compiled, "_reciprocal_divisions", lambda gm: rewrites.append(rewrite(gm)) or rewrites[-1]
     )
     fast, eager = go(True), go(False)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - before == 1
     # Adam's two bias corrections become multiplications by reciprocals in the graph that
     # is compiled (dynamo may trace once more before it, to specialize float symbols).
     assert rewrites[-1] == 2
+    # The clipping norm is computed before the fused loop, once per step, over the one
+    # flat gradient buffer (the calls at trace time run on fake tensors).
+    assert norms[-6:] == [1] * 6
     for a, b in zip(fast, eager, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def _count_dynamo_calls(opt: descend.Optimizer, backend, monkeypatch) -> list[int]:
+    step = compiled.compiled_step(opt.transform.update, backend)
+    calls: list[int] = []
+    fn = step._fn
+    monkeypatch.setattr(step, "_fn", lambda *a: calls.append(1) or fn(*a))
+    return calls
+
+
+def test_steady_steps_call_the_compiled_graph_directly_until_a_constant_changes(
+    counter, monkeypatch
+) -> None:
+    params, opt = _run(lambda p: descend.Adam(p, lr=0.01), steps=2)
+    ref = [p.detach().clone().requires_grad_() for p in params]
+    ref_opt = torch.optim.Adam(ref, lr=0.01)
+    ref_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    calls = _count_dynamo_calls(opt, counter, monkeypatch)
+
+    def steps(n: int) -> None:
+        for _ in range(n):
+            for ps, o in [(params, opt), (ref, ref_opt)]:
+                o.zero_grad(set_to_none=True)
+                _loss(ps).backward()
+                o.step()
+
+    steps(4)
+    assert calls == [], "steps with everything in place must not go through dynamo"
+    # Step counts are elements of one tensor, as torch.optim's 0-d tensors in the state dict.
+    counts = [opt.state[p]["step"] for p in params]
+    assert all(c.dim() == 0 and float(c) == 6 for c in counts)
+    assert len({c.untyped_storage().data_ptr() for c in counts}) == 1
+    # eps is a constant of the compiled graph: a new value goes through dynamo once (which
+    # recompiles), then the steps are direct again.
+    for o in (opt, ref_opt):
+        o.param_groups[0]["eps"] = 1e-3
+    steps(3)
+    assert len(calls) == 1 and counter.frame_count == 2
+    # State edited by hand is noticed: a reset moment is used, and a step count that
+    # differs from the others sends the group to the eager path.
+    for o, ps in [(opt, params), (ref_opt, ref)]:
+        o.state[ps[0]]["exp_avg"] = torch.zeros_like(ps[0])
+    steps(2)
+    for a, b in zip(params, ref, strict=True):
+        torch.testing.assert_close(a, b)
+    for o, ps in [(opt, params), (ref_opt, ref)]:
+        o.state[ps[1]]["step"].fill_(2.0)
+    steps(2)
+    for a, b in zip(params, ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_transform_that_replaces_its_state_keeps_it(counter) -> None:
+    def running_sum():
+        def init(params, hp):
+            return {"total": [torch.zeros_like(p) for p in params]}
+
+        def update(grads, state, params, hp):
+            state["total"] = [t + g for t, g in zip(state["total"], grads, strict=True)]
+            return list(state["total"])
+
+        return descend.optim.Transform(init, update, name="running_sum")
+
+    def run(compile: bool) -> list[torch.Tensor]:
+        params = _params()
+        opt = descend.Optimizer(
+            params, chain(running_sum(), scale_by_lr()), compile=compile, lr=0.01
+        )
+        for _ in range(4):
+            opt.zero_grad()
+            _loss(params).backward()
+            opt.step()
+        return params
+
+    for a, b in zip(run(True), run(False), strict=True):
+        torch.testing.assert_close(a, b)
