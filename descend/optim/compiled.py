@@ -19,12 +19,15 @@ the caches out), keyed on everything dynamo would have guarded for this function
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import operator
+import os
+import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -247,6 +250,76 @@ def _reciprocal_divisions(gm: torch.fx.GraphModule) -> int:
     return rewritten
 
 
+@functools.cache
+def _trusted_isa() -> Any:
+    """AVX-512 (or AVX2) as the CPU reports it, for Inductor, or ``None`` (not x86, or
+    ``ATEN_CPU_CAPABILITY`` chooses)."""
+    if platform.machine() not in ("x86_64", "AMD64") or os.getenv("ATEN_CPU_CAPABILITY"):
+        return None
+    from torch._inductor import cpu_vec_isa
+
+    if torch.cpu._is_avx512_supported():
+        base: Any = cpu_vec_isa.VecAVX512
+    elif torch.cpu._is_avx2_supported():
+        base = cpu_vec_isa.VecAVX2
+    else:
+        return None
+
+    class Trusted(base):  # type: ignore[misc, valid-type]
+        # No probe build: the CPU reports the ISA, and gcc has known its flags for a decade.
+        def __bool__(self) -> bool:
+            return True
+
+        __hash__ = cpu_vec_isa.VecISA.__hash__
+
+    return Trusted()
+
+
+@contextlib.contextmanager
+def _plain_vector_isa() -> Iterator[None]:
+    """While compiling, let Inductor choose only AVX-512 (or AVX2), without probe builds.
+
+    Inductor's ISA list costs four probe builds on a cold cache (avx512_bf16, vnni, amx,
+    amx_fp16; ~2 s of a 5 s first step), and none of those extensions speeds up a float
+    pointwise loop: the kernel is the same 16-wide AVX-512 code.
+    """
+    trusted = _trusted_isa()
+    if trusted is None:
+        yield
+        return
+    from torch._inductor import cpu_vec_isa
+
+    original = cpu_vec_isa.valid_vec_isa_list
+    cpu_vec_isa.valid_vec_isa_list = lambda: [trusted]
+    try:
+        yield
+    finally:
+        cpu_vec_isa.valid_vec_isa_list = original
+
+
+@contextlib.contextmanager
+def _tensorify_off() -> Iterator[None]:
+    """Turn off AOTAutograd's pass that turns float symbols into tensors, while compiling.
+
+    Fake tensors give every 0-d float64 input (``lr``, ``betas[0]``, the step) a symbol for
+    the value ``.item()`` would return. Nothing reads those symbols, but the pass
+    specializes each one it cannot convert and restarts dynamo, which traces the same
+    graph again (~0.25 s of a 5 s cold first step). Dynamo runs with
+    ``specialize_float=True`` (:class:`CompiledStep`), so no other float symbols exist for
+    the pass to convert. An environment variable is its only switch; it is set only for
+    the duration of this backend's compile.
+    """
+    old = os.environ.get("TENSORIFY_PYTHON_SCALARS")
+    os.environ["TENSORIFY_PYTHON_SCALARS"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TENSORIFY_PYTHON_SCALARS"]
+        else:
+            os.environ["TENSORIFY_PYTHON_SCALARS"] = old
+
+
 def hoisted_inductor(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
     """Inductor, with the step's 0-d arithmetic computed once per call instead of per element.
 
@@ -261,10 +334,18 @@ def hoisted_inductor(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Cal
 
     def compile_fx(graph: torch.fx.GraphModule, inputs: list[Any]) -> Callable[..., Any]:
         # Inductor probes each vector ISA the CPU reports by building and loading a test
-        # library in a subprocess (nine builds, ~8 s of a 13 s cold compile on the 2-core
-        # machine). Trusting /proc/cpuinfo instead brings the cold first step under 5 s; a
-        # compiler that cannot build for the ISA fails the compile, and the step runs eagerly.
-        with torch._inductor.config.patch({"cpp.vec_isa_ok": True}):
+        # library in a subprocess (~0.5 s each, ~10 s of a 13 s cold first step on the
+        # 2-core machine); see _plain_vector_isa. A compiler that cannot build for the ISA
+        # fails the compile, and the optimizer runs eagerly (with a warning). A
+        # precompiled header pays only from the second kernel on: building it made the
+        # first step on a fresh machine 8.5 s; without it every cold compile takes ~4 s.
+        with (
+            torch._inductor.config.patch(
+                {"cpp.vec_isa_ok": True, "cpp_cache_precompile_headers": False}
+            ),
+            _plain_vector_isa(),
+            _tensorify_off(),
+        ):
             return inductor_compile(graph, inputs)
 
     _reciprocal_divisions(gm)
@@ -412,7 +493,10 @@ class CompiledStep:
             compiled(*[_fetch(p, roots) for p in paths])
             return
         self._ran.clear()
-        self._fn(self.update, grads, state, params, hp)
+        # Python floats (eps, betas[1]) become constants of the graph on the first trace
+        # instead of after a restart of the analysis (see _tensorify_off).
+        with torch._dynamo.config.patch(specialize_float=True):
+            self._fn(self.update, grads, state, params, hp)
         if key is not None and len(self._ran) == 1 and self._ran[0][1] is not None:
             if len(self._direct) >= self.MAX_DIRECT:
                 self._direct.clear()
