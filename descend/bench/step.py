@@ -193,7 +193,14 @@ ALGORITHMS: dict[str, Algorithm] = {
         ),
     ]
 }
-IMPLS = ("descend", "descend_kept_grads", "torch_forloop", "torch_foreach", "torch_fused", "optax")
+IMPLS = (
+    "descend",
+    "descend_assigned_grads",
+    "torch_forloop",
+    "torch_foreach",
+    "torch_fused",
+    "optax",
+)
 
 
 def parse_size(text: str) -> int:
@@ -252,10 +259,11 @@ class _Runner:
         g = torch.Generator().manual_seed(seed)
         self.params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
         self.grads = [torch.randn(s, generator=g) * 1e-2 for s in shapes]
-        # "descend" assigns fresh gradient tensors every step (p.grad = g: step() copies
-        # them in); "descend_kept_grads" leaves them in the flat buffer, where backward()
-        # puts them (the post-accumulate hook) and a set_to_none=False loop keeps them.
-        self.fresh = impl != "descend_kept_grads"
+        # "descend" leaves the gradients in the flat buffer, where backward() puts them (the
+        # post-accumulate hook; the copy is timed by handoff()) and a set_to_none=False
+        # loop keeps them; "descend_assigned_grads" assigns new gradient tensors every
+        # step (p.grad = g: step() copies them in).
+        self.fresh = impl != "descend"
         self.impl, self.algo = impl, algo
         for p, gr in zip(self.params, self.grads, strict=True):
             p.grad = gr
@@ -330,6 +338,53 @@ def _bandwidth_runner(n: int) -> Callable[[], None]:
         buf.mul_(1.0)
 
     return touch
+
+
+def _backward(opt: Any, params: list[Tensor], coefs: list[Tensor]) -> Callable[[], None]:
+    def run() -> None:
+        opt.zero_grad(set_to_none=True)
+        torch.autograd.backward([(c * p).sum() for c, p in zip(coefs, params, strict=True)])
+
+    return run
+
+
+def handoff(
+    shapes: list[tuple[int, ...]], rounds: int, steps: int, seed: int = 0
+) -> dict[str, float]:
+    """What backward pays to hand gradients to a descend optimizer's flat buffer.
+
+    Times ``zero_grad(set_to_none=True)`` and ``backward()`` of :math:`\\sum_i c_i
+    \\theta_i` (autograd writes one fresh gradient per parameter) for parameters under a
+    ``descend.SGD`` on the fast path, whose hooks copy each gradient into the buffer, and
+    for the same parameters under ``torch.optim.SGD(fused=True)``, interleaved. Returns
+    the medians in ms and the copy's extra time.
+    """
+    g = torch.Generator().manual_seed(seed)
+    runs = {}
+    for name in ("descend", "torch_fused"):
+        params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
+        coefs = [torch.randn(s, generator=g) for s in shapes]
+        opt: Any = (
+            descend.SGD(params, lr=1e-3, fused=True)
+            if name == "descend"
+            else torch.optim.SGD(params, lr=1e-3, fused=True)
+        )
+
+        backward = _backward(opt, params, coefs)
+        backward()
+        opt.step()  # builds descend's flat buffers and their hooks
+        runs[name] = (backward, Timing())
+    order = list(runs)
+    for k in range(rounds):
+        for name in order[k % 2 :] + order[: k % 2]:
+            fn, timing = runs[name]
+            timing.samples.append(_timed(fn, steps))
+    ours, theirs = runs["descend"][1].median, runs["torch_fused"][1].median
+    return {
+        "descend_ms": ours * 1e3,
+        "torch_ms": theirs * 1e3,
+        "extra_ms": (ours - theirs) * 1e3,
+    }
 
 
 def bench_size(
@@ -410,6 +465,7 @@ def bench_size(
             )
     return {
         "params": n,
+        "handoff": handoff(shapes, rounds, steps, seed) if "descend" in impls else None,
         "shapes": f"{len([s for s in shapes if len(s) == 2])} matrices + "
         f"{len([s for s in shapes if len(s) == 1])} vectors",
         "inplace_gb_per_s": bw / 1e9,
@@ -506,6 +562,14 @@ def table(result: dict[str, Any]) -> str:
             f"\nIn-place bandwidth at {size['params'] / 1e6:.1f}M ({size['shapes']}): "
             f"{size['inplace_gb_per_s']:.1f} GB/s (x.mul_(1.0) over 4n floats, {lo:.2f}-{hi:.2f} ms)."
         )
+        h = size.get("handoff")
+        if h:
+            lines.append(
+                f"Gradient hand-off at {size['params'] / 1e6:.1f}M: zero_grad + backward "
+                f"{h['descend_ms']:.2f} ms with descend's hooks copying each gradient into "
+                f"the flat buffer, {h['torch_ms']:.2f} ms under torch's fused SGD "
+                f"({h['extra_ms']:+.2f} ms)."
+            )
     return "\n".join(lines)
 
 

@@ -46,7 +46,8 @@ def step(
         str | None,
         typer.Option(
             "--impls",
-            help="Comma-separated implementations (default: all): descend, descend_kept_grads, "
+            help="Comma-separated implementations (default: all): descend (gradients where "
+            "backward() leaves them), descend_assigned_grads (new gradient tensors every step), "
             "torch_forloop, torch_foreach, torch_fused, optax.",
         ),
     ] = None,

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import descend
 from descend._validation import InvalidParameterError
 from descend.bench.step import ALGORITHMS, bench_step, model_shapes, parse_size, table
 from descend.cli.main import main
@@ -53,6 +54,35 @@ def test_bench_step_rows_are_consistent() -> None:
     )
     assert min(r["vs_torch_best"] for r in size["rows"] if r["impl"].startswith("torch")) == 1.0
     assert "| adam | descend |" in table(result)
+    # What backward pays for the flat gradient buffer is measured, not left out.
+    handoff = size["handoff"]
+    assert handoff["extra_ms"] == pytest.approx(handoff["descend_ms"] - handoff["torch_ms"])
+    assert "Gradient hand-off at" in table(result)
+
+
+def test_handoff_is_timed_with_the_hooks_in_place() -> None:
+    from descend.bench import step as bench
+
+    seen = []
+    real = bench._backward
+
+    def spy(opt, params, coefs):
+        run = real(opt, params, coefs)
+
+        def checked() -> None:
+            run()
+            flat = opt._flat.get(0) if isinstance(opt, descend.Optimizer) else None
+            if flat is not None:  # built by the first step, after the first backward
+                seen.append(all(p.grad is v for p, v in zip(params, flat.grad_views, strict=True)))
+
+        return checked
+
+    bench._backward = spy
+    try:
+        bench.handoff([(300, 1024)], rounds=2, steps=1)
+    finally:
+        bench._backward = real
+    assert seen and all(seen), "backward must hand each gradient to the flat buffer"
 
 
 def test_every_algorithm_builds_for_every_implementation() -> None:
