@@ -1,10 +1,11 @@
-"""``descend bench step`` and ``descend bench loop``: how fast a step and a loop run.
+"""``descend bench step``, ``compile`` and ``loop``: how fast a step, a first step and a loop run.
 
 ``bench step`` times descend's default optimizer step against torch.optim's for-loop,
 foreach and fused paths (and optax's when jax and optax are installed) on the same
 parameters, in interleaved rounds, and reports medians, spreads, GB/s and percent of the
 in-place memory-bandwidth floor. ``bench loop`` times ``descend.fit`` against a
-hand-written PyTorch loop on digits.
+hand-written PyTorch loop on digits. ``bench compile`` times the first (compiling) step
+of the fast path in fresh processes with empty caches.
 """
 
 from __future__ import annotations
@@ -84,6 +85,35 @@ def step(
     if plot_path is not None:
         plot(result, str(plot_path))
         typer.echo(f"wrote {plot_path}")
+
+
+@bench_app.command("compile")
+def compile_(
+    params: Annotated[str, typer.Option("--params", help="Parameter count (10M).")] = "10M",
+    optimizers: Annotated[
+        str,
+        typer.Option("--optimizers", help="Comma-separated: sgd, momentum, adam, adamw, rmsprop."),
+    ] = "adam,adamw,momentum",
+    repeats: Annotated[
+        int, typer.Option("--repeats", help="Cold runs per optimizer (each in new caches).")
+    ] = 2,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON here.")
+    ] = None,
+) -> None:
+    """Time the first step of the fast path from empty caches (a fresh machine), and warm."""
+    from descend.bench.cold import bench_cold
+    from descend.bench.step import parse_size
+
+    names = [s.strip() for s in optimizers.split(",") if s.strip()]
+    result = bench_cold(parse_size(params), names, repeats=repeats, echo=typer.echo)
+    typer.echo(
+        f"first step of the fast path on {result['params'] / 1e6:.1f}M parameters "
+        "(fresh processes; TMPDIR and the Inductor cache new and empty for each cold run)"
+    )
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2))
+        typer.echo(f"wrote {json_path}")
 
 
 @bench_app.command("loop")

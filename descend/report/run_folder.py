@@ -166,6 +166,11 @@ def _figures(task: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> list
     return [(key, figure) for key, figure in made if figure is not None]
 
 
+# Characters YAML reads as line breaks, which PyYAML's emitter does not escape when
+# writing Unicode as is (NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR).
+_YAML_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
 def write_run(
     out_dir: Path | str,
     *,
@@ -222,6 +227,10 @@ def write_run(
 
     full_config = build_config(task, runs, config, created)
     config_text = yaml.safe_dump(full_config, sort_keys=False, allow_unicode=True)
+    if any(c in config_text for c in _YAML_BREAKS):
+        # PyYAML writes these line breaks raw and folds them into spaces on reading: escape
+        # them (all non-ASCII text is then escaped, which it reads back exactly).
+        config_text = yaml.safe_dump(full_config, sort_keys=False)
     written["config"] = write_text_atomic(folder / "config.yaml", config_text)
     written["metrics"] = write_metrics_csv(folder / "metrics.csv", runs)
     summary = summarize_runs(_plain(task), runs)

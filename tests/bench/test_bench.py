@@ -144,3 +144,16 @@ def test_cli_rejects_unknown_optimizer(capsys) -> None:
 def test_cli_bench_loop(capsys) -> None:
     assert _cli(["bench", "loop", "--rounds", "1", "--epochs", "1"]) == 0
     assert "overhead:" in capsys.readouterr().out
+
+
+def test_bench_compile_runs_fresh_processes_and_reports(tmp_path, capsys) -> None:
+    out = tmp_path / "cold.json"
+    argv = ["bench", "compile", "--params", "20k", "--optimizers", "sgd", "--repeats", "1"]
+    assert _cli([*argv, "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    (row,) = data["rows"]
+    assert row["optimizer"] == "sgd" and data["params"] == 19 * 1024 + 1024
+    assert len(row["cold_first_step_s"]) == len(row["warm_first_step_s"]) == 1
+    assert all(x > 0 for x in row["cold_first_step_s"] + row["warm_first_step_s"])
+    assert "sgd: cold first step" in capsys.readouterr().out
+    assert _cli(["bench", "compile", "--optimizers", "lion"]) == 2

@@ -161,6 +161,16 @@ def test_diverged_run_gives_valid_json(tmp_path: Path) -> None:
     assert "inf" in written["metrics"].read_text()
 
 
+def test_config_yaml_keeps_text_with_yaml_line_breaks(tmp_path: Path) -> None:
+    # PyYAML writes NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR raw when asked for Unicode
+    # and reads them back as spaces; names with them must still read back exactly.
+    names = {"run_name": "a\x85", "note": "b\u2028c\u2029", "plain": "café"}
+    run = make_run("adam", 0, lr=0.001, rate=0.04)
+    written = write_run(tmp_path, task=dict(TASK), runs=[run], config=names, tensorboard=False)
+    saved = yaml.safe_load(written["config"].read_text(encoding="utf-8"))
+    assert {k: saved[k] for k in names} == names
+
+
 def test_summary_falls_back_to_history() -> None:
     run = make_run("adam", 0, lr=0.001, rate=0.04)
     del run["summary"]
