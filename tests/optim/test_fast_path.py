@@ -20,6 +20,7 @@ import torch._dynamo.testing
 import descend
 from descend.optim import (
     add_decayed_weights,
+    backend,
     chain,
     clip_by_global_norm,
     compiled,
@@ -283,12 +284,12 @@ def test_inductor_fast_path_matches_eager(monkeypatch: pytest.MonkeyPatch) -> No
         return params
 
     norms: list[int] = []
-    norm = compiled._norms
-    monkeypatch.setattr(compiled, "_norms", lambda xs: norms.append(len(xs)) or norm(xs))
+    norm = backend._norms
+    monkeypatch.setattr(backend, "_norms", lambda xs: norms.append(len(xs)) or norm(xs))
     rewrites: list[int] = []
-    rewrite = compiled._reciprocal_divisions
+    rewrite = backend._reciprocal_divisions
     monkeypatch.setattr(
-        compiled, "_reciprocal_divisions", lambda gm: rewrites.append(rewrite(gm)) or rewrites[-1]
+        backend, "_reciprocal_divisions", lambda gm: rewrites.append(rewrite(gm)) or rewrites[-1]
     )
     fast, eager = go(True), go(False)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - before == 1
