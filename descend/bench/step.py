@@ -599,6 +599,8 @@ def plot(result: dict[str, Any], path: str) -> None:
         ax.set_xticks(
             [i + 0.4 - width / 2 for i in range(len(algos))], algos, rotation=20, fontsize=8
         )
+        top = max(r["pct_of_floor"] for r in size["rows"])
+        ax.set_ylim(0, 1.3 * max(top, 100))  # room for the legend above the bars
         ax.set_ylabel("% of in-place floor")
         ax.set_title(
             f"{size['params'] / 1e6:.1f}M parameters ({size['shapes']}), "
