@@ -109,12 +109,11 @@ class FlatGroup:
                 if self.steps is not None:
                     st["step"] = self.steps[i]
                 offset += n
-        self.numel = total
         self._all_keys = [*keys, "step"] if self.steps is not None else list(keys)
         self._param_ptrs = [p.data_ptr() for p in params]
         self._grad_ptrs = [g.data_ptr() for g in self.grad_views]
-        self._state_ptrs = [[st[k].data_ptr() for k in self._all_keys] for st in states]
         self._state_views = [st[k] for st in states for k in self._all_keys]
+        self._state_ptrs = [v.data_ptr() for v in self._state_views]
         # Gradients from backward land in fresh tensors (after zero_grad(set_to_none=True));
         # copying each into its slice right after autograd writes it, while it is still in
         # cache, costs less than a gather over cold memory in step() (docs/bench.md,
@@ -170,7 +169,7 @@ class FlatGroup:
         if [p.data_ptr() for p in params] != self._param_ptrs:
             return False
         try:
-            ptrs = [[st[k].data_ptr() for k in self._all_keys] for st in states]
+            ptrs = [st[k].data_ptr() for st in states for k in self._all_keys]
         except (KeyError, AttributeError):
             return False
         return ptrs == self._state_ptrs
