@@ -1,12 +1,14 @@
-"""The compiled update of the fast path: one fused loop over a param group's flat buffers.
+"""The compiled update of the fast path: one fused loop over 1-d buffers of any length.
 
 :func:`apply` (``params += update(grads)``) runs under ``torch.compile(dynamic=True)``
 with the backend :func:`descend.optim.backend.hoisted_inductor`, over one-element lists
-holding the flat buffers of :class:`descend.optim.flat.FlatGroup`.
+holding the flat tensors of :class:`descend.optim.flat.FlatGroup`: one call per piece
+(a large parameter) and one for the tail.
 
 After the first step, :class:`CompiledStep` calls the compiled graph directly, without
 dynamo's frame evaluation and guards (about 0.3 ms per step after the loop has streamed
-the caches out), keyed on everything dynamo would have guarded for this function.
+the caches out), keyed on everything dynamo would have guarded for this function; the
+0-d prologue (bias corrections) runs once per step for all pieces.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from descend.optim.backend import as_list, hoisted_inductor
+from descend.optim.backend import Hoisted, as_list, hoisted_inductor
 
 logger = logging.getLogger("descend")
 
@@ -69,6 +71,8 @@ def apply(
 # indices below it, the dimension when the input is a size, and whether it is a Python
 # number dynamo passes as a 0-d tensor.
 Path = tuple[str, tuple[Any, ...], int | None, bool]
+# One call's arguments: one-element lists of flat gradient, state and parameter tensors.
+Piece = tuple[list[Tensor], dict[str, list[Tensor]], list[Tensor]]
 
 
 def _input_paths(gm: torch.fx.GraphModule) -> list[Path] | None:
@@ -169,11 +173,10 @@ class CompiledStep:
 
         return run
 
-    def __call__(
-        self, grads: list[Tensor], state: dict[str, list[Tensor]], params: list[Tensor], hp: Any
-    ) -> None:
+    @staticmethod
+    def _key(grads: list[Tensor], state: Any, params: list[Tensor], hp: Any) -> Any:
         try:
-            key = (
+            return (
                 torch.is_grad_enabled(),
                 torch.get_default_dtype(),
                 _tag(grads),
@@ -182,13 +185,71 @@ class CompiledStep:
                 _tag(hp),
             )
         except TypeError:
-            key = None
+            return None
+
+    def __call__(
+        self, grads: list[Tensor], state: dict[str, list[Tensor]], params: list[Tensor], hp: Any
+    ) -> None:
+        key = self._key(grads, state, params, hp)
         direct = self._direct.get(key) if key is not None else None
         if direct is not None:
             compiled, paths = direct
             roots = {"grads": grads, "state": state, "params": params, "hp": hp}
             compiled(*[_fetch(p, roots) for p in paths])
             return
+        self._through_dynamo(grads, state, params, hp, key)
+
+    def run(self, pieces: list[Piece], hp: Any) -> None:
+        """``self(grads, state, params, hp)`` for each piece of one param group, with the
+        0-d prologue computed once for all of them when it reads only 0-d inputs.
+
+        Pieces hold 1-d tensors of one dtype and device per role (what
+        :class:`descend.optim.flat.FlatGroup` gives), so dynamo would guard them alike
+        except for a length below 2; such a piece is called on its own. Only for an
+        elementwise chain: each piece is updated as if it were the whole group.
+        """
+        first = pieces[0]
+        key = self._key(*first, hp)
+        direct = self._direct.get(key) if key is not None else None
+        rest = pieces
+        if direct is None:
+            self._through_dynamo(*first, hp, key)
+            direct = self._direct.get(key) if key is not None else None
+            rest = pieces[1:]
+        if direct is None:
+            for piece in rest:
+                self(*piece, hp)
+            return
+        compiled, paths = direct
+        shared = compiled if isinstance(compiled, Hoisted) and compiled.per_step else None
+        small = min(first[2][0].numel(), 2)
+        extra = None
+        # Hyperparameters are the same for every piece: fetched once.
+        common = {"hp": hp}
+        args = [_fetch(p, common) if p[0] == "hp" else None for p in paths]
+        own = [i for i, p in enumerate(paths) if p[0] != "hp"]
+        for grads, state, params in rest:
+            if min(params[0].numel(), 2) != small:
+                self(grads, state, params, hp)
+                continue
+            roots = {"grads": grads, "state": state, "params": params}
+            for i in own:
+                args[i] = _fetch(paths[i], roots)
+            if shared is None:
+                compiled(*args)
+                continue
+            if extra is None:
+                extra = shared.prologue(*args)
+            shared.run_main(args, extra)
+
+    def _through_dynamo(
+        self,
+        grads: list[Tensor],
+        state: dict[str, list[Tensor]],
+        params: list[Tensor],
+        hp: Any,
+        key: Any,
+    ) -> None:
         self._ran.clear()
         # Python floats (eps, betas[1]) become constants of the graph on the first trace
         # instead of after a restart of the analysis (see _tensorify_off).
@@ -213,22 +274,22 @@ _LOGGED: set[str] = set()
 def run_compiled(
     name: str,
     update: Callable[..., list[Tensor]],
-    grad: Tensor,
-    state: dict[str, Tensor],
-    param: Tensor,
+    buffers: list[tuple[Tensor, dict[str, Tensor], Tensor]],
     hp: dict[str, Any],
 ) -> None:
-    """One fused step over flat buffers; the first (compiling) call is timed and logged."""
+    """One fused step over a param group's flat ``(grad, state, param)`` buffers (one
+    entry, or one per piece of an elementwise chain); the first (compiling) call is timed
+    and logged."""
     step = compiled_step(update, BACKEND)
     first = name not in _LOGGED
     start = time.perf_counter()
-    lists = {k: [v] for k, v in state.items()}
-    step([grad], lists, [param], hp)
-    for k, values in lists.items():
-        if (
-            values[0] is not state[k]
-        ):  # a transform that replaces its state (the protocol allows it)
-            state[k].copy_(values[0])
+    pieces = [([g], {k: [v] for k, v in st.items()}, [p]) for g, st, p in buffers]
+    step.run(pieces, hp)
+    for (_, state, _), (_, lists, _) in zip(buffers, pieces, strict=True):
+        for k, values in lists.items():
+            # A transform that replaces its state (the protocol allows it).
+            if values[0] is not state[k]:
+                state[k].copy_(values[0])
     if first:
         _LOGGED.add(name)
         seconds = time.perf_counter() - start
@@ -238,6 +299,6 @@ def run_compiled(
             "descend: the first step of %s compiled its fused update for %d parameters "
             "in %.1f s (once per process; compile=False, or fused=False for a named optimizer, runs eagerly).",
             name,
-            param.numel(),
+            sum(p.numel() for _, _, p in buffers),
             seconds,
         )

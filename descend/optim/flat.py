@@ -1,26 +1,32 @@
-"""The fast path: one param group's parameters, gradients and state as views into flat buffers.
+"""The fast path's layout: large parameters updated in place, the others in flat buffers.
 
 An optimizer step does a few arithmetic operations per parameter, so its floor is memory
 traffic (Adam: read :math:`\\theta, g, m, v`, write :math:`\\theta, m, v` — 28 bytes per
 float32 parameter). Running the transform chain over per-tensor lists costs one pass over
 memory per elementary operation; compiling it per tensor fuses the passes but makes a graph
-(and a compile time) that grows with the number of tensors. Here every tensor of a param
-group lives in one flat buffer per role::
+(and a compile time) that grows with the number of tensors. Here the chain's ``update``
+is compiled once, over one-element lists holding 1-d tensors of any length
+(:mod:`descend.optim.compiled`), and a step calls that one fused loop on:
+
+- each *piece*, a parameter of at least :data:`PIECE_NUMEL` elements of an elementwise
+  chain, as it is: ``p``, ``p.grad`` where autograd wrote it, and its state tensors;
+- the *tail*, every other parameter of the group, as views into flat buffers::
 
     flat_param = [θ_0 | θ_1 | ... | θ_{N-1}]     p.data      is a view of its slice
     flat_grad  = [g_0 | g_1 | ... | g_{N-1}]     p.grad      is copied in when it is not a view
     flat_<key> = [s_0 | s_1 | ... | s_{N-1}]     state[p][k] is a view of its slice
-    steps      = [t_0,  t_1,  ...,  t_{N-1}]     state[p]["step"] is its element
 
-and the chain's ``update`` runs, unchanged, over one-element lists holding the flat buffers
-(:mod:`descend.optim.compiled`): one fused loop over memory, whatever the number of tensors.
+  so that a model's many small tensors (biases, norms) cost one call. A chain that reduces
+  over elements (clipping by the global norm) keeps the whole group in the tail.
+
+All step counts are elements of one tensor (``state[p]["step"]`` is its element).
 
 Storage can change under the optimizer: ``zero_grad(set_to_none=True)`` gives each
 parameter a fresh gradient, ``model.to()`` or ``p.data = ...`` replaces a parameter's
 storage, ``load_state_dict`` replaces the state. :meth:`FlatGroup.steady` checks, by
 identity and data pointer, that nothing changed; when something did, the optimizer takes
-the slower checks of :meth:`FlatGroup.matches` and rebuilds the buffers if needed.
-A fresh gradient from ``backward()`` is copied into its slice of ``flat_grad`` by a
+the slower checks of :meth:`FlatGroup.matches` and rebuilds the layout if needed.
+A fresh tail gradient from ``backward()`` is copied into its slice of ``flat_grad`` by a
 post-accumulate-grad hook, right after autograd writes it (while it is in cache), and
 ``p.grad`` becomes the view; gradients assigned by hand are copied in at ``step()``.
 """
@@ -38,6 +44,15 @@ from torch import Tensor
 # Groups smaller than this run eagerly: compiling costs seconds once, and below a million
 # parameters an eager step already takes well under a millisecond.
 MIN_NUMEL = 1 << 20
+
+# Parameters of an elementwise chain at least this large are updated where they are, one
+# call each. A call costs ~25 us; copying a gradient into a flat buffer during backward
+# costs ~0.3 ns per element (docs/bench.md): above ~100k elements the call is cheaper.
+PIECE_NUMEL = 1 << 17
+
+
+def _is_piece(p: Tensor, split: bool) -> bool:
+    return split and p.numel() >= PIECE_NUMEL
 
 
 def ineligible(
@@ -66,6 +81,20 @@ def ineligible(
     return None
 
 
+def _flat_alias(t: Tensor) -> Tensor:
+    """Contiguous ``t`` as a 1-d tensor over the same memory, sharing its version counter
+    (an in-place update bumps ``t``'s version, as torch.optim's does).
+
+    Not a view in autograd's sense: when a compiled update returns state, dynamo guards
+    the base of every input view, and bases of each parameter shape would each compile a
+    graph.
+    """
+    out = t.detach()
+    with torch.no_grad():
+        out.set_(t.untyped_storage(), t.storage_offset(), (t.numel(),), (1,))
+    return out
+
+
 def _owns_storage(p: Tensor) -> bool:
     # A parameter that is a view into storage someone else holds (tied to a user buffer,
     # an FSDP shard) must not be moved: the other holder would stop seeing updates.
@@ -73,18 +102,37 @@ def _owns_storage(p: Tensor) -> bool:
 
 
 class FlatGroup:
-    """Flat buffers for one param group; ``params``, their grads and state become views.
+    """One param group's layout on the fast path: pieces updated in place, a flat tail.
 
-    Building it moves each parameter into ``param`` (``p.data = view``: the model keeps its
-    ``Parameter`` objects, and a parameter's old storage is freed) and each state tensor into
-    its key's buffer. Memory: the state the algorithm needs, plus one gradient buffer.
+    With ``split`` (an elementwise chain, :attr:`descend.optim.Transform.elementwise`),
+    each parameter of at least :data:`PIECE_NUMEL` elements is a *piece*: it stays where
+    it is, with its own state tensors, and gets its own call of the compiled update, which
+    reads its gradient where autograd wrote it. The remaining parameters (all of them
+    without ``split``) form the *tail*: building the group moves each into ``param``
+    (``p.data = view``: the model keeps its ``Parameter`` objects, and the old storage is
+    freed) and its state into the key's buffer, and their gradients are copied into
+    ``grad``. Memory: the state the algorithm needs, plus a gradient buffer for the tail.
     """
 
-    def __init__(self, params: list[Tensor], states: list[dict[str, Any]], keys: list[str]) -> None:
+    def __init__(
+        self,
+        params: list[Tensor],
+        states: list[dict[str, Any]],
+        keys: list[str],
+        split: bool = False,
+    ) -> None:
         self.params = list(params)
         self.keys = list(keys)
-        sizes = [p.numel() for p in params]
+        big = [_is_piece(p, split) for p in params]
+        self._piece_params = [p for p, b in zip(params, big, strict=True) if b]
+        self.tail_params = [p for p, b in zip(params, big, strict=True) if not b]
+        tail_states = [st for st, b in zip(states, big, strict=True) if not b]
+        sizes = [p.numel() for p in self.tail_params]
         total = sum(sizes)
+        if total == 1 and self._piece_params:
+            # Compiled graphs specialize on a length of 1: one unused element keeps a tail
+            # of a single scalar on the pieces' graph instead of a second compile.
+            total = 2
         first = params[0]
         self.param = torch.empty(total, dtype=first.dtype, device=first.device)
         self.grad = torch.zeros(total, dtype=first.dtype, device=first.device)
@@ -97,7 +145,7 @@ class FlatGroup:
         self.grad_views: list[Tensor] = []
         offset = 0
         with torch.no_grad():
-            for i, (p, st, n) in enumerate(zip(params, states, sizes, strict=True)):
+            for p, st, n in zip(self.tail_params, tail_states, sizes, strict=True):
                 view = self.param[offset : offset + n].view_as(p)
                 view.copy_(p)
                 p.data = view
@@ -106,23 +154,40 @@ class FlatGroup:
                     sv = self.state[k][offset : offset + n].view_as(p)
                     sv.copy_(st[k])
                     st[k] = sv
-                if self.steps is not None:
-                    st["step"] = self.steps[i]
                 offset += n
+            for p, st, b in zip(params, states, big, strict=True):
+                if b:
+                    for k in keys:
+                        st[k] = st[k].contiguous()  # updated in place through a 1-d alias
+            if self.steps is not None:
+                for i, st in enumerate(states):
+                    st["step"] = self.steps[i]
+        # What a piece's call reads besides its gradient: its state and parameter as 1-d
+        # aliases.
+        self._piece_views = [
+            ({k: _flat_alias(st[k]) for k in keys}, _flat_alias(p))
+            for p, st, b in zip(params, states, big, strict=True)
+            if b
+        ]
         self._all_keys = [*keys, "step"] if self.steps is not None else list(keys)
         self._param_ptrs = [p.data_ptr() for p in params]
         self._grad_ptrs = [g.data_ptr() for g in self.grad_views]
+        self._tail_ptrs = [p.data_ptr() for p in self.tail_params]
         self._state_views = [st[k] for st in states for k in self._all_keys]
         self._state_ptrs = [v.data_ptr() for v in self._state_views]
-        # Gradients from backward land in fresh tensors (after zero_grad(set_to_none=True));
-        # copying each into its slice right after autograd writes it, while it is still in
-        # cache, costs less than a gather over cold memory in step() (docs/bench.md,
-        # "training step"). The hook holds the group weakly: a dropped optimizer costs
-        # nothing.
+        # Gradients of the tail from backward land in fresh tensors (after
+        # zero_grad(set_to_none=True)). When the tail is the whole group, copying each into
+        # its slice right after autograd writes it, while it is still in cache, costs less
+        # than a gather over cold memory in step(). Next to pieces the tail holds the small
+        # tensors, and one gather in step() costs less than a Python hook per tensor
+        # (~15 us each; measured with 192 vectors next to 48 matrices: a training step
+        # 0.98x torch's fused Adam without hooks, 1.15x with). The hook holds the group
+        # weakly: a dropped optimizer costs nothing.
         ref = weakref.ref(self)
         self._hooks = [
             p.register_post_accumulate_grad_hook(functools.partial(_adopt_grad, ref, i))
-            for i, p in enumerate(params)
+            for i, p in enumerate(self.tail_params)
+            if not self._piece_params
         ]
 
     def close(self) -> None:
@@ -132,11 +197,12 @@ class FlatGroup:
         self._hooks = []
 
     def adopt(self, i: int) -> None:
-        """Copy parameter ``i``'s fresh gradient into its slice; its ``.grad`` becomes the view."""
-        p = self.params[i]
+        """Copy tail parameter ``i``'s fresh gradient into its slice; its ``.grad`` becomes
+        the view."""
+        p = self.tail_params[i]
         g = p.grad
         view = self.grad_views[i]
-        if g is None or g.data_ptr() == self._grad_ptrs[i] or p.data_ptr() != self._param_ptrs[i]:
+        if g is None or g.data_ptr() == self._grad_ptrs[i] or p.data_ptr() != self._tail_ptrs[i]:
             return
         if (
             g.requires_grad  # backward(create_graph=True): keep the graph
@@ -152,14 +218,18 @@ class FlatGroup:
         p.grad = view
 
     @staticmethod
-    def can_build(params: list[Tensor], previous: FlatGroup | None) -> bool:
-        """Whether every parameter owns its storage or lives in ``previous``'s buffer, so that
-        moving it is invisible to anyone else."""
+    def can_build(params: list[Tensor], previous: FlatGroup | None, split: bool = False) -> bool:
+        """Whether every parameter that would move into the tail owns its storage or lives
+        in ``previous``'s buffer, so that moving it is invisible to anyone else."""
         ours = previous.param.untyped_storage().data_ptr() if previous is not None else None
-        return all(_owns_storage(p) or p.untyped_storage().data_ptr() == ours for p in params)
+        return all(
+            _owns_storage(p) or p.untyped_storage().data_ptr() == ours
+            for p in params
+            if not _is_piece(p, split)
+        )
 
     def matches(self, params: list[Tensor], states: list[dict[str, Any]], keys: list[str]) -> bool:
-        """Whether the parameters and state are still the views this group made."""
+        """Whether the parameters and state are still the ones (and views) this group made."""
         # List comparisons, not a loop with early exits: this runs on every step that is
         # not :meth:`steady`, and its cost is paid by a 10M-parameter model's ~50 tensors.
         if keys != self.keys or len(params) != len(self.params):
@@ -175,18 +245,30 @@ class FlatGroup:
         return ptrs == self._state_ptrs
 
     def steady(self, params: list[Tensor], state: Any) -> bool:
-        """Whether this step can run on the buffers as they are, without any copy.
+        """Whether this step can run on the layout as it is, without any copy.
 
-        True when ``params`` are this group's parameters, in place, each with its gradient
-        being its view of ``grad`` and its state (in ``state``, the optimizer's per-parameter
-        dicts) the views this group made, and all step counts are equal. The common case of
-        a training loop, checked by identity: ~50 us for 50 tensors.
+        True when ``params`` are this group's parameters, in place, the tail's gradients
+        are their views of ``grad`` (or, next to pieces, dense tensors that
+        :meth:`gather_grads` copies in), the pieces' gradients are dense tensors outside any
+        graph, the state (in ``state``, the optimizer's per-parameter dicts) is the tensors
+        and views this group holds, and all step counts are equal. The common case of a
+        training loop, checked by identity: ~50 us for 50 tensors.
         """
         mine = self.params
         if len(params) != len(mine) or not all(map(operator.is_, params, mine)):
             return False
-        if not all(map(operator.is_, [p.grad for p in params], self.grad_views)):
+        grads = [p.grad for p in self.tail_params]
+        if not all(map(operator.is_, grads, self.grad_views)) and (
+            self._hooks  # a tail gradient the hooks did not adopt: take the slow checks
+            or not all(
+                g is not None and g.layout == torch.strided and not g.requires_grad for g in grads
+            )
+        ):
             return False
+        for p in self._piece_params:
+            g = p.grad
+            if g is None or g.layout != torch.strided or g.requires_grad:
+                return False
         if [p.data_ptr() for p in params] != self._param_ptrs:
             return False
         keys = self._all_keys
@@ -201,24 +283,37 @@ class FlatGroup:
             return counts.count(counts[0]) == len(counts)
         return True
 
+    def buffers(self) -> list[tuple[Tensor, dict[str, Tensor], Tensor]]:
+        """``(grad, state, param)`` flat tensors for each call of the update: one per piece
+        (the gradient read where it is; reshaping copies only a non-contiguous one), then
+        the tail's buffers."""
+        out = [
+            (_flat_alias(p.grad) if p.grad.is_contiguous() else p.grad.reshape(-1), st, pv)
+            for p, (st, pv) in zip(self._piece_params, self._piece_views, strict=True)
+        ]
+        if self.tail_params:
+            out.append((self.grad, self.state, self.param))
+        return out
+
     def gather_grads(self) -> bool:
-        """Copy gradients that are not views of ``grad`` into it, then make them views.
+        """Copy tail gradients that are not views of ``grad`` into it, then make them views.
 
         Returns ``False`` (and copies nothing) when a gradient is not a strided tensor.
         """
-        stale = [i for i, p in enumerate(self.params) if p.grad.data_ptr() != self._grad_ptrs[i]]
+        params = self.tail_params
+        stale = [i for i, p in enumerate(params) if p.grad.data_ptr() != self._grad_ptrs[i]]
         if not stale:
             return True
-        if any(self.params[i].grad.layout != torch.strided for i in stale):
+        if any(params[i].grad.layout != torch.strided for i in stale):
             return False
         views = [self.grad_views[i] for i in stale]
-        grads = [self.params[i].grad for i in stale]
+        grads = [params[i].grad for i in stale]
         torch._foreach_copy_(views, grads)
         for i, v, g in zip(stale, views, grads, strict=True):
             # A gradient that is a view into someone else's buffer (DDP's
             # gradient_as_bucket_view) stays where it is; it is copied on every step.
             if _owns_storage(g):
-                self.params[i].grad = v
+                params[i].grad = v
         return True
 
 

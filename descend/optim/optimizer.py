@@ -54,8 +54,9 @@ class Optimizer(torch.optim.Optimizer):
 
     Execution: by default (``compile=None``) a param group of at least
     :data:`descend.optim.flat.MIN_NUMEL` CPU parameters, all with gradients and equal step
-    counts, takes the fast path: its parameters, gradients and state become views into flat
-    buffers and the chain runs as one compiled loop over them (:mod:`descend.optim.flat`);
+    counts, takes the fast path: the chain runs as one compiled loop over each large
+    parameter where it is (gradient included) and over flat buffers holding the others
+    (:mod:`descend.optim.flat`);
     other steps run eagerly with ``torch._foreach_*`` over the lists. Both run the same
     transform source and give the same numbers up to floating-point rounding.
 
@@ -226,13 +227,14 @@ class Optimizer(torch.optim.Optimizer):
                 )
 
     def _step_steady(self, index: int, flat: _flat.FlatGroup, group: dict[str, Any]) -> None:
-        """A step of a group whose flat buffers hold everything already (the training-loop
+        """A step of a group whose layout holds everything already (the training-loop
         case): count it and run the compiled update, with no per-parameter work."""
         hp = {k: v for k, v in group.items() if k not in BOOKKEEPING_KEYS}
         count = None
         if flat.steps is not None:
             flat.steps.add_(1)  # every parameter's state["step"] is an element of it
             count = flat.steps[0].item()
+        flat.gather_grads()  # steady: every tail gradient is dense
         if not self._run_flat(flat, hp, count):
             if flat.steps is not None:
                 flat.steps.sub_(1)  # the eager path counts the step again
@@ -248,13 +250,12 @@ class Optimizer(torch.optim.Optimizer):
             hp["step"] = [torch.tensor(step, dtype=torch.float64)]
         try:
             _compiled.run_compiled(
-                self._owner,
-                self.transform.update,
-                flat.grad,
-                flat.state,
-                flat.param,
-                _compiled.dynamic_hyper(hp),
+                self._owner, self.transform.update, flat.buffers(), _compiled.dynamic_hyper(hp)
             )
+            # The update went around autograd's bookkeeping (the tail through its buffer,
+            # pieces through Inductor's entry point): a backward through a graph that saved
+            # the parameters must fail, as after torch.optim's in-place update.
+            torch.autograd.graph.increment_version(flat.params)
             return True
         except Exception as exc:  # noqa: BLE001 - a compiler that cannot run is not fatal
             # Compilation failed before the update ran (no C++ compiler, an unsupported
@@ -294,13 +295,14 @@ class Optimizer(torch.optim.Optimizer):
             return None
         if self._compile is None and sum(p.numel() for p in params) < _flat.MIN_NUMEL:
             return None
-        if not _flat.FlatGroup.can_build(params, flat):
+        split = self.transform.elementwise
+        if not _flat.FlatGroup.can_build(params, flat, split):
             return None
         # First step, or storage replaced since the last one (model.to(), p.data = ...,
-        # load_state_dict): move parameters and state into fresh flat buffers.
+        # load_state_dict): lay parameters and state out afresh.
         if flat is not None:
             flat.close()
-        self._flat[index] = flat = _flat.FlatGroup(params, states, keys)
+        self._flat[index] = flat = _flat.FlatGroup(params, states, keys, split)
         return flat
 
 

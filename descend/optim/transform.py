@@ -52,6 +52,11 @@ class Transform(NamedTuple):
         needs_step: whether ``hp["step"]`` (per-parameter update counts) is required.
         name: a short label used in reprs and error messages.
         rules: constraints between several hyperparameters.
+        elementwise: whether each element of the update depends only on the same element
+            of the gradients, state and parameters (and on the hyperparameters): then the
+            fast path may update a param group's tensors in separate calls
+            (:mod:`descend.optim.flat`). ``False`` for anything that reduces over
+            elements, such as a global norm.
     """
 
     init: InitFn
@@ -61,6 +66,7 @@ class Transform(NamedTuple):
     needs_step: bool = False
     name: str = "transform"
     rules: tuple[Rule, ...] = ()
+    elementwise: bool = False
 
 
 def stateless(
@@ -69,9 +75,18 @@ def stateless(
     name: str,
     defaults: Mapping[str, Any] | None = None,
     constraints: Mapping[str, Any] | None = None,
+    elementwise: bool = False,
 ) -> Transform:
     """A transform without state."""
-    return Transform(_no_state, update, dict(defaults or {}), dict(constraints or {}), False, name)
+    return Transform(
+        _no_state,
+        update,
+        dict(defaults or {}),
+        dict(constraints or {}),
+        False,
+        name,
+        elementwise=elementwise,
+    )
 
 
 def chain(*transforms: Transform) -> Transform:
@@ -125,6 +140,7 @@ def chain(*transforms: Transform) -> Transform:
         any(t.needs_step for t in transforms),
         " -> ".join(t.name for t in transforms),
         tuple(r for t in transforms for r in t.rules),
+        all(t.elementwise for t in transforms),
     )
 
 

@@ -48,6 +48,19 @@ def counter(monkeypatch: pytest.MonkeyPatch) -> torch._dynamo.testing.CompileCou
     return backend
 
 
+@pytest.fixture(params=["flat", "pieces"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both layouts of an elementwise chain: every parameter in the flat tail, or the
+    (6, 5) and (3, 2, 2) parameters of :func:`_params` as pieces updated where they are."""
+    if request.param == "pieces":
+        monkeypatch.setattr(flat, "PIECE_NUMEL", 10)
+    return request.param
+
+
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
 def _params(seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(s, generator=g).requires_grad_() for s in [(6, 5), (5,), (), (3, 2, 2)]]
@@ -80,15 +93,19 @@ def _run(make, steps: int = 25, skip_at: int | None = None) -> tuple[list[torch.
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_fast_path_matches_eager_and_torch_without_recompiling(
-    name: str, counter, monkeypatch
+    name: str, counter, layout, monkeypatch
 ) -> None:
     fast, fast_opt = _run(lambda p: getattr(descend, name)(p, **CASES[name]))
     assert counter.frame_count == 1, "a scheduled hyperparameter must not trigger a recompile"
-    # The state lives in one buffer per key: the views of all parameters share its storage.
+    # The tail's parameters and state live in one buffer per key (their views share its
+    # storage); each piece keeps storage of its own.
     key = next(k for k in fast_opt.state[fast[0]] if k != "step")
-    storages = {fast_opt.state[p][key].untyped_storage().data_ptr() for p in fast}
-    assert len(storages) == 1
-    assert len({p.untyped_storage().data_ptr() for p in fast}) == 1
+    pieces = [p for p in fast if p.numel() >= flat.PIECE_NUMEL]
+    assert len(pieces) == (2 if layout == "pieces" else 0)
+    for of in [lambda p: p, lambda p: fast_opt.state[p][key]]:
+        storages = [_storage(of(p)) for p in fast if all(p is not q for q in pieces)]
+        assert len(set(storages)) == 1
+        assert len({*storages, *(_storage(of(p)) for p in pieces)}) == 1 + len(pieces)
     reference, _ = _run(lambda p: getattr(torch.optim, name)(p, **CASES[name]))
     monkeypatch.setattr(flat, "MIN_NUMEL", 1 << 60)
     eager, _ = _run(lambda p: getattr(descend, name)(p, **CASES[name]))
@@ -97,7 +114,7 @@ def test_fast_path_matches_eager_and_torch_without_recompiling(
         torch.testing.assert_close(f, r)
 
 
-def test_missing_gradient_falls_back_to_eager_exactly(counter) -> None:
+def test_missing_gradient_falls_back_to_eager_exactly(counter, layout) -> None:
     fast, _ = _run(lambda p: descend.Adam(p, lr=0.01), skip_at=10)
     reference, _ = _run(lambda p: torch.optim.Adam(p, lr=0.01), skip_at=10)
     for f, r in zip(fast, reference, strict=True):
@@ -105,7 +122,9 @@ def test_missing_gradient_falls_back_to_eager_exactly(counter) -> None:
     assert counter.frame_count == 1
 
 
-def test_composed_chain_with_schedule_compiles_once(counter) -> None:
+def test_composed_chain_with_schedule_compiles_once(counter, monkeypatch) -> None:
+    monkeypatch.setattr(flat, "PIECE_NUMEL", 10)  # a global norm: never split into pieces
+
     def make(params):
         return descend.Optimizer(
             params,
@@ -121,6 +140,7 @@ def test_composed_chain_with_schedule_compiles_once(counter) -> None:
         _loss(params).backward()
         opt.step()
     assert counter.frame_count == 1
+    assert len({_storage(p) for p in params}) == 1
     ref = _params()
     ref_opt = torch.optim.AdamW(ref, lr=0.01, weight_decay=0.01)
     for t in range(10):
@@ -133,7 +153,9 @@ def test_composed_chain_with_schedule_compiles_once(counter) -> None:
         torch.testing.assert_close(a, b)
 
 
-def test_parameters_stay_usable_through_zero_grad_model_to_and_load_state_dict(counter) -> None:
+def test_parameters_stay_usable_through_zero_grad_model_to_and_load_state_dict(
+    counter, layout
+) -> None:
     def model() -> torch.nn.Module:
         torch.manual_seed(0)
         return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
@@ -153,10 +175,8 @@ def test_parameters_stay_usable_through_zero_grad_model_to_and_load_state_dict(c
                 o.step()
 
     steps(3)
-    w = ours[0].weight
-    assert (
-        w.untyped_storage().data_ptr() == ours[2].bias.untyped_storage().data_ptr()
-    )  # moved into the buffer
+    w = ours[0].weight  # 32 elements: moved into the buffer, or a piece where it was
+    assert (_storage(w) == _storage(ours[2].bias)) == (layout == "flat")
     opt.zero_grad(set_to_none=True)
     assert w.grad is None
     # model.to() through another dtype gives every parameter new storage: the optimizer
@@ -195,6 +215,53 @@ def test_backward_writes_fresh_gradients_into_the_flat_buffer(counter) -> None:
     _loss(params).backward()
     for p, g in zip(params, expected, strict=True):
         torch.testing.assert_close(p.grad, 2 * g)
+
+
+def test_pieces_read_gradients_where_autograd_wrote_them(counter, monkeypatch) -> None:
+    monkeypatch.setattr(flat, "PIECE_NUMEL", 10)
+    params, opt = _run(lambda p: descend.Adam(p, lr=0.01), steps=3)
+    ref = [p.detach().clone().requires_grad_() for p in params]
+    ref_opt = torch.optim.Adam(ref, lr=0.01)
+    ref_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    pieces, tail = [params[0], params[3]], params[1:3]
+    assert opt._flat[0].grad.numel() == 6  # a gradient buffer for the tail only
+    slow: list[int] = []
+    step_group = opt._step_group
+    monkeypatch.setattr(opt, "_step_group", lambda *a: slow.append(1) or step_group(*a))
+    for _ in range(2):
+        for ps, o in [(params, opt), (ref, ref_opt)]:
+            o.zero_grad(set_to_none=True)
+            _loss(ps).backward()
+        grads = [p.grad for p in pieces]
+        # No hooks next to pieces: the tail's few small gradients are gathered by step().
+        assert not any(_grad_lives_in(opt, p) for p in params)
+        opt.step()
+        ref_opt.step()
+        assert all(p.grad is g for p, g in zip(pieces, grads, strict=True))  # read, not moved
+        assert all(_grad_lives_in(opt, p) for p in tail)
+    assert slow == [], "fresh gradients must not take the group off the steady path"
+    for a, b in zip(params, ref, strict=True):
+        torch.testing.assert_close(a, b)
+    assert counter.frame_count == 1
+
+
+def test_a_step_between_forward_and_backward_is_an_error_as_in_torch(counter, layout) -> None:
+    params, opt = _run(lambda p: descend.Adam(p, lr=0.01), steps=2)
+    loss = _loss(params)  # saves the parameters for backward
+    opt.zero_grad(set_to_none=False)
+    opt.step()  # changes them in place: each parameter's version counter must say so
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_a_tail_of_one_scalar_stays_on_the_pieces_graph(counter, monkeypatch) -> None:
+    monkeypatch.setattr(flat, "PIECE_NUMEL", 5)  # every parameter but the 0-d one is a piece
+    fast, opt = _run(lambda p: descend.Adam(p, lr=0.01), steps=5)
+    reference, _ = _run(lambda p: torch.optim.Adam(p, lr=0.01), steps=5)
+    assert opt._flat[0].tail_params == [fast[2]]
+    assert counter.frame_count == 1  # a length-1 tail would compile a second graph
+    for f, r in zip(fast, reference, strict=True):
+        torch.testing.assert_close(f, r)
 
 
 def test_gradient_hooks_leave_graphs_and_dropped_optimizers_alone(counter) -> None:
@@ -303,6 +370,47 @@ def test_inductor_fast_path_matches_eager(monkeypatch: pytest.MonkeyPatch) -> No
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
+def test_inductor_pieces_share_one_prologue_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Adam's bias corrections are computed once per step for all calls (two pieces and the
+    # tail), not once per call; the result is torch.optim's.
+    monkeypatch.setattr(flat, "MIN_NUMEL", 0)
+    monkeypatch.setattr(flat, "PIECE_NUMEL", 10)
+    monkeypatch.setattr(compiled, "_LOGGED", set())
+    params = _params()
+    ref = [p.detach().clone().requires_grad_() for p in params]
+    ours, theirs = descend.Adam(params, lr=0.01), torch.optim.Adam(ref, lr=0.01)
+
+    def steps(n: int) -> None:
+        _lockstep([(params, ours), (ref, theirs)], n)
+
+    steps(2)
+    step = compiled.compiled_step(ours.transform.update, compiled.BACKEND)
+    ((hoisted, _),) = step._direct.values()
+    assert isinstance(hoisted, backend.Hoisted) and hoisted.per_step
+    prologues: list[int] = []
+    mains: list[int] = []
+    for name, log in [("prologue", prologues), ("run_main", mains)]:
+        fn = getattr(hoisted, name)
+        monkeypatch.setattr(hoisted, name, lambda *a, fn=fn, log=log: log.append(1) or fn(*a))
+    steps(3)
+    assert (len(prologues), len(mains)) == (3, 9)
+    # The main loop is called through Inductor's own entry point, checked against the
+    # wrapped call (on this torch; another layout of its wrappers would fall back).
+    assert hoisted._entry is not None
+    assert backend._checked_entry(lambda *a: None, [torch.zeros(2)]) is None  # no Inductor inside
+    for a, b in zip(params, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def _lockstep(runs: list[tuple[list[torch.Tensor], object]], n: int) -> None:
+    """``n`` training steps of each ``(params, optimizer)`` pair, in turn."""
+    for _ in range(n):
+        for ps, o in runs:
+            o.zero_grad(set_to_none=True)
+            _loss(ps).backward()
+            o.step()
+
+
 def _count_dynamo_calls(opt: descend.Optimizer, backend, monkeypatch) -> list[int]:
     step = compiled.compiled_step(opt.transform.update, backend)
     calls: list[int] = []
@@ -312,7 +420,7 @@ def _count_dynamo_calls(opt: descend.Optimizer, backend, monkeypatch) -> list[in
 
 
 def test_steady_steps_call_the_compiled_graph_directly_until_a_constant_changes(
-    counter, monkeypatch
+    counter, layout, monkeypatch
 ) -> None:
     params, opt = _run(lambda p: descend.Adam(p, lr=0.01), steps=2)
     ref = [p.detach().clone().requires_grad_() for p in params]
@@ -321,11 +429,7 @@ def test_steady_steps_call_the_compiled_graph_directly_until_a_constant_changes(
     calls = _count_dynamo_calls(opt, counter, monkeypatch)
 
     def steps(n: int) -> None:
-        for _ in range(n):
-            for ps, o in [(params, opt), (ref, ref_opt)]:
-                o.zero_grad(set_to_none=True)
-                _loss(ps).backward()
-                o.step()
+        _lockstep([(params, opt), (ref, ref_opt)], n)
 
     steps(4)
     assert calls == [], "steps with everything in place must not go through dynamo"
@@ -353,7 +457,7 @@ def test_steady_steps_call_the_compiled_graph_directly_until_a_constant_changes(
         torch.testing.assert_close(a, b)
 
 
-def test_a_transform_that_replaces_its_state_keeps_it(counter) -> None:
+def test_a_transform_that_replaces_its_state_keeps_it(counter, layout) -> None:
     def running_sum():
         def init(params, hp):
             return {"total": [torch.zeros_like(p) for p in params]}
@@ -362,7 +466,7 @@ def test_a_transform_that_replaces_its_state_keeps_it(counter) -> None:
             state["total"] = [t + g for t, g in zip(state["total"], grads, strict=True)]
             return list(state["total"])
 
-        return descend.optim.Transform(init, update, name="running_sum")
+        return descend.optim.Transform(init, update, name="running_sum", elementwise=True)
 
     def run(compile: bool) -> list[torch.Tensor]:
         params = _params()
@@ -377,3 +481,4 @@ def test_a_transform_that_replaces_its_state_keeps_it(counter) -> None:
 
     for a, b in zip(run(True), run(False), strict=True):
         torch.testing.assert_close(a, b)
+    assert counter.frame_count == 1

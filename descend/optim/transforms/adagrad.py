@@ -44,4 +44,5 @@ def scale_by_adagrad() -> Transform:
         {"lr_decay": NON_NEGATIVE, "initial_accumulator_value": NON_NEGATIVE, "eps": NON_NEGATIVE},
         True,
         "scale_by_adagrad",
+        elementwise=True,
     )

@@ -71,4 +71,5 @@ def scale_by_adam() -> Transform:
         {"betas": BETAS, "eps": NON_NEGATIVE, "amsgrad": FLAG},
         True,
         "scale_by_adam",
+        elementwise=True,
     )

@@ -83,4 +83,5 @@ def trace() -> Transform:
                 ("momentum", "dampening"),
             ),
         ),
+        elementwise=True,
     )
