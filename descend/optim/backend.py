@@ -279,13 +279,22 @@ def _cell(fn: Any, name: str) -> Any:
 
 def _inductor_entry(compiled: Callable[..., Any]) -> Callable[[list[Any]], Any] | None:
     """The generated module's own ``call(args)`` inside what ``compile_fx`` returns, or
-    ``None`` where this torch's wrappers are laid out differently."""
+    ``None`` where this torch's wrappers are laid out differently.
+
+    AOTAutograd's forward holds the compiled function; a fresh compile and one loaded
+    from the caches wrap Inductor's ``CompiledFxGraph`` in one or two more layers.
+    """
     try:
-        forward = _cell(_cell(compiled, "fn"), "compiled_fn")
-        entry = _cell(forward.compiled_fn, "_inner_compiled_fn").current_callable
+        node = _cell(_cell(compiled, "fn"), "compiled_fn")
+        for _ in range(4):
+            if type(node).__name__ == "CompiledFxGraph":
+                entry = node.current_callable
+                return entry if callable(entry) else None
+            inner = getattr(node, "compiled_fn", None)
+            node = inner if inner is not None else _cell(node, "_inner_compiled_fn")
     except (AttributeError, IndexError, TypeError, ValueError):
         return None
-    return entry if callable(entry) else None
+    return None
 
 
 def _checked_entry(main: Callable[..., Any], args: list[Any]) -> Callable[[list[Any]], Any] | None:
