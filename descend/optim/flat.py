@@ -95,6 +95,11 @@ def _flat_alias(t: Tensor) -> Tensor:
     return out
 
 
+def _plain_grad(g: Tensor | None) -> bool:
+    """A gradient the compiled update can read: dense, and outside any autograd graph."""
+    return g is not None and g.layout == torch.strided and not g.requires_grad
+
+
 def _owns_storage(p: Tensor) -> bool:
     # A parameter that is a view into storage someone else holds (tied to a user buffer,
     # an FSDP shard) must not be moved: the other holder would stop seeing updates.
@@ -260,15 +265,11 @@ class FlatGroup:
         grads = [p.grad for p in self.tail_params]
         if not all(map(operator.is_, grads, self.grad_views)) and (
             self._hooks  # a tail gradient the hooks did not adopt: take the slow checks
-            or not all(
-                g is not None and g.layout == torch.strided and not g.requires_grad for g in grads
-            )
+            or not all(map(_plain_grad, grads))
         ):
             return False
-        for p in self._piece_params:
-            g = p.grad
-            if g is None or g.layout != torch.strided or g.requires_grad:
-                return False
+        if not all(_plain_grad(p.grad) for p in self._piece_params):
+            return False
         if [p.data_ptr() for p in params] != self._param_ptrs:
             return False
         keys = self._all_keys
