@@ -259,11 +259,11 @@ class _Runner:
         g = torch.Generator().manual_seed(seed)
         self.params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
         self.grads = [torch.randn(s, generator=g) * 1e-2 for s in shapes]
-        # "descend" keeps the same gradient tensors (as a set_to_none=False loop does: the
-        # small tensors' gradients stay in the flat buffer after the first step);
-        # "descend_assigned_grads" assigns new gradient tensors every step (p.grad = g:
-        # large parameters read them in place, step() copies the small ones in). What a
-        # loop with backward() pays is timed by training_step().
+        # "descend" keeps the same gradient tensors (as a loop without zero_grad does);
+        # "descend_assigned_grads" assigns gradient tensors by hand before every step
+        # (p.grad = g). Either way large parameters read them where they are and step()
+        # copies the small ones into the tail's buffer. What a loop with backward() pays
+        # is timed by training_step().
         self.fresh = impl != "descend"
         self.impl, self.algo = impl, algo
         for p, gr in zip(self.params, self.grads, strict=True):

@@ -11,7 +11,8 @@
   (:func:`_norms`);
 
 and compiles with settings that keep a cold compile near 4 s (:func:`_plain_vector_isa`,
-:func:`_tensorify_off`, no precompiled header).
+:func:`_tensorify_off`, no precompiled header), each C++ kernel reading its 0-d inputs
+once (:mod:`descend.optim.kernel_source`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from descend.optim.kernel_source import generated_code_key, scalar_loads_hoisted
 
 
 def _is_small(node: torch.fx.Node) -> bool:
@@ -306,7 +309,10 @@ def _checked_entry(main: Callable[..., Any], args: list[Any]) -> Callable[[list[
     in place and that returns nothing, the wrapper only bumps version counters (the
     optimizer does that). That is checked once, on copies two elements long: both calls
     must leave the same values and the entry must return nothing. ``args`` are 1-d
-    tensors of one length, 0-d tensors and that length; anything else gets ``None``.
+    tensors of one length, 0-d tensors, that length and other integers (a hyperparameter
+    such as SGD's ``dampening=0`` is a symbolic integer of the graph, passed as it is);
+    anything else gets ``None``. (The entry reads lengths off its tensors too, not only
+    from the length argument: every caller passes 1-d tensors of the length.)
     """
     entry = _inductor_entry(main)
     if entry is None:
@@ -316,8 +322,7 @@ def _checked_entry(main: Callable[..., Any], args: list[Any]) -> Callable[[list[
         return None
     (n,) = lengths
     if any(
-        (isinstance(a, Tensor) and a.dim() > 1) or (not isinstance(a, Tensor) and a != n)
-        for a in args
+        (isinstance(a, Tensor) and a.dim() > 1) or (not isinstance(a, Tensor | int)) for a in args
     ):
         return None
 
@@ -326,7 +331,7 @@ def _checked_entry(main: Callable[..., Any], args: list[Any]) -> Callable[[list[
         out: list[Any] = []
         for a in args:
             if not isinstance(a, Tensor):
-                out.append(2)
+                out.append(2 if a == n else a)
             elif a.dim() == 1:
                 out.append((torch.rand(2, generator=g, dtype=torch.float64) + 0.5).to(a.dtype))
             else:
@@ -356,12 +361,23 @@ class Hoisted:
     """
 
     def __init__(
-        self, prologue: torch.fx.GraphModule, main: Callable[..., Any], per_step: bool
+        self,
+        prologue: torch.fx.GraphModule,
+        main: Callable[..., Any],
+        per_step: bool,
+        entry: Callable[[list[Any]], Any] | None = None,
     ) -> None:
         self.prologue = prologue
         self.main = main
         self.per_step = per_step
-        self._entry: Any = _UNCHECKED
+        # ``entry``: a call of ``main`` on one list, known to do what ``main`` does
+        # (tests give an eager one); else Inductor's, checked on first use.
+        self._entry: Any = _UNCHECKED if entry is None else entry
+
+    @property
+    def entry(self) -> Callable[[list[Any]], Any] | None:
+        """Inductor's entry point once :meth:`run_main` has checked it, else ``None``."""
+        return None if self._entry is _UNCHECKED else self._entry
 
     def run_main(self, args: list[Any], extra: Any) -> None:
         """``main(*args, *extra)``, through Inductor's entry point once it is checked."""
@@ -388,7 +404,6 @@ def hoisted_inductor(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Cal
     (returned as a :class:`Hoisted`, or Inductor's callable when there is nothing to hoist).
     """
     from torch._inductor.compile_fx import compile_fx as inductor_compile
-    from torch._subclasses.fake_tensor import FakeTensor, unset_fake_temporarily
 
     def compile_fx(graph: torch.fx.GraphModule, inputs: list[Any]) -> Callable[..., Any]:
         # Inductor probes each vector ISA the CPU reports by building and loading a test
@@ -397,19 +412,40 @@ def hoisted_inductor(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Cal
         # fails the compile, and the optimizer runs eagerly (with a warning). A
         # precompiled header pays only from the second kernel on: building it made the
         # first step on a fresh machine 8.5 s; without it every cold compile takes ~4 s.
+        # No size asserts in the generated entry (one C++ call per input, ~3 us each
+        # with cold caches): dynamo's guards, or the prepared plan's construction, hold
+        # the shapes, and the entry is used directly only after _checked_entry.
         with (
             torch._inductor.config.patch(
-                {"cpp.vec_isa_ok": True, "cpp_cache_precompile_headers": False}
+                {
+                    "cpp.vec_isa_ok": True,
+                    "cpp_cache_precompile_headers": False,
+                    "size_asserts": False,
+                    "post_grad_custom_post_pass": generated_code_key(),
+                }
             ),
+            scalar_loads_hoisted(),
             _plain_vector_isa(),
             _tensorify_off(),
         ):
             return inductor_compile(graph, inputs)
 
+    return hoist(gm, example_inputs, compile_fx)
+
+
+def hoist(
+    gm: torch.fx.GraphModule,
+    example_inputs: list[Any],
+    compile_main: Callable[[torch.fx.GraphModule, list[Any]], Callable[..., Any]],
+) -> Callable[..., Any]:
+    """``gm`` split into its 0-d prologue and a main graph compiled by ``compile_main``
+    (a :class:`Hoisted`), or ``gm`` compiled whole when it has no 0-d work."""
+    from torch._subclasses.fake_tensor import FakeTensor, unset_fake_temporarily
+
     _reciprocal_divisions(gm)
     prologue, main, k = _split_scalars(gm)
     if k == 0:
-        return compile_fx(gm, example_inputs)
+        return compile_main(gm, example_inputs)
     fake = next((x.fake_mode for x in example_inputs if isinstance(x, FakeTensor)), None)
     if fake is not None:
         with fake:
@@ -418,4 +454,4 @@ def hoisted_inductor(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Cal
         with unset_fake_temporarily():
             extra = list(prologue(*example_inputs))
     per_step = not any(n.target is _norms for n in prologue.graph.nodes)
-    return Hoisted(prologue, compile_fx(main, [*example_inputs, *extra]), per_step)
+    return Hoisted(prologue, compile_main(main, [*example_inputs, *extra]), per_step)

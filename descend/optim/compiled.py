@@ -8,7 +8,8 @@ holding the flat tensors of :class:`descend.optim.flat.FlatGroup`: one call per 
 After the first step, :class:`CompiledStep` calls the compiled graph directly, without
 dynamo's frame evaluation and guards (about 0.3 ms per step after the loop has streamed
 the caches out), keyed on everything dynamo would have guarded for this function; the
-0-d prologue (bias corrections) runs once per step for all pieces.
+0-d prologue (bias corrections) runs once per step for all pieces. Steady steps then run
+on a plan prepared from that graph (:mod:`descend.optim.plan`).
 """
 
 from __future__ import annotations
@@ -36,21 +37,36 @@ BACKEND: Any = "inductor"
 # Inductor bakes Python floats used as scalars into the kernel, so these are passed as
 # 0-d float64 tensors: graph inputs, never a reason to recompile. Other hyperparameters
 # are constants of the compiled step; changing one recompiles once.
-def dynamic_hyper(hp: dict[str, Any]) -> dict[str, Any]:
-    """``hp`` with the scheduled hyperparameters as 0-d float64 tensors."""
-
-    def scalar(v: Any) -> Tensor:
-        return torch.tensor(float(v), dtype=torch.float64)
-
-    out = dict(hp)
-    if isinstance(out.get("lr"), int | float):
-        out["lr"] = scalar(out["lr"])
-    betas = out.get("betas")
+def dynamic_entries(hp: dict[str, Any]) -> list[tuple[str, int | None]]:
+    """The scheduled hyperparameters of ``hp`` as ``(key, index)``: ``hp[key]``, or
+    ``hp[key][index]``, is passed to the compiled step as a 0-d tensor."""
+    out: list[tuple[str, int | None]] = []
+    if isinstance(hp.get("lr"), int | float):
+        out.append(("lr", None))
+    betas = hp.get("betas")
     if isinstance(betas, tuple | list) and len(betas) == 2:
-        out["betas"] = (scalar(betas[0]), betas[1])
+        out.append(("betas", 0))
     # momentum 0 stays a Python 0 so that ``trace`` keeps no buffer (a different algorithm).
-    if isinstance(out.get("momentum"), int | float) and out["momentum"] != 0:
-        out["momentum"] = scalar(out["momentum"])
+    if isinstance(hp.get("momentum"), int | float) and hp["momentum"] != 0:
+        out.append(("momentum", None))
+    return out
+
+
+def dynamic_hyper(
+    hp: dict[str, Any], scalar: Callable[[float], Tensor] | None = None
+) -> dict[str, Any]:
+    """``hp`` with the scheduled hyperparameters as 0-d float64 tensors (made by
+    ``scalar`` from each value when given)."""
+    if scalar is None:
+        scalar = functools.partial(torch.tensor, dtype=torch.float64)
+    out = dict(hp)
+    for key, index in dynamic_entries(hp):
+        if index is None:
+            out[key] = scalar(float(out[key]))
+        else:
+            values = list(out[key])
+            values[index] = scalar(float(values[index]))
+            out[key] = tuple(values)
     return out
 
 
@@ -105,7 +121,7 @@ def _input_paths(gm: torch.fx.GraphModule) -> list[Path] | None:
     return paths
 
 
-def _fetch(path: Path, roots: dict[str, Any]) -> Any:
+def fetch(path: Path, roots: dict[str, Any]) -> Any:
     root, keys, dim, as_tensor = path
     value = roots[root]
     for key in keys:
@@ -187,6 +203,12 @@ class CompiledStep:
         except TypeError:
             return None
 
+    def direct(self, piece: Piece, hp: Any) -> tuple[Callable[..., Any], list[Path]] | None:
+        """The graph (and where its inputs come from) that a call with these arguments
+        runs without dynamo, once one has gone through it; else ``None``."""
+        key = self._key(*piece, hp)
+        return self._direct.get(key) if key is not None else None
+
     def __call__(
         self, grads: list[Tensor], state: dict[str, list[Tensor]], params: list[Tensor], hp: Any
     ) -> None:
@@ -195,7 +217,7 @@ class CompiledStep:
         if direct is not None:
             compiled, paths = direct
             roots = {"grads": grads, "state": state, "params": params, "hp": hp}
-            compiled(*[_fetch(p, roots) for p in paths])
+            compiled(*[fetch(p, roots) for p in paths])
             return
         self._through_dynamo(grads, state, params, hp, key)
 
@@ -221,12 +243,13 @@ class CompiledStep:
                 self(*piece, hp)
             return
         compiled, paths = direct
-        shared = compiled if isinstance(compiled, Hoisted) and compiled.per_step else None
+        hoisted = compiled if isinstance(compiled, Hoisted) else None
+        shared = hoisted if hoisted is not None and hoisted.per_step else None
         small = min(first[2][0].numel(), 2)
         extra = None
         # Hyperparameters are the same for every piece: fetched once.
         common = {"hp": hp}
-        args = [_fetch(p, common) if p[0] == "hp" else None for p in paths]
+        args = [fetch(p, common) if p[0] == "hp" else None for p in paths]
         own = [i for i, p in enumerate(paths) if p[0] != "hp"]
         for grads, state, params in rest:
             if min(params[0].numel(), 2) != small:
@@ -234,7 +257,11 @@ class CompiledStep:
                 continue
             roots = {"grads": grads, "state": state, "params": params}
             for i in own:
-                args[i] = _fetch(paths[i], roots)
+                args[i] = fetch(paths[i], roots)
+            if hoisted is not None and shared is None:
+                # A prologue that reads this call's tensors (a gradient norm): per call.
+                hoisted.run_main(args, hoisted.prologue(*args))
+                continue
             if shared is None:
                 compiled(*args)
                 continue

@@ -26,14 +26,18 @@ parameter a fresh gradient, ``model.to()`` or ``p.data = ...`` replaces a parame
 storage, ``load_state_dict`` replaces the state. :meth:`FlatGroup.steady` checks, by
 identity and data pointer, that nothing changed; when something did, the optimizer takes
 the slower checks of :meth:`FlatGroup.matches` and rebuilds the layout if needed.
-A fresh tail gradient from ``backward()`` is copied into its slice of ``flat_grad`` by a
-post-accumulate-grad hook, right after autograd writes it (while it is in cache), and
-``p.grad`` becomes the view; gradients assigned by hand are copied in at ``step()``.
+When the tail is the whole group, a fresh gradient from ``backward()`` is copied into
+its slice of ``flat_grad`` by a post-accumulate-grad hook, right after autograd writes it
+(while it is in cache), and ``p.grad`` becomes the view; gradients assigned by hand are
+copied in at ``step()`` and become views too. Next to pieces the tail's gradients are
+copied in by ``step()`` and stay where autograd wrote them (gradients kept across steps
+become views there too).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import weakref
 from typing import Any
@@ -95,9 +99,18 @@ def _flat_alias(t: Tensor) -> Tensor:
     return out
 
 
-def _plain_grad(g: Tensor | None) -> bool:
-    """A gradient the compiled update can read: dense, and outside any autograd graph."""
-    return g is not None and g.layout == torch.strided and not g.requires_grad
+_GRAD = operator.attrgetter("grad")
+_LAYOUT = operator.attrgetter("layout")
+
+
+def _all_strided(grads: list[Tensor | None]) -> bool:
+    """Whether every gradient exists and is dense. (torch keeps a ``.grad``'s shape, dtype
+    and device those of its parameter; a gradient with a graph, from
+    ``backward(create_graph=True)``, is read for its values like any other.)"""
+    # Not ``None in grads``: that compares each tensor with ``==`` (~10 us each).
+    return not any(map(operator.is_, grads, itertools.repeat(None))) and all(
+        map(operator.is_, map(_LAYOUT, grads), itertools.repeat(torch.strided))
+    )
 
 
 def _owns_storage(p: Tensor) -> bool:
@@ -147,6 +160,10 @@ class FlatGroup:
         # Step counts as elements of one tensor: one add per step instead of one per
         # parameter (~60 us for 50 0-d tensors, more with cold caches after the update).
         self.steps = torch.stack([st["step"] for st in states]) if "step" in states[0] else None
+        # Counted through numpy: a torch op costs ~50 us with the caches the update leaves.
+        self._counts = self.steps.numpy() if self.steps is not None else None
+        # The prepared steady step (descend.optim.plan), made by the optimizer.
+        self.plan: Any = None
         self.grad_views: list[Tensor] = []
         offset = 0
         with torch.no_grad():
@@ -177,6 +194,7 @@ class FlatGroup:
         self._all_keys = [*keys, "step"] if self.steps is not None else list(keys)
         self._param_ptrs = [p.data_ptr() for p in params]
         self._grad_ptrs = [g.data_ptr() for g in self.grad_views]
+        self._last_grads: list[int] = []  # ids of the tail's gradients at the last gather
         self._tail_ptrs = [p.data_ptr() for p in self.tail_params]
         self._state_views = [st[k] for st in states for k in self._all_keys]
         self._state_ptrs = [v.data_ptr() for v in self._state_views]
@@ -254,23 +272,27 @@ class FlatGroup:
 
         True when ``params`` are this group's parameters, in place, the tail's gradients
         are their views of ``grad`` (or, next to pieces, dense tensors that
-        :meth:`gather_grads` copies in), the pieces' gradients are dense tensors outside any
-        graph, the state (in ``state``, the optimizer's per-parameter dicts) is the tensors
-        and views this group holds, and all step counts are equal. The common case of a
-        training loop, checked by identity: ~50 us for 50 tensors.
+        :meth:`gather_grads` copies in), the pieces' gradients are dense and contiguous,
+        the state (in ``state``, the optimizer's per-parameter dicts) is the tensors and
+        views this group holds, and all step counts are equal. The common case of a
+        training loop, checked by identity.
         """
+        # Every check runs as one C-level pass (map, no Python frame per tensor): with the
+        # caches the update leaves, a pass over 50 tensors costs ~50-100 us either way,
+        # and each Python frame adds to it.
         mine = self.params
         if len(params) != len(mine) or not all(map(operator.is_, params, mine)):
             return False
-        grads = [p.grad for p in self.tail_params]
+        grads = list(map(_GRAD, self.tail_params))
         if not all(map(operator.is_, grads, self.grad_views)) and (
             self._hooks  # a tail gradient the hooks did not adopt: take the slow checks
-            or not all(map(_plain_grad, grads))
+            or not _all_strided(grads)
         ):
             return False
-        if not all(_plain_grad(p.grad) for p in self._piece_params):
+        grads = list(map(_GRAD, self._piece_params))
+        if not _all_strided(grads) or not all(map(Tensor.is_contiguous, grads)):
             return False
-        if [p.data_ptr() for p in params] != self._param_ptrs:
+        if list(map(Tensor.data_ptr, params)) != self._param_ptrs:
             return False
         keys = self._all_keys
         try:
@@ -279,15 +301,29 @@ class FlatGroup:
             return False
         if not all(map(operator.is_, views, self._state_views)):
             return False
-        if self.steps is not None:
-            counts = self.steps.tolist()
+        if self._counts is not None:
+            counts = self._counts.tolist()
             return counts.count(counts[0]) == len(counts)
         return True
 
+    def advance(self) -> float | None:
+        """Count a step for every parameter; the new count (``None`` without counts)."""
+        counts = self._counts
+        if counts is None:
+            return None
+        counts += 1
+        return float(counts[0])
+
+    def calls(self) -> list[tuple[Tensor, dict[str, Tensor], Tensor, Tensor | None]]:
+        """:meth:`buffers` with, for each piece, the parameter whose ``.grad`` a later step
+        reads (``None`` for the tail, whose gradient buffer stays)."""
+        sources = [*self._piece_params, None] if self.tail_params else self._piece_params
+        return [(*b, src) for b, src in zip(self.buffers(), sources, strict=True)]
+
     def buffers(self) -> list[tuple[Tensor, dict[str, Tensor], Tensor]]:
         """``(grad, state, param)`` flat tensors for each call of the update: one per piece
-        (the gradient read where it is; reshaping copies only a non-contiguous one), then
-        the tail's buffers."""
+        (the gradient read where it is; reshaping copies only a non-contiguous one, off
+        the steady path), then the tail's buffers."""
         out = [
             (_flat_alias(p.grad) if p.grad.is_contiguous() else p.grad.reshape(-1), st, pv)
             for p, (st, pv) in zip(self._piece_params, self._piece_views, strict=True)
@@ -302,19 +338,30 @@ class FlatGroup:
         Returns ``False`` (and copies nothing) when a gradient is not a strided tensor.
         """
         params = self.tail_params
-        stale = [i for i, p in enumerate(params) if p.grad.data_ptr() != self._grad_ptrs[i]]
-        if not stale:
+        grads = list(map(_GRAD, params))
+        if all(map(operator.is_, grads, self.grad_views)):
             return True
-        if any(params[i].grad.layout != torch.strided for i in stale):
+        if not _all_strided(grads):
             return False
-        views = [self.grad_views[i] for i in stale]
-        grads = [params[i].grad for i in stale]
-        torch._foreach_copy_(views, grads)
-        for i, v, g in zip(stale, views, grads, strict=True):
-            # A gradient that is a view into someone else's buffer (DDP's
-            # gradient_as_bucket_view) stays where it is; it is copied on every step.
-            if _owns_storage(g):
-                params[i].grad = v
+        # One copy of every gradient (copy_ skips a view onto itself): fewer passes over
+        # the tensors than finding which changed.
+        torch._foreach_copy_(self.grad_views, grads)
+        if not self._hooks:
+            # Next to pieces, tail gradients are usually fresh tensors on every step
+            # (after zero_grad(set_to_none=True)), and making each a view would cost an
+            # assignment per tensor per step for nothing. Gradients kept from the previous
+            # step (no zero_grad, or assigned once by hand) become views below. By id: a
+            # new tensor at a reused address only costs one needless assignment.
+            ids = list(map(id, grads))
+            if ids != self._last_grads:
+                self._last_grads = ids
+                return True
+        for p, v, g in zip(params, self.grad_views, grads, strict=True):
+            # Gradients kept across steps become views: later steps copy nothing. One that
+            # is a view into someone else's buffer (DDP's gradient_as_bucket_view) stays
+            # where it is, copied on every step; one with a graph stays too.
+            if g is not v and not g.requires_grad and _owns_storage(g):
+                p.grad = v
         return True
 
 

@@ -11,7 +11,9 @@ from torch import Tensor
 from descend._validation import InvalidParameterError, OneOf, reject_unknown, validate
 from descend.optim import compiled as _compiled
 from descend.optim import flat as _flat
+from descend.optim import plan as _plan
 from descend.optim._constraints import _is_schedule
+from descend.optim.step_hooks import with_step_hooks
 from descend.optim.transform import State, Transform
 
 # Settings torch.optim keeps in every param group that select an execution path rather
@@ -146,6 +148,7 @@ class Optimizer(torch.optim.Optimizer):
             self._init_state(group, group["params"])
 
     # -- the step -----------------------------------------------------------------------
+    @with_step_hooks
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """Perform one update of every param group; ``closure`` re-evaluates the loss."""
@@ -228,17 +231,31 @@ class Optimizer(torch.optim.Optimizer):
 
     def _step_steady(self, index: int, flat: _flat.FlatGroup, group: dict[str, Any]) -> None:
         """A step of a group whose layout holds everything already (the training-loop
-        case): count it and run the compiled update, with no per-parameter work."""
+        case): count it and run the compiled update, with no per-parameter work; through
+        the group's prepared plan (:mod:`descend.optim.plan`) when its hyperparameters
+        fit it."""
         hp = {k: v for k, v in group.items() if k not in BOOKKEEPING_KEYS}
-        count = None
-        if flat.steps is not None:
-            flat.steps.add_(1)  # every parameter's state["step"] is an element of it
-            count = flat.steps[0].item()
-        flat.gather_grads()  # steady: every tail gradient is dense
+        plan = flat.plan
+        if plan is not None and plan.accepts(hp):
+            count = flat.advance()  # every parameter's state["step"] is an element of it
+            flat.gather_grads()  # steady: every tail gradient is dense
+            # Before the calls, while the caches still hold the step's Python state.
+            torch.autograd.graph.increment_version(flat.params)
+            plan.run(count)
+            return
+        count = flat.advance()
+        flat.gather_grads()
         if not self._run_flat(flat, hp, count):
             if flat.steps is not None:
                 flat.steps.sub_(1)  # the eager path counts the step again
             self._step_group(index, group, list(group["params"]))
+            return
+        flat.plan = _plan.build(
+            _compiled.compiled_step(self.transform.update, _compiled.BACKEND),
+            flat.calls(),
+            hp,
+            count,
+        )
 
     def _run_flat(self, flat: _flat.FlatGroup, hp: dict[str, Any], step: float | None) -> bool:
         """Run the compiled update over ``flat``; ``False`` when it cannot compile (said once:
@@ -247,7 +264,7 @@ class Optimizer(torch.optim.Optimizer):
             # A 0-d tensor, not a float: Inductor specializes on Python floats that reach
             # foreach scalar lists (a recompile per step); float64 keeps the bias
             # corrections as exact as the eager path's Python floats.
-            hp["step"] = [torch.tensor(step, dtype=torch.float64)]
+            hp = {**hp, "step": [torch.tensor(step, dtype=torch.float64)]}
         try:
             _compiled.run_compiled(
                 self._owner, self.transform.update, flat.buffers(), _compiled.dynamic_hyper(hp)

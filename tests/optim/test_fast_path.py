@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import gc
+import inspect
 import logging
+import pathlib
 import warnings
 import weakref
 
@@ -28,6 +30,7 @@ from descend.optim import (
     scale_by_adam,
     scale_by_lr,
 )
+from tests.optim.backends import Prepared
 
 CASES = {
     "SGD": {"lr": 0.01, "momentum": 0.9, "nesterov": True},
@@ -38,10 +41,14 @@ CASES = {
 }
 
 
-@pytest.fixture
-def counter(monkeypatch: pytest.MonkeyPatch) -> torch._dynamo.testing.CompileCounter:
-    """Every group takes the fast path, compiled by a backend that counts compilations."""
-    backend = torch._dynamo.testing.CompileCounter()
+@pytest.fixture(params=["dynamo", "prepared"])
+def counter(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> torch._dynamo.testing.CompileCounter:
+    """Every group takes the fast path, compiled by a backend that counts compilations:
+    dynamo's graph run as traced, or split as for Inductor and run through an entry point,
+    which puts steady steps on the prepared plan (:class:`tests.optim.backends.Prepared`)."""
+    backend = Prepared() if request.param == "prepared" else torch._dynamo.testing.CompileCounter()
     monkeypatch.setattr(compiled, "BACKEND", backend)
     monkeypatch.setattr(flat, "MIN_NUMEL", 0)
     monkeypatch.setattr(compiled, "_LOGGED", set())
@@ -97,6 +104,10 @@ def test_fast_path_matches_eager_and_torch_without_recompiling(
 ) -> None:
     fast, fast_opt = _run(lambda p: getattr(descend, name)(p, **CASES[name]))
     assert counter.frame_count == 1, "a scheduled hyperparameter must not trigger a recompile"
+    if isinstance(counter, Prepared):
+        # Steady steps ran on the prepared plan, its prologue on Python floats.
+        plan = fast_opt._flat[0].plan
+        assert plan is not None and plan._float is not None
     # The tail's parameters and state live in one buffer per key (their views share its
     # storage); each piece keeps storage of its own.
     key = next(k for k in fast_opt.state[fast[0]] if k != "step")
@@ -223,7 +234,7 @@ def test_pieces_read_gradients_where_autograd_wrote_them(counter, monkeypatch) -
     ref = [p.detach().clone().requires_grad_() for p in params]
     ref_opt = torch.optim.Adam(ref, lr=0.01)
     ref_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
-    pieces, tail = [params[0], params[3]], params[1:3]
+    tail = params[1:3]  # params[0] and params[3] are pieces
     assert opt._flat[0].grad.numel() == 6  # a gradient buffer for the tail only
     slow: list[int] = []
     step_group = opt._step_group
@@ -232,13 +243,17 @@ def test_pieces_read_gradients_where_autograd_wrote_them(counter, monkeypatch) -
         for ps, o in [(params, opt), (ref, ref_opt)]:
             o.zero_grad(set_to_none=True)
             _loss(ps).backward()
-        grads = [p.grad for p in pieces]
+        grads = [p.grad for p in params]
         # No hooks next to pieces: the tail's few small gradients are gathered by step().
         assert not any(_grad_lives_in(opt, p) for p in params)
         opt.step()
         ref_opt.step()
-        assert all(p.grad is g for p, g in zip(pieces, grads, strict=True))  # read, not moved
-        assert all(_grad_lives_in(opt, p) for p in tail)
+        # Every gradient is read, none moved: the tail's are copied into the buffer.
+        assert all(p.grad is g for p, g in zip(params, grads, strict=True))
+        assert not any(_grad_lives_in(opt, p) for p in tail)
+        torch.testing.assert_close(
+            opt._flat[0].grad, torch.cat([p.grad.reshape(-1) for p in tail]), rtol=0, atol=0
+        )
     assert slow == [], "fresh gradients must not take the group off the steady path"
     for a, b in zip(params, ref, strict=True):
         torch.testing.assert_close(a, b)
@@ -319,6 +334,7 @@ def test_compile_false_and_small_groups_stay_eager(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("counter", ["dynamo"], indirect=True)
 def test_cuda_parameters_run_eagerly(counter) -> None:
     params = [p.detach().cuda().requires_grad_() for p in _params()]
     opt = descend.Adam(params, lr=0.01)
@@ -370,9 +386,11 @@ def test_inductor_fast_path_matches_eager(monkeypatch: pytest.MonkeyPatch) -> No
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_inductor_pieces_share_one_prologue_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Adam's bias corrections are computed once per step for all calls (two pieces and the
-    # tail), not once per call; the result is torch.optim's.
+def test_inductor_steady_steps_run_the_prepared_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # After the first steady step a step is the plan: Adam's bias corrections once, in
+    # Python floats, then Inductor's entry point once per call (two pieces and the tail),
+    # each piece's gradient read where autograd wrote it; the kernel reads its 0-d
+    # inputs once; the result is torch.optim's.
     monkeypatch.setattr(flat, "MIN_NUMEL", 0)
     monkeypatch.setattr(flat, "PIECE_NUMEL", 10)
     monkeypatch.setattr(compiled, "_LOGGED", set())
@@ -384,19 +402,27 @@ def test_inductor_pieces_share_one_prologue_per_step(monkeypatch: pytest.MonkeyP
         _lockstep([(params, ours), (ref, theirs)], n)
 
     steps(2)
-    step = compiled.compiled_step(ours.transform.update, compiled.BACKEND)
-    ((hoisted, _),) = step._direct.values()
-    assert isinstance(hoisted, backend.Hoisted) and hoisted.per_step
-    prologues: list[int] = []
-    mains: list[int] = []
-    for name, log in [("prologue", prologues), ("run_main", mains)]:
-        fn = getattr(hoisted, name)
-        monkeypatch.setattr(hoisted, name, lambda *a, fn=fn, log=log: log.append(1) or fn(*a))
-    steps(3)
-    assert (len(prologues), len(mains)) == (3, 9)
-    # The main loop is called through Inductor's own entry point, checked against the
-    # wrapped call (on this torch; another layout of its wrappers would fall back).
-    assert hoisted._entry is not None
+    plan = ours._flat[0].plan
+    assert plan is not None and plan._float is not None
+    calls: list[list[object]] = []
+    floats: list[int] = []
+    entry, values = plan._entry, plan._float_values
+    monkeypatch.setattr(plan, "_entry", lambda args: calls.append(list(args)) or entry(args))
+    monkeypatch.setattr(plan, "_float_values", lambda: floats.append(1) or values())
+    for _ in range(3):
+        steps(1)
+        pieces = [params[0].grad, params[3].grad]
+        reads = [
+            any(isinstance(a, torch.Tensor) and a.data_ptr() == g.data_ptr() for a in args)
+            for args in calls[-3:-1]
+            for g in pieces
+        ]
+        assert reads == [True, False, False, True]
+    assert (len(calls), len(floats)) == (9, 3)
+    source = pathlib.Path(inspect.getmodule(entry).__file__).read_text()
+    assert "_value = in_ptr" in source, "the kernel should read its 0-d inputs once"
+    # Inductor's own entry point was checked against the wrapped call (on this torch;
+    # another layout of its wrappers would fall back, and no plan would be made).
     assert backend._checked_entry(lambda *a: None, [torch.zeros(2)]) is None  # no Inductor inside
     for a, b in zip(params, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

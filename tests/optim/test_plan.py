@@ -1,0 +1,260 @@
+"""The prepared plan of a steady step (descend.optim.plan) against torch.optim, with the
+hyperparameter changes it must absorb or refuse, and the kernel rewrite it relies on."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
+
+import descend
+from descend.optim import compiled, flat, kernel_source, plan
+from tests.optim.backends import Prepared
+from tests.optim.test_fast_path import _grad_lives_in, _lockstep, _loss, _params
+
+
+@pytest.fixture
+def prepared(monkeypatch: pytest.MonkeyPatch) -> Prepared:
+    """Every group takes the fast path; the (6, 5) and (3, 2, 2) parameters are pieces."""
+    counter = Prepared()
+    monkeypatch.setattr(compiled, "BACKEND", counter)
+    monkeypatch.setattr(flat, "MIN_NUMEL", 0)
+    monkeypatch.setattr(flat, "PIECE_NUMEL", 10)
+    monkeypatch.setattr(compiled, "_LOGGED", set())
+    return counter
+
+
+def _pair(make_ours, make_theirs):
+    params = _params()
+    ref = [p.detach().clone().requires_grad_() for p in params]
+    return params, make_ours(params), ref, make_theirs(ref)
+
+
+def _close(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y)
+
+
+def test_the_plan_absorbs_scheduled_values_and_is_rebuilt_for_new_constants(
+    prepared, monkeypatch
+) -> None:
+    params, ours, ref, theirs = _pair(
+        lambda p: descend.Adam(p, lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)
+    )
+    runs: list[int] = []
+    run = plan.StepPlan.run
+    monkeypatch.setattr(plan.StepPlan, "run", lambda self, c: runs.append(1) or run(self, c))
+
+    def steps(n: int, **changes: object) -> None:
+        for o in (ours, theirs):
+            o.param_groups[0].update(changes)
+        _lockstep([(params, ours), (ref, theirs)], n)
+
+    steps(2)
+    first = ours._flat[0].plan
+    assert first is not None and first._float is not None
+    # lr and beta1 change every step (as OneCycleLR does): written into the plan's
+    # buffer; the same plan, no compile.
+    for t in range(4):
+        steps(1, lr=0.01 / (1 + t), betas=(0.9 - 0.05 * t, 0.999))
+    assert ours._flat[0].plan is first and len(runs) == 4 and prepared.frame_count == 1
+    _close(params, ref)
+    # A constant of the compiled graph (eps): one step off the plan, which compiles, and
+    # a new plan from the next.
+    steps(3, eps=1e-4)
+    assert ours._flat[0].plan is not first and len(runs) == 6 and prepared.frame_count == 2
+    _close(params, ref)
+    # An integer lr is a scheduled number like a float (both steps on the plan); betas
+    # as a list and a key the plan has not seen are refused (one step through dynamo,
+    # then a new plan). The steps are torch's throughout.
+    for change, planned in [({"lr": 0}, 2), ({"betas": [0.8, 0.999]}, 1), ({"extra": 1}, 1)]:
+        before = len(runs)
+        steps(2, **change)
+        assert len(runs) == before + planned, change
+        _close(params, ref)
+
+
+def test_a_failing_float_prologue_falls_back_to_tensors(prepared, monkeypatch) -> None:
+    params, ours, ref, theirs = _pair(
+        lambda p: descend.Adam(p, lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)
+    )
+    _lockstep([(params, ours), (ref, theirs)], 2)
+    steady = ours._flat[0].plan
+
+    class Failing(torch.nn.Module):
+        def forward(self, *args: object) -> object:
+            raise ZeroDivisionError  # as 1.0 / 0.0 does, where torch gives inf
+
+    monkeypatch.setattr(steady, "_float", Failing())
+    tensors: list[int] = []
+    prologue = steady._hoisted.prologue
+    monkeypatch.setattr(steady._hoisted, "prologue", lambda *a: tensors.append(1) or prologue(*a))
+    _lockstep([(params, ours), (ref, theirs)], 3)
+    assert len(tensors) == 3
+    _close(params, ref)
+
+
+def test_float_prologue_matches_tensors_or_declines() -> None:
+    def graph(fn, *example: torch.Tensor) -> torch.fx.GraphModule:
+        gm = torch.fx.symbolic_trace(fn)
+        for node, value in zip(
+            (n for n in gm.graph.nodes if n.op == "placeholder"), example, strict=True
+        ):
+            node.meta["example_value"] = value
+        out = fn(*example)
+        for node, value in zip(gm.graph.output_node().args[0], out, strict=True):
+            node.meta["example_value"] = value
+        return gm
+
+    x = torch.tensor(0.999, dtype=torch.float64)
+    t = torch.tensor(7.0, dtype=torch.float64)
+    bias = graph(lambda b, s: (torch.reciprocal(1 - b**s) ** 0.5, -torch.sqrt(b) / s), x, t)
+    floats = plan.float_prologue(bias)
+    assert floats is not None
+    assert [float(v) for v in bias(x, t)] == pytest.approx(list(floats(0.999, 7.0)), rel=1e-15)
+    # An op without a float counterpart here, and a float32 result: the tensors it is.
+    assert plan.float_prologue(graph(lambda b: (torch.sin(b),), x)) is None
+    assert plan.float_prologue(graph(lambda b: (b.float() * 2,), x)) is None
+
+
+def test_a_non_contiguous_piece_gradient_takes_the_slow_path(prepared, monkeypatch) -> None:
+    params, ours, ref, theirs = _pair(
+        lambda p: descend.SGD(p, lr=0.01, momentum=0.9),
+        lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
+    )
+    _lockstep([(params, ours), (ref, theirs)], 3)
+    assert ours._flat[0].plan is not None
+    runs: list[int] = []
+    run = plan.StepPlan.run
+    monkeypatch.setattr(plan.StepPlan, "run", lambda self, c: runs.append(1) or run(self, c))
+    for ps, o in [(params, ours), (ref, theirs)]:
+        o.zero_grad()
+        _loss(ps).backward()
+        ps[0].grad = ps[0].grad.t().contiguous().t()  # same values, transposed strides
+        o.step()
+    assert runs == [] and not params[0].grad.is_contiguous()
+    _close(params, ref)
+    _lockstep([(params, ours), (ref, theirs)], 2)
+    assert len(runs) == 2
+    _close(params, ref)
+
+
+def test_tail_gradients_kept_across_steps_become_views(prepared) -> None:
+    # Fresh tail gradients are copied into the buffer and left where they are; gradients
+    # kept from one step to the next (assigned once, no zero_grad) become views of the
+    # buffer, so that later steps copy nothing.
+    params, ours, ref, theirs = _pair(
+        lambda p: descend.Adam(p, lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)
+    )
+    _lockstep([(params, ours), (ref, theirs)], 2)
+    tail = ours._flat[0].tail_params
+    assert tail == params[1:3] and not any(_grad_lives_in(ours, p) for p in tail)
+    grads = [torch.randn_like(p) for p in params]
+    for ps in (params, ref):
+        for p, g in zip(ps, grads, strict=True):
+            p.grad = g.clone()
+    ours.step()
+    theirs.step()
+    assert not any(_grad_lives_in(ours, p) for p in tail)
+    for _ in range(2):
+        ours.step()
+        theirs.step()
+    assert all(_grad_lives_in(ours, p) for p in tail)
+    _close(params, ref)
+
+
+def test_state_dict_round_trip_through_the_plan(prepared) -> None:
+    params, ours, ref, theirs = _pair(
+        lambda p: descend.AdamW(p, lr=0.01), lambda p: torch.optim.AdamW(p, lr=0.01)
+    )
+    _lockstep([(params, ours), (ref, theirs)], 4)
+    # The step counts the plan advances are the state dict's, readable by torch.
+    state = ours.state_dict()
+    assert [float(s["step"]) for s in state["state"].values()] == [4.0] * 4
+    theirs.load_state_dict(copy.deepcopy(state))
+    _lockstep([(params, ours), (ref, theirs)], 2)
+    _close(params, ref)
+
+
+KERNEL = """#include <torch/csrc/inductor/cpp_prefix.h>
+extern "C"  void  kernel(const float* in_ptr0,
+                       const double* in_ptr1,
+                       const float* in_ptr2,
+                       const float* in_ptr3,
+                       float* out_ptr0,
+                       const int64_t ks0)
+{
+    for(int64_t x0=0; x0<ks0; x0+=16)
+    {
+        auto tmp0 = in_ptr1[static_cast<int64_t>(0L)];
+        auto tmp1 = in_ptr2[static_cast<int64_t>(0L)];
+        auto tmp2 = in_ptr3[static_cast<int64_t>(x0)];
+        out_ptr0[x0] = in_ptr0[x0] * tmp0 * tmp1 * tmp2;
+    }
+}
+"""
+
+
+def test_hoist_scalar_loads_moves_only_reads_no_store_can_change() -> None:
+    out = kernel_source.hoist_scalar_loads(KERNEL)
+    # The float64 scalar is read once before the loop; the float32 one (an output is
+    # float32: it could alias) and the vector stay as they were.
+    assert "const double in_ptr1_value = in_ptr1[0];" in out
+    assert "auto tmp0 = in_ptr1_value;" in out
+    assert "in_ptr2[static_cast<int64_t>(0L)]" in out and "in_ptr2_value" not in out
+    assert "in_ptr3[static_cast<int64_t>(x0)]" in out and "in_ptr3_value" not in out
+    assert out.index("in_ptr1_value =") < out.index("for(")
+    # A float64 output: now the float32 scalar is the one no store can change.
+    doubles = kernel_source.hoist_scalar_loads(
+        KERNEL.replace("float* out_ptr0", "double* out_ptr0")
+    )
+    assert "in_ptr1_value" not in doubles and "auto tmp1 = in_ptr2_value;" in doubles
+    assert kernel_source.hoist_scalar_loads("no kernel here") == "no kernel here"
+
+
+def test_step_hooks_run_as_torch_and_the_profiler_sees_the_step() -> None:
+    params = _params()
+    opt = descend.Adam(params, lr=0.01)
+    assert type(opt).step.hooked  # torch leaves descend's wrapper in place
+    calls: list[str] = []
+    handles = [
+        register_optimizer_step_pre_hook(lambda o, a, k: calls.append("global pre")),
+        opt.register_step_pre_hook(lambda o, a, k: calls.append("pre")),
+        opt.register_step_post_hook(lambda o, a, k: calls.append("post")),
+        register_optimizer_step_post_hook(lambda o, a, k: calls.append("global post")),
+    ]
+    closure = lambda: _loss(params)
+    # A pre-hook may replace the arguments: here it supplies the closure.
+    opt.register_step_pre_hook(lambda o, a, k: ((closure,), k) if not a else None)
+    try:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            loss = opt.step()
+    finally:
+        for h in handles:
+            h.remove()
+    assert calls == ["global pre", "pre", "post", "global post"]
+    assert math.isfinite(loss.item())
+    names = {e.name for e in prof.events()}
+    assert "Optimizer.step#Adam.step" in names
+    with pytest.raises(RuntimeError, match="must return None or a tuple"):
+        opt.register_step_pre_hook(lambda o, a, k: 1)
+        opt.step(lambda: _loss(params))
+
+
+def test_steady_check_does_not_compare_tensors_with_none(prepared, monkeypatch) -> None:
+    # ``None in grads`` would call Tensor.__eq__ on every gradient (~10 us each).
+    params, ours, ref, theirs = _pair(
+        lambda p: descend.Adam(p, lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01)
+    )
+    _lockstep([(params, ours), (ref, theirs)], 2)
+    compared: list[int] = []
+    eq = torch.Tensor.__eq__
+    monkeypatch.setattr(torch.Tensor, "__eq__", lambda a, b: compared.append(1) or eq(a, b))
+    _lockstep([(params, ours)], 1)
+    assert compared == []
