@@ -8,7 +8,7 @@
 - division by such a value becomes multiplication by its reciprocal
   (:func:`_reciprocal_divisions`);
 - a global norm of the gradients is one BLAS dot product in that prologue
-  (:func:`_norms`);
+  (:func:`norms`);
 
 and compiles with settings that keep a cold compile near 4 s (:func:`_plain_vector_isa`,
 :func:`_tensorify_off`, no precompiled header), each C++ kernel reading its 0-d inputs
@@ -43,7 +43,7 @@ def _is_small(node: torch.fx.Node) -> bool:
     )
 
 
-def _norms(tensors: list[Tensor]) -> list[Tensor]:
+def norms(tensors: list[Tensor]) -> list[Tensor]:
     """``torch._foreach_norm(tensors)``, each 2-norm as the square root of a dot product.
 
     On one long flat buffer BLAS's dot streams at memory speed (0.8 ms for 10.5M float32
@@ -86,11 +86,17 @@ def _split_scalars(
 ) -> tuple[torch.fx.GraphModule, torch.fx.GraphModule, int]:
     """Split ``gm`` into a prologue of one-element computations and the main graph.
 
-    The prologue holds every computation whose result has one element and whose inputs
-    are 0-d graph inputs or prologue results, and the 2-norms of graph inputs
-    (``torch._foreach_norm``, computed by :func:`_norms`) that no earlier in-place op
-    has modified. Returns ``(prologue, main, k)``: ``prologue(*args)`` returns ``k``
-    tensors and ``main(*args, *those)`` does the rest.
+    The prologue holds every computation (function or method) whose result has one
+    element and whose inputs are 0-d graph inputs or prologue results, and the 2-norms of
+    graph inputs (``torch._foreach_norm``, computed by :func:`norms`) that no earlier
+    in-place op has modified. Returns ``(prologue, main, k)``: ``prologue(*args)``
+    returns ``k`` tensors and ``main(*args, *those)`` does the rest.
+
+    A floating result of another dtype than float64 (a float32 gradient norm) leaves the
+    prologue as float64 and is converted back where the main graph reads it, without
+    rounding: a float64 input is one the kernel can read once, before its loop
+    (:func:`descend.optim.kernel_source.hoist_scalar_loads`); a float32 one it would read,
+    and compute from, for every 16 elements of a float32 model.
     """
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     hoisted: list[torch.fx.Node] = []
@@ -103,10 +109,9 @@ def _split_scalars(
             # In place: a norm of this input read after it must stay after it.
             mutated.update(a for a in as_list(node.args[0]) if isinstance(a, torch.fx.Node))
             continue
-        if node.op != "call_function":
-            continue
         if (
-            node.target is torch._foreach_norm
+            node.op == "call_function"
+            and node.target is torch._foreach_norm
             and len(node.args) == 1
             and not node.kwargs
             and all(
@@ -134,20 +139,42 @@ def _split_scalars(
     for node in hoisted:
         env[node] = pro.node_copy(node, lambda n: env[n])
         if node.target is torch._foreach_norm:
-            env[node].target = _norms
-    pro.output(tuple(env[n] for n in boundary))
+            env[node].target = norms
+    narrow = [_narrow_float(n) for n in boundary]
+    outputs = []
+    for node, dtype in zip(boundary, narrow, strict=True):
+        if dtype is not None:
+            cast = pro.call_method("to", (env[node], torch.float64))
+            cast.meta["example_value"] = torch.empty((), dtype=torch.float64)
+            outputs.append(cast)
+        else:
+            outputs.append(env[node])
+    pro.output(tuple(outputs))
 
     main = torch.fx.Graph()
     env2: dict[torch.fx.Node, torch.fx.Node] = {}
     for p in placeholders:
         env2[p] = main.node_copy(p)
-    for node in boundary:
+    for node, dtype in zip(boundary, narrow, strict=True):
         env2[node] = main.placeholder(f"hoisted_{node.name}")
-        env2[node].meta = dict(node.meta)
+        if dtype is None:
+            env2[node].meta = dict(node.meta)
+    for node, dtype in zip(boundary, narrow, strict=True):
+        if dtype is not None:
+            env2[node] = main.call_method("to", (env2[node], dtype))
     for node in gm.graph.nodes:
         if node.op != "placeholder" and node not in scalar:
             env2[node] = main.node_copy(node, lambda n: env2[n])
     return torch.fx.GraphModule(gm, pro), torch.fx.GraphModule(gm, main), len(boundary)
+
+
+def _narrow_float(node: torch.fx.Node) -> torch.dtype | None:
+    """The dtype of a floating 0-d value narrower than float64, else ``None``."""
+    value = node.meta.get("example_value")
+    dtype = value.dtype if isinstance(value, Tensor) else None
+    return (
+        dtype if dtype is not None and dtype.is_floating_point and dtype != torch.float64 else None
+    )
 
 
 _DIVISIONS = {
@@ -453,5 +480,5 @@ def hoist(
     else:  # real example inputs: run the prologue for real, outside the tracing fake mode
         with unset_fake_temporarily():
             extra = list(prologue(*example_inputs))
-    per_step = not any(n.target is _norms for n in prologue.graph.nodes)
+    per_step = not any(n.target is norms for n in prologue.graph.nodes)
     return Hoisted(prologue, compile_main(main, [*example_inputs, *extra]), per_step)

@@ -194,7 +194,7 @@ class FlatGroup:
         self._all_keys = [*keys, "step"] if self.steps is not None else list(keys)
         self._param_ptrs = [p.data_ptr() for p in params]
         self._grad_ptrs = [g.data_ptr() for g in self.grad_views]
-        self._last_grads: list[int] = []  # ids of the tail's gradients at the last gather
+        self._last_grad: Tensor | None = None  # the first tail gradient at the last gather
         self._tail_ptrs = [p.data_ptr() for p in self.tail_params]
         self._state_views = [st[k] for st in states for k in self._all_keys]
         self._state_ptrs = [v.data_ptr() for v in self._state_views]
@@ -350,11 +350,12 @@ class FlatGroup:
             # Next to pieces, tail gradients are usually fresh tensors on every step
             # (after zero_grad(set_to_none=True)), and making each a view would cost an
             # assignment per tensor per step for nothing. Gradients kept from the previous
-            # step (no zero_grad, or assigned once by hand) become views below. By id: a
-            # new tensor at a reused address only costs one needless assignment.
-            ids = list(map(id, grads))
-            if ids != self._last_grads:
-                self._last_grads = ids
+            # step (no zero_grad, or assigned once by hand) become views below, told by
+            # the first one: it is held (at most PIECE_NUMEL elements) so that a new
+            # tensor cannot take its place (ids and addresses of freed tensors recur).
+            first = grads[0] if grads else None
+            if first is not self._last_grad:
+                self._last_grad = first
                 return True
         for p, v, g in zip(params, self.grad_views, grads, strict=True):
             # Gradients kept across steps become views: later steps copy nothing. One that

@@ -22,10 +22,12 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+import numpy
 import torch
 from torch import Tensor
 
 from descend.optim.backend import Hoisted
+from descend.optim.backend import norms as backend_norms
 from descend.optim.compiled import CompiledStep, Path, dynamic_entries, dynamic_hyper, fetch
 
 
@@ -37,8 +39,42 @@ def _rsqrt(x: float) -> float:
     return 1.0 / math.sqrt(x)
 
 
-# The prologue's operations on Python floats (float64, as the 0-d tensors they replace).
-_FLOAT_OPS: dict[Any, Callable[..., float]] = {
+def _where(condition: bool, a: float, b: float) -> float:
+    return a if condition else b
+
+
+def _to(x: Any, dtype: torch.dtype) -> Any:
+    """``x.to(dtype)`` for a Python number: float32 rounds as a float32 tensor would."""
+    if dtype == torch.float32:
+        return float(numpy.float32(x))
+    if dtype == torch.float64:
+        return float(x)
+    if dtype == torch.bool:
+        return bool(x)
+    raise TypeError(dtype)
+
+
+def _norms(tensors: list[Tensor]) -> list[float]:
+    # The one tensor operation: each gradient's norm as the tensor prologue computes it.
+    return [n.item() for n in backend_norms(tensors)]
+
+
+def _vector_norm(values: Any) -> float:
+    values = values if isinstance(values, list) else [values]
+    return math.sqrt(math.fsum(v * v for v in values))
+
+
+def _clamp(x: float, min: float | None = None, max: float | None = None) -> float:
+    if min is not None and x < min:
+        x = min
+    if max is not None and x > max:
+        x = max
+    return x
+
+
+# The prologue's operations on Python floats (float64, as the 0-d tensors they replace;
+# a float32 value is rounded where it is stored or converted).
+_FLOAT_OPS: dict[Any, Callable[..., Any]] = {
     operator.add: operator.add,
     operator.sub: operator.sub,
     operator.mul: operator.mul,
@@ -56,33 +92,67 @@ _FLOAT_OPS: dict[Any, Callable[..., float]] = {
     torch.rsqrt: _rsqrt,
     torch.exp: math.exp,
     torch.log: math.log,
+    torch.abs: abs,
+    operator.abs: abs,
+    operator.ge: operator.ge,
+    operator.gt: operator.gt,
+    operator.le: operator.le,
+    operator.lt: operator.lt,
+    torch.where: _where,
+    operator.getitem: operator.getitem,
+    backend_norms: _norms,
+    torch.stack: list,
+    torch.linalg.vector_norm: _vector_norm,
+    torch._C._linalg.linalg_vector_norm: _vector_norm,
+    torch.clamp: _clamp,
 }
+# Functions whose keyword arguments the float versions take as they are.
+_KEYWORDS = {torch.clamp}
+_FLOAT_METHODS: dict[str, Callable[..., Any]] = {
+    "abs": abs,
+    "neg": operator.neg,
+    "sqrt": math.sqrt,
+    "reciprocal": _reciprocal,
+    "to": _to,
+}
+# Output dtypes the plan can hold in a 0-d tensor written through numpy, with the
+# tolerance its float evaluation is checked to once against the tensors.
+_OUTPUT_TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6, torch.bool: 0.0}
 
 
 def float_prologue(prologue: torch.fx.GraphModule) -> torch.fx.GraphModule | None:
-    """``prologue`` as a function of Python floats, or ``None`` when it holds an operation
-    without a float counterpart here, or returns anything but float64 0-d values."""
+    """``prologue`` as a function of Python numbers, or ``None`` when it holds an
+    operation without a counterpart here, or returns anything but 0-d float64, float32 or
+    bool values."""
     graph = torch.fx.Graph()
     env: dict[torch.fx.Node, torch.fx.Node] = {}
     for node in prologue.graph.nodes:
         if node.op == "output":
             outputs = node.args[0]
-            if not all(_is_double(n) for n in outputs):
+            if not all(output_dtype(n) in _OUTPUT_TOLERANCE for n in outputs):
                 return None
             graph.output(tuple(env[n] for n in outputs))
-        elif node.op == "placeholder":
+            continue
+        if node.op == "placeholder":
             env[node] = graph.placeholder(node.name)
-        elif node.op == "call_function" and not node.kwargs and node.target in _FLOAT_OPS:
-            args = torch.fx.node.map_arg(node.args, lambda n: env[n])
-            env[node] = graph.call_function(_FLOAT_OPS[node.target], args)
+            continue
+        if node.op == "call_function" and node.target in _FLOAT_OPS:
+            fn = _FLOAT_OPS[node.target]
+        elif node.op == "call_method" and node.target in _FLOAT_METHODS:
+            fn = _FLOAT_METHODS[node.target]
         else:
             return None
+        if node.kwargs and not (node.target in _KEYWORDS and set(node.kwargs) <= {"min", "max"}):
+            return None
+        args = torch.fx.node.map_arg(node.args, lambda n: env[n])
+        env[node] = graph.call_function(fn, args, dict(node.kwargs))
     return torch.fx.GraphModule(prologue, graph)
 
 
-def _is_double(node: Any) -> bool:
+def output_dtype(node: Any) -> torch.dtype | None:
+    """The dtype of a 0-d tensor a graph node stands for, else ``None``."""
     value = node.meta.get("example_value") if isinstance(node, torch.fx.Node) else None
-    return isinstance(value, Tensor) and value.dtype == torch.float64 and value.dim() == 0
+    return value.dtype if isinstance(value, Tensor) and value.dim() == 0 else None
 
 
 class StepPlan:
@@ -123,22 +193,24 @@ class StepPlan:
             else:
                 self._rules[key] = ("constant", value)
         self._pro_inputs = pro_inputs
+        self._types: list[torch.dtype | None] = []
         self._float = None
         self._extra: list[Tensor] = []
-        if hoisted.per_step and pro_inputs:
+        if pro_inputs:
             self._float = float_prologue(hoisted.prologue)
         if self._float is not None:
-            eager = [float(t) for t in hoisted.prologue(*calls[0][0])]
-            floats = self._float_values()
-            if floats is None or not all(
-                math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300)
-                for a, b in zip(floats, eager, strict=True)
+            outputs = hoisted.prologue.graph.output_node().args[0]
+            self._types = [output_dtype(n) for n in outputs]
+            eager = [t.item() for t in hoisted.prologue(*calls[0][0])]
+            values = self._float_values(calls[0][0])
+            if values is None or not all(
+                math.isclose(a, b, rel_tol=_OUTPUT_TOLERANCE[d], abs_tol=1e-300)
+                for a, b, d in zip(values, eager, self._types, strict=True)
             ):
                 self._float = None  # not the same numbers: the eager prologue it is
             else:
-                buffer = torch.zeros(len(floats), dtype=torch.float64)
-                self._extra_np = buffer.numpy()
-                self._extra = [buffer[i] for i in range(len(floats))]
+                self._extra = [torch.zeros((), dtype=d) for d in self._types]
+                self._extra_np = [t.numpy() for t in self._extra]
 
     def accepts(self, hp: dict[str, Any]) -> bool:
         """Whether a step with hyperparameters ``hp`` can run on this plan; its scheduled
@@ -170,26 +242,33 @@ class StepPlan:
                 values[rule[1]] = value[0]
         return True
 
-    def _float_values(self) -> list[float] | None:
+    def _float_values(self, args: list[Any]) -> list[Any] | None:
         numbers = self._np.tolist()
-        args = [numbers[j] if j is not None else c for j, c in self._pro_inputs]
+        inputs = [
+            numbers[v] if kind == "slot" else args[v] if kind == "arg" else v
+            for kind, v in self._pro_inputs
+        ]
         try:
-            out = self._float.forward(*args)  # type: ignore[union-attr]
+            out = self._float.forward(*inputs)  # type: ignore[union-attr]
         except (ArithmeticError, ValueError, TypeError):
             return None  # e.g. a division by zero: torch's rules (inf, nan) apply
-        return list(out) if all(type(x) is float for x in out) else None
+        # A complex number (a negative base to a fractional power) or a bool where a
+        # float belongs: the tensors decide.
+        ok = all(
+            type(x) is (bool if d == torch.bool else float)
+            for x, d in zip(out, self._types, strict=True)
+        )
+        return list(out) if ok else None
 
     def run(self, step: float | None) -> None:
         """One step: the prologue, then every call of the compiled loop (the plan's
         gradients read from each piece's ``.grad``, checked by the caller)."""
         if step is not None and self._step_slot is not None:
             self._np[self._step_slot] = step
-        extra = self._extra
-        floats = self._float_values() if self._float is not None else None
-        if floats is not None:
-            self._extra_np[:] = floats
-        elif self._hoisted.per_step:
-            extra = list(self._hoisted.prologue(*self._calls[0][0]))
+        per_step = self._hoisted.per_step
+        extra: list[Tensor] = []
+        if per_step:
+            extra = self._prologue(self._calls[0][0])
         # Each piece's gradient as a 1-d view, all made before the first call: between
         # calls the caches are cold (and Inductor's entry reads lengths off its tensors).
         grads = [None if src is None else src.grad.view(-1) for _, _, src in self._calls]
@@ -199,9 +278,19 @@ class StepPlan:
             if grad is not None:
                 for i in slots:
                     args[i] = grad
-            if not self._hoisted.per_step:
-                args.extend(self._hoisted.prologue(*args))
+            if not per_step:  # a prologue that reads this call's gradient (its norm)
+                args.extend(self._prologue(args))
             entry(args)
+
+    def _prologue(self, args: list[Any]) -> list[Tensor]:
+        """The prologue's outputs for a call with arguments ``args``: evaluated on Python
+        numbers into the plan's 0-d tensors, or on tensors when that fails."""
+        values = self._float_values(args) if self._float is not None else None
+        if values is None:
+            return list(self._hoisted.prologue(*args))
+        for array, value in zip(self._extra_np, values, strict=True):
+            array[()] = value
+        return self._extra
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -265,26 +354,28 @@ def _prologue_inputs(
     slots: dict[tuple[str, int | None], int],
     step_slot: int | None,
     hp: dict[str, Any],
-) -> list[tuple[int | None, Any]]:
-    """For each input of the prologue, where its float comes from: a slot of the plan's
-    buffer, or a constant (``None`` for inputs the prologue does not read); empty when a
-    read input is neither (the prologue then runs on tensors)."""
+) -> list[tuple[str, Any]]:
+    """For each input of the prologue, where its value comes from: ``("slot", j)`` of
+    the plan's buffer, ``("const", c)``, or ``("arg", i)``, the call's argument ``i`` (a
+    gradient whose norm the prologue takes); empty when a read input is none of these
+    (the prologue then runs on tensors)."""
     placeholders = [n for n in hoisted.prologue.graph.nodes if n.op == "placeholder"]
-    out: list[tuple[int | None, Any]] = []
-    for node, (root, keys, dim, as_tensor) in zip(placeholders, paths, strict=True):
+    out: list[tuple[str, Any]] = []
+    for i, (node, (root, keys, dim, as_tensor)) in enumerate(zip(placeholders, paths, strict=True)):
         if not node.users:
-            out.append((None, None))
-            continue
-        if root != "hp" or dim is not None:
+            out.append(("const", None))
+        elif root == "grads" and dim is None and not hoisted.per_step:
+            out.append(("arg", i))
+        elif root != "hp" or dim is not None:
             return []
-        if keys == ("step", 0) and step_slot is not None:
-            out.append((step_slot, None))
+        elif keys == ("step", 0) and step_slot is not None:
+            out.append(("slot", step_slot))
         elif len(keys) == 1 and (keys[0], None) in slots:
-            out.append((slots[keys[0], None], None))
+            out.append(("slot", slots[keys[0], None]))
         elif len(keys) == 2 and (keys[0], keys[1]) in slots:
-            out.append((slots[keys[0], keys[1]], None))
+            out.append(("slot", slots[keys[0], keys[1]]))
         elif as_tensor and len(keys) == 1 and isinstance(hp.get(keys[0]), float):
-            out.append((None, hp[keys[0]]))
+            out.append(("const", hp[keys[0]]))
         else:
             return []
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy
 import pytest
 import torch
 from torch.optim.optimizer import (
@@ -118,9 +119,24 @@ def test_float_prologue_matches_tensors_or_declines() -> None:
     floats = plan.float_prologue(bias)
     assert floats is not None
     assert [float(v) for v in bias(x, t)] == pytest.approx(list(floats(0.999, 7.0)), rel=1e-15)
-    # An op without a float counterpart here, and a float32 result: the tensors it is.
+    # An op without a float counterpart here, and a float16 result: the tensors it is.
     assert plan.float_prologue(graph(lambda b: (torch.sin(b),), x)) is None
-    assert plan.float_prologue(graph(lambda b: (b.float() * 2,), x)) is None
+    assert plan.float_prologue(graph(lambda b: (b * 2,), x.half())) is None
+    # Comparisons, selections and float32 values (rounded as float32 tensors round).
+    cond = graph(lambda b: ((b.abs() >= 0.5), torch.where(b >= 0.5, b, -b).to(torch.float32)), x)
+    floats = plan.float_prologue(cond)
+    assert floats is not None and floats(0.999) == (True, float(numpy.float32(0.999)))
+    # A clipping coefficient: a norm of a stack, a clamp with keyword bounds.
+    clip = graph(
+        lambda n: (
+            torch.clamp(2.0 / (torch.linalg.vector_norm(torch.stack([n, n])) + 1e-6), max=1.0),
+        ),
+        t,
+    )
+    floats = plan.float_prologue(clip)
+    assert floats is not None
+    assert floats(7.0)[0] == pytest.approx(clip(t)[0].item(), rel=1e-15)
+    assert floats(0.1)[0] == 1.0
 
 
 def test_a_non_contiguous_piece_gradient_takes_the_slow_path(prepared, monkeypatch) -> None:
