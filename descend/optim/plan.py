@@ -6,13 +6,15 @@ pass to the compiled loop is known except each piece's gradient (a fresh tensor 
 ``zero_grad(set_to_none=True)``) and the hyperparameters' values. A :class:`StepPlan`
 holds each call's argument list, with the scheduled hyperparameters and the step count as
 0-d views into one float64 buffer that is written through numpy (no dispatch), and the
-0-d prologue (bias corrections) evaluated on Python floats into a second buffer
-(:func:`float_prologue`). A step is then ``entry(arguments)`` per call.
+0-d prologue (bias corrections, a clipping coefficient) evaluated on Python numbers into
+0-d tensors of its own (:func:`float_prologue`). A step is then ``entry(arguments)`` per
+call.
 
 Why it pays: the loop streams each large parameter through the caches, so every torch
 operation between two calls starts cold (~50-70 us each measured after a 28 MB pass on
 the 2-core machine, against ~3 us warm); a step with 10 pieces spent ~0.9 ms outside the
-loop before this, against torch's fused Adam's ~0.3 ms (docs/bench.md).
+loop before this, against ~0.5 ms for torch's fused Adam outside its kernel
+(docs/bench.md, design point 12).
 """
 
 from __future__ import annotations
