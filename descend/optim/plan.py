@@ -179,7 +179,6 @@ class StepPlan:
         self._hoisted = hoisted
         self._entry = entry
         self._calls = calls
-        self._values = values
         self._np = values.numpy()
         self._step_slot = step_slot
         self._dtype = torch.get_default_dtype()
@@ -337,6 +336,8 @@ def build(
     hoisted, paths = direct
     if not isinstance(hoisted, Hoisted) or hoisted.entry is None:
         return None
+    # Where each call's gradient goes: the same inputs for every call.
+    grad_slots = [i for i, p in enumerate(paths) if p[0] == "grads" and p[2] is None]
     layout: list[tuple[list[Any], list[int], Tensor | None]] = []
     for grad, state, param, source in calls:
         roots = {"grads": [grad], "state": {k: [v] for k, v in state.items()}, "params": [param]}
@@ -344,8 +345,7 @@ def build(
         args = [fetch(p, roots) for p in paths]
         if any(isinstance(a, Tensor) and a.dim() == 1 and a.numel() != param.numel() for a in args):
             return None
-        slots_of_grad = [i for i, p in enumerate(paths) if p[0] == "grads" and p[2] is None]
-        layout.append((args, slots_of_grad, source))
+        layout.append((args, grad_slots, source))
     inputs = _prologue_inputs(hoisted, paths, slots, step_slot, hp)
     return StepPlan(hoisted, hoisted.entry, layout, hp, values, slots, step_slot, inputs)
 
