@@ -341,13 +341,34 @@ def _bandwidth_runner(n: int) -> Callable[[], None]:
     return touch
 
 
-def _training_step(opt: Any, params: list[Tensor], coefs: list[Tensor]) -> Callable[[], None]:
+def _training_step(
+    opt: Any, params: list[Tensor], coefs: list[Tensor], clip: bool = False
+) -> Callable[[], None]:
+    sched = (
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda t: _decay(t) / 1e-3)
+        if clip and not isinstance(opt, descend.Optimizer)
+        else None
+    )
+
     def run() -> None:
         opt.zero_grad(set_to_none=True)
         torch.autograd.backward([(c * p).sum() for c, p in zip(coefs, params, strict=True)])
+        if sched is not None:
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if sched is not None:
+            sched.step()
 
     return run
+
+
+# The training step's implementations: Adam, and clip -> Adam -> decay -> schedule.
+_TRAINING = {
+    "descend": lambda p: descend.Adam(p, lr=1e-3),
+    "torch_fused": lambda p: torch.optim.Adam(p, lr=1e-3, fused=True),
+    "descend_clip": ALGORITHMS["adamw_clip_sched"].descend,
+    "torch_fused_clip": lambda p: torch.optim.AdamW(p, lr=1e-3, fused=True),
+}
 
 
 def training_step(
@@ -357,31 +378,35 @@ def training_step(
 
     Times ``zero_grad(set_to_none=True)``, ``backward()`` of :math:`\\sum_i c_i
     \\theta_i` (autograd writes one fresh gradient per parameter) and ``step()`` of
-    ``descend.Adam`` (its default path) and of ``torch.optim.Adam(fused=True)``,
-    interleaved. This is what a training loop pays: it counts any work descend's layout
-    moves out of ``step()`` (a gather of the small tensors' gradients, a copy into a
-    flat buffer during backward). Returns the medians in ms and their ratio.
+    ``descend.Adam`` (its default path) and of ``torch.optim.Adam(fused=True)``, and of
+    the composed chain of ``adamw_clip_sched`` and torch's ``clip_grad_norm_`` + fused
+    ``AdamW`` + ``LambdaLR``, interleaved. This is what a training loop pays: it counts
+    any work descend's layout moves out of ``step()`` (a gather of the small tensors'
+    gradients). Returns the medians in ms, Adam's ratio to torch's, and what the
+    composition adds to each side's Adam training step.
     """
     g = torch.Generator().manual_seed(seed)
     runs = {}
-    for name in ("descend", "torch_fused"):
+    for name, make in _TRAINING.items():
         params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
         coefs = [torch.randn(s, generator=g) * 1e-2 for s in shapes]
-        opt: Any = (
-            descend.Adam(params, lr=1e-3)
-            if name == "descend"
-            else torch.optim.Adam(params, lr=1e-3, fused=True)
-        )
-        run = _training_step(opt, params, coefs)
+        run = _training_step(make(params), params, coefs, clip=name.endswith("_clip"))
         run()  # lays out descend's buffers (and compiles, or finds the compiled step)
         runs[name] = (run, Timing())
     order = list(runs)
     for k in range(rounds):
-        for name in order[k % 2 :] + order[: k % 2]:
+        for name in order[k % len(order) :] + order[: k % len(order)]:
             fn, timing = runs[name]
             timing.samples.append(_timed(fn, steps))
-    ours, theirs = runs["descend"][1].median, runs["torch_fused"][1].median
-    return {"descend_ms": ours * 1e3, "torch_ms": theirs * 1e3, "ratio": ours / theirs}
+    ms = {name: timing.median * 1e3 for name, (_, timing) in runs.items()}
+    return {
+        "descend_ms": ms["descend"],
+        "torch_ms": ms["torch_fused"],
+        "ratio": ms["descend"] / ms["torch_fused"],
+        "descend_clip_ms": ms["descend_clip"],
+        "torch_clip_ms": ms["torch_fused_clip"],
+        "clip_ratio": ms["descend_clip"] / ms["torch_fused_clip"],
+    }
 
 
 def bench_size(
@@ -567,6 +592,14 @@ def table(result: dict[str, Any]) -> str:
                 f"Training step at {size['params'] / 1e6:.1f}M (zero_grad + backward + Adam "
                 f"step): descend {t['descend_ms']:.2f} ms, torch fused {t['torch_ms']:.2f} ms "
                 f"({t['ratio']:.2f}x)."
+            )
+        if t and "descend_clip_ms" in t:
+            lines.append(
+                f"Training step at {size['params'] / 1e6:.1f}M with clip -> Adam -> decay -> "
+                f"schedule: descend {t['descend_clip_ms']:.2f} ms "
+                f"(+{t['descend_clip_ms'] - t['descend_ms']:.2f} ms over its Adam step), "
+                f"torch {t['torch_clip_ms']:.2f} ms "
+                f"(+{t['torch_clip_ms'] - t['torch_ms']:.2f} ms) ({t['clip_ratio']:.2f}x)."
             )
     return "\n".join(lines)
 

@@ -27,6 +27,10 @@ from descend.optim.backend import Hoisted, as_list, hoisted_inductor
 
 logger = logging.getLogger("descend")
 
+# The key under which a chain that reads the gradients' joint norm finds it
+# (:attr:`descend.optim.Transform.grad_norm`).
+GRAD_NORM = "grad_norm"
+
 # The torch.compile backend of the fast path, ``"inductor"`` meaning :func:`hoisted_inductor`
 # (tests swap in a compile-counting backend).
 BACKEND: Any = "inductor"
@@ -49,6 +53,10 @@ def dynamic_entries(hp: dict[str, Any]) -> list[tuple[str, int | None]]:
     # momentum 0 stays a Python 0 so that ``trace`` keeps no buffer (a different algorithm).
     if isinstance(hp.get("momentum"), int | float) and hp["momentum"] != 0:
         out.append(("momentum", None))
+    # The gradients' joint norm, new every step, for a chain that clips by it
+    # (Transform.grad_norm): the optimizer computes it over all of a step's calls.
+    if isinstance(hp.get(GRAD_NORM), float):
+        out.append((GRAD_NORM, None))
     return out
 
 
@@ -228,7 +236,8 @@ class CompiledStep:
         Pieces hold 1-d tensors of one dtype and device per role (what
         :class:`descend.optim.flat.FlatGroup` gives), so dynamo would guard them alike
         except for a length below 2; such a piece is called on its own. Only for an
-        elementwise chain: each piece is updated as if it were the whole group.
+        elementwise chain, or one given the group's gradient norm: each piece is updated
+        as if it were the whole group.
         """
         first = pieces[0]
         key = self._key(*first, hp)

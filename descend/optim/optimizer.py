@@ -13,6 +13,7 @@ from descend.optim import compiled as _compiled
 from descend.optim import flat as _flat
 from descend.optim import plan as _plan
 from descend.optim._constraints import _is_schedule
+from descend.optim.backend import joint_norm
 from descend.optim.step_hooks import with_step_hooks
 from descend.optim.transform import State, Transform
 
@@ -210,7 +211,9 @@ class Optimizer(torch.optim.Optimizer):
         if (
             flat is not None
             and flat.gather_grads()
-            and self._run_flat(flat, hp, steps[0] if steps is not None else None)
+            and self._run_flat(
+                flat, self._with_grad_norm(flat, hp), steps[0] if steps is not None else None
+            )
         ):
             return
         if steps is not None:
@@ -245,6 +248,7 @@ class Optimizer(torch.optim.Optimizer):
             return
         count = flat.advance()
         flat.gather_grads()
+        hp = self._with_grad_norm(flat, hp)
         if not self._run_flat(flat, hp, count):
             if flat.steps is not None:
                 flat.steps.sub_(1)  # the eager path counts the step again
@@ -256,6 +260,13 @@ class Optimizer(torch.optim.Optimizer):
             hp,
             count,
         )
+
+    def _with_grad_norm(self, flat: _flat.FlatGroup, hp: dict[str, Any]) -> dict[str, Any]:
+        """``hp``, with the joint norm of the group's gradients when the chain reads it
+        (:attr:`descend.optim.Transform.grad_norm`): one value for all of the step's calls."""
+        if not self.transform.grad_norm:
+            return hp
+        return {**hp, _compiled.GRAD_NORM: joint_norm([g for g, _, _ in flat.buffers()])}
 
     def _run_flat(self, flat: _flat.FlatGroup, hp: dict[str, Any], step: float | None) -> bool:
         """Run the compiled update over ``flat``; ``False`` when it cannot compile (said once:
@@ -312,7 +323,10 @@ class Optimizer(torch.optim.Optimizer):
             return None
         if self._compile is None and sum(p.numel() for p in params) < _flat.MIN_NUMEL:
             return None
-        split = self.transform.elementwise
+        # Separate calls for large parameters: each is updated where it is, its gradient
+        # read where autograd wrote it. A chain that clips by the global norm is split too;
+        # the norm is computed over all calls first (_with_grad_norm).
+        split = self.transform.elementwise or self.transform.grad_norm
         if not _flat.FlatGroup.can_build(params, flat, split):
             return None
         # First step, or storage replaced since the last one (model.to(), p.data = ...,

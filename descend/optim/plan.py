@@ -8,7 +8,9 @@ holds each call's argument list, with the scheduled hyperparameters and the step
 0-d views into one float64 buffer that is written through numpy (no dispatch), and the
 0-d prologue (bias corrections, a clipping coefficient) evaluated on Python numbers into
 0-d tensors of its own (:func:`float_prologue`). A step is then ``entry(arguments)`` per
-call.
+call, or, when the prologue runs once per step, one C++ loop over a table of every
+call's arguments (:mod:`descend.optim.kernel_calls`) in which only the gradients'
+addresses change.
 
 Why it pays: the loop streams each large parameter through the caches, so every torch
 operation between two calls starts cold (~50-70 us each measured after a 28 MB pass on
@@ -28,9 +30,17 @@ import numpy
 import torch
 from torch import Tensor
 
-from descend.optim.backend import Hoisted
+from descend.optim.backend import Hoisted, joint_norm
 from descend.optim.backend import norms as backend_norms
-from descend.optim.compiled import CompiledStep, Path, dynamic_entries, dynamic_hyper, fetch
+from descend.optim.compiled import (
+    GRAD_NORM,
+    CompiledStep,
+    Path,
+    dynamic_entries,
+    dynamic_hyper,
+    fetch,
+)
+from descend.optim.kernel_calls import kernel_calls
 
 
 def _reciprocal(x: float) -> float:
@@ -186,7 +196,11 @@ class StepPlan:
         # this one), a scheduled number (written to its slot), or betas (the first
         # scheduled, the second a constant).
         self._rules: dict[str, tuple[Any, ...]] = {}
+        # The gradients' joint norm, which the plan computes itself on every step.
+        self._norm_slot = slots.get((GRAD_NORM, None))
         for key, value in hp.items():
+            if key == GRAD_NORM:
+                continue
             if (key, 0) in slots:
                 self._rules[key] = ("pair", slots[key, 0], type(value), value[1])
             elif (key, None) in slots:
@@ -212,6 +226,51 @@ class StepPlan:
             else:
                 self._extra = [torch.zeros((), dtype=d) for d in self._types]
                 self._extra_np = [t.numpy() for t in self._extra]
+        self._table: numpy.ndarray | None = None
+        if hoisted.per_step and self._extra:
+            self._lay_out_table()
+
+    def _lay_out_table(self) -> None:
+        """Every call's arguments as one table for :mod:`descend.optim.kernel_calls`, and
+        the cells that hold a gradient's address (rewritten every step); nothing when the
+        entry is not a single kernel with the table's entry point."""
+        calls = [[*template, *self._extra] for template, _, _ in self._calls]
+        found = kernel_calls(self._entry, calls[0])
+        table = found.table(calls) if found is not None else None
+        if found is None or table is None:
+            return
+        cells = [
+            (row, column)
+            for row, (_, slots, source) in enumerate(self._calls)
+            if source is not None
+            for column, index in enumerate(found.order)
+            if index in slots and column not in found.lengths  # not a length read off it
+        ]
+        rows = numpy.array([row for row, _ in cells], dtype=numpy.intp)
+        columns = numpy.array([column for _, column in cells], dtype=numpy.intp)
+        # Checked once: rewriting those cells with this step's gradients gives the table
+        # of the full argument lists (an address in a wrong cell would be a wild pointer).
+        grads = self._grads()
+        expected = found.table(
+            [
+                [*(a if i not in slots or src is None else grad.view(-1) for i, a in enumerate(t))]
+                + self._extra
+                for (t, slots, src), grad in zip(self._calls, grads, strict=True)
+            ]
+        )
+        rewritten = table.copy()
+        rewritten[rows, columns] = numpy.array([g.data_ptr() for g in grads])[rows]
+        if expected is None or not numpy.array_equal(expected, rewritten):
+            return
+        self._run_table = found
+        self._table = table
+        self._rows, self._columns = rows, columns
+
+    def _grads(self) -> list[Tensor]:
+        """Each call's gradient: a piece's where autograd wrote it, the tail's buffer."""
+        return [
+            template[slots[0]] if src is None else src.grad for template, slots, src in self._calls
+        ]
 
     def accepts(self, hp: dict[str, Any]) -> bool:
         """Whether a step with hyperparameters ``hp`` can run on this plan; its scheduled
@@ -266,17 +325,27 @@ class StepPlan:
         gradients read from each piece's ``.grad``, checked by the caller)."""
         if step is not None and self._step_slot is not None:
             self._np[self._step_slot] = step
+        grads = self._grads()
+        if self._norm_slot is not None:
+            self._np[self._norm_slot] = joint_norm(grads)
         per_step = self._hoisted.per_step
         extra: list[Tensor] = []
         if per_step:
             extra = self._prologue(self._calls[0][0])
-        # Each piece's gradient as a 1-d view, all made before the first call: between
-        # calls the caches are cold (and Inductor's entry reads lengths off its tensors).
-        grads = [None if src is None else src.grad.view(-1) for _, _, src in self._calls]
+            if self._table is not None and extra is self._extra:
+                # ``grads`` holds the gradients until the calls return: the table has
+                # only their addresses.
+                addresses = numpy.array(list(map(Tensor.data_ptr, grads)), dtype=numpy.int64)
+                self._table[self._rows, self._columns] = addresses[self._rows]
+                self._run_table(self._table)
+                return
         entry = self._entry
-        for (template, slots, _), grad in zip(self._calls, grads, strict=True):
+        # Pieces' gradients as 1-d views, all made before the first call: between calls
+        # the caches are cold (and Inductor's entry reads lengths off its tensors).
+        views = [g.view(-1) for g in grads]
+        for (template, slots, src), grad in zip(self._calls, views, strict=True):
             args = [*template, *extra] if extra else list(template)
-            if grad is not None:
+            if src is not None:
                 for i in slots:
                     args[i] = grad
             if not per_step:  # a prologue that reads this call's gradient (its norm)

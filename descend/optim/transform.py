@@ -57,6 +57,11 @@ class Transform(NamedTuple):
             fast path may update a param group's tensors in separate calls
             (:mod:`descend.optim.flat`). ``False`` for anything that reduces over
             elements, such as a global norm.
+        grad_norm: whether the only thing it reduces over elements is the joint 2-norm of
+            the gradients it is given, which it takes from ``hp["grad_norm"]`` (a 0-d
+            tensor) when that key is present. A chain whose first transform reads it and
+            whose others are elementwise reads the norm of the raw gradients: the fast
+            path computes it once per step and updates the group in separate calls too.
     """
 
     init: InitFn
@@ -67,6 +72,7 @@ class Transform(NamedTuple):
     name: str = "transform"
     rules: tuple[Rule, ...] = ()
     elementwise: bool = False
+    grad_norm: bool = False
 
 
 def stateless(
@@ -76,6 +82,7 @@ def stateless(
     defaults: Mapping[str, Any] | None = None,
     constraints: Mapping[str, Any] | None = None,
     elementwise: bool = False,
+    grad_norm: bool = False,
 ) -> Transform:
     """A transform without state."""
     return Transform(
@@ -86,6 +93,7 @@ def stateless(
         False,
         name,
         elementwise=elementwise,
+        grad_norm=grad_norm,
     )
 
 
@@ -141,6 +149,8 @@ def chain(*transforms: Transform) -> Transform:
         " -> ".join(t.name for t in transforms),
         tuple(r for t in transforms for r in t.rules),
         all(t.elementwise for t in transforms),
+        # The norm of the raw gradients: only the first transform sees them.
+        transforms[0].grad_norm and all(t.elementwise for t in transforms[1:]),
     )
 
 

@@ -67,8 +67,8 @@ def test_training_step_reads_large_gradients_where_backward_wrote_them() -> None
     seen = []
     real = bench._training_step
 
-    def spy(opt, params, coefs):
-        run = real(opt, params, coefs)
+    def spy(opt, params, coefs, clip=False):
+        run = real(opt, params, coefs, clip)
 
         def checked() -> None:
             run()
@@ -78,10 +78,13 @@ def test_training_step_reads_large_gradients_where_backward_wrote_them() -> None
                 grads = [p.grad.untyped_storage().data_ptr() for p in params]
                 buffer = flat.grad.untyped_storage().data_ptr()
                 seen.append(
-                    len(tail) == 1
-                    and tail[0] is params[1]
-                    and buffer not in grads
-                    and torch.equal(flat.grad, params[1].grad)
+                    (
+                        clip,
+                        len(tail) == 1
+                        and tail[0] is params[1]
+                        and buffer not in grads
+                        and torch.equal(flat.grad, params[1].grad),
+                    )
                 )
 
         return checked
@@ -93,9 +96,11 @@ def test_training_step_reads_large_gradients_where_backward_wrote_them() -> None
     finally:
         bench._training_step = real
     # The large parameter is a piece (its gradient read where backward wrote it); the
-    # small one's gradient is copied into the tail's buffer.
-    assert seen and all(seen)
-    assert result["ratio"] > 0
+    # small one's gradient is copied into the tail's buffer. The same for the chain that
+    # clips by the global norm.
+    assert {clip for clip, _ in seen} == {False, True}
+    assert all(ok for _, ok in seen)
+    assert result["ratio"] > 0 and result["clip_ratio"] > 0
 
 
 def test_every_algorithm_builds_for_every_implementation() -> None:

@@ -134,7 +134,10 @@ def test_missing_gradient_falls_back_to_eager_exactly(counter, layout) -> None:
 
 
 def test_composed_chain_with_schedule_compiles_once(counter, monkeypatch) -> None:
-    monkeypatch.setattr(flat, "PIECE_NUMEL", 10)  # a global norm: never split into pieces
+    # Clipping by the global norm next to pieces: the norm is taken once per step over
+    # every call's gradient (the tail's buffer and each piece's), so the result is
+    # torch's clip_grad_norm_ over all parameters, not a clip per piece.
+    monkeypatch.setattr(flat, "PIECE_NUMEL", 10)
 
     def make(params):
         return descend.Optimizer(
@@ -151,19 +154,43 @@ def test_composed_chain_with_schedule_compiles_once(counter, monkeypatch) -> Non
         _loss(params).backward()
         opt.step()
     assert counter.frame_count == 1
-    assert len({_storage(p) for p in params}) == 1
+    # Two pieces where they were, the two small tensors in one buffer.
+    assert len({_storage(p) for p in params}) == 3
+    assert _storage(params[1]) == _storage(params[2])
     if isinstance(counter, Prepared):
-        # The plan's prologue, the gradient norm included, ran on Python numbers.
+        # One prologue per step for all calls, on Python numbers, with the plan's norm.
         plan = opt._flat[0].plan
-        assert plan is not None and plan._float is not None and not plan._hoisted.per_step
+        assert plan is not None and plan._float is not None and plan._hoisted.per_step
+        assert plan._norm_slot is not None
     ref = _params()
     ref_opt = torch.optim.AdamW(ref, lr=0.01, weight_decay=0.01)
     for t in range(10):
         ref_opt.param_groups[0]["lr"] = 0.01 / (1 + t)
         ref_opt.zero_grad()
         _loss(ref).backward()
-        torch.nn.utils.clip_grad_norm_(ref, 1.0)
+        # Every step clips (a norm of one piece alone would give other numbers).
+        assert torch.nn.utils.clip_grad_norm_(ref, 1.0) > 2.0
         ref_opt.step()
+    for a, b in zip(params, ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_clipping_next_to_pieces_takes_the_norm_of_every_gradient(counter, monkeypatch) -> None:
+    # Plain clipped SGD (Adam would hide a wrong norm: it is nearly scale-invariant).
+    monkeypatch.setattr(flat, "PIECE_NUMEL", 10)
+    params, ref = _params(), _params()
+    opt = descend.Optimizer(
+        params, chain(clip_by_global_norm(), scale_by_lr()), lr=0.05, max_norm=1.0
+    )
+    ref_opt = torch.optim.SGD(ref, lr=0.05)
+    for _ in range(6):
+        for ps, o in [(params, opt), (ref, ref_opt)]:
+            o.zero_grad()
+            _loss(ps).backward()
+            if o is ref_opt:
+                assert torch.nn.utils.clip_grad_norm_(ref, 1.0) > 2.0  # it clips
+            o.step()
+    assert len({_storage(p) for p in params}) == 3  # two pieces and the tail
     for a, b in zip(params, ref, strict=True):
         torch.testing.assert_close(a, b)
 
@@ -392,8 +419,8 @@ def test_inductor_fast_path_matches_eager(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_inductor_steady_steps_run_the_prepared_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     # After the first steady step a step is the plan: Adam's bias corrections once, in
-    # Python floats, then Inductor's entry point once per call (two pieces and the tail),
-    # each piece's gradient read where autograd wrote it; the kernel reads its 0-d
+    # Python floats, then one C++ loop over a table of the calls (two pieces and the
+    # tail), each piece's gradient read where autograd wrote it; the kernel reads its 0-d
     # inputs once; the result is torch.optim's.
     monkeypatch.setattr(flat, "MIN_NUMEL", 0)
     monkeypatch.setattr(flat, "PIECE_NUMEL", 10)
@@ -408,22 +435,21 @@ def test_inductor_steady_steps_run_the_prepared_plan(monkeypatch: pytest.MonkeyP
     steps(2)
     plan = ours._flat[0].plan
     assert plan is not None and plan._float is not None
-    calls: list[list[object]] = []
+    assert plan._table is not None and plan._table.shape[0] == 3
+    tables: list[list[set[int]]] = []
     floats: list[int] = []
-    entry, values = plan._entry, plan._float_values
-    monkeypatch.setattr(plan, "_entry", lambda args: calls.append(list(args)) or entry(args))
+    run_table, values = plan._run_table, plan._float_values
+    monkeypatch.setattr(
+        plan, "_run_table", lambda t: tables.append([set(r) for r in t.tolist()]) or run_table(t)
+    )
     monkeypatch.setattr(plan, "_float_values", lambda a: floats.append(1) or values(a))
     for _ in range(3):
         steps(1)
         pieces = [params[0].grad, params[3].grad]
-        reads = [
-            any(isinstance(a, torch.Tensor) and a.data_ptr() == g.data_ptr() for a in args)
-            for args in calls[-3:-1]
-            for g in pieces
-        ]
-        assert reads == [True, False, False, True]
-    assert (len(calls), len(floats)) == (9, 3)
-    source = pathlib.Path(inspect.getmodule(entry).__file__).read_text()
+        reads = [[g.data_ptr() in row for g in pieces] for row in tables[-1]]
+        assert reads == [[True, False], [False, True], [False, False]]
+    assert (len(tables), len(floats)) == (3, 3)
+    source = pathlib.Path(inspect.getmodule(plan._entry).__file__).read_text()
     assert "_value = in_ptr" in source, "the kernel should read its 0-d inputs once"
     # Inductor's own entry point was checked against the wrapped call (on this torch;
     # another layout of its wrappers would fall back, and no plan would be made).

@@ -15,7 +15,7 @@ from torch.optim.optimizer import (
 )
 
 import descend
-from descend.optim import compiled, flat, kernel_source, plan
+from descend.optim import compiled, flat, kernel_calls, kernel_source, plan
 from tests.optim.backends import Prepared
 from tests.optim.test_fast_path import _grad_lives_in, _lockstep, _loss, _params
 
@@ -215,6 +215,58 @@ extern "C"  void  kernel(const float* in_ptr0,
     }
 }
 """
+
+
+def test_with_call_table_adds_a_loop_calling_the_kernel_once_per_row() -> None:
+    # The kernel's name is still Inductor's placeholder when the source is adjusted.
+    src = KERNEL.replace("void  kernel(", "void  Placeholder.KERNEL_NAME(")
+    out = kernel_source.with_call_table(src)
+    assert out.startswith(src)
+    added = out[len(src) :]
+    assert (
+        'extern "C" void descend_kernel_calls(const int64_t* table, const int64_t calls)' in added
+    )
+    assert "table += 6" in added  # six arguments per row
+    assert (
+        "Placeholder.KERNEL_NAME(reinterpret_cast<const float*>(table[0]), "
+        "reinterpret_cast<const double*>(table[1]), reinterpret_cast<const float*>(table[2]), "
+        "reinterpret_cast<const float*>(table[3]), reinterpret_cast<float*>(table[4]), "
+        "table[5]);"
+    ) in added
+    # A value that is neither a pointer nor a 64-bit integer: no table.
+    by_value = src.replace("const int64_t ks0", "const float scale")
+    assert kernel_source.with_call_table(by_value) == by_value
+    assert kernel_source.with_call_table("no kernel here") == "no kernel here"
+
+
+CALL = """
+    def call(self, args):
+        arg0_1, arg1_1, arg2_1, arg3_1 = args
+        args.clear()
+        s0 = arg1_1
+        cpp_fused_0(arg2_1, arg0_1, arg2_1, s0)
+        del arg2_1
+        return ()
+"""
+
+
+def test_call_layout_reads_inductors_single_kernel_call() -> None:
+    assert kernel_calls.call_layout(CALL) == ("cpp_fused_0", [2, 0, 2, 1], set())
+    # A length read off a 1-d tensor instead of passed as an argument.
+    measured = CALL.replace(
+        "s0 = arg1_1", "arg3_1_size = arg3_1.size()\n        s7 = arg3_1_size[0]\n        s0 = s7"
+    )
+    assert kernel_calls.call_layout(measured) == ("cpp_fused_0", [2, 0, 2, 3], {3})
+    # Anything else is refused: a buffer, a second kernel, a view, a returned value.
+    for other in [
+        CALL.replace("s0 = arg1_1", "buf0 = empty_strided_cpu((2,), (1,), torch.float32)"),
+        CALL.replace("del arg2_1", "cpp_fused_1(arg2_1, s0)"),
+        CALL.replace("cpp_fused_0(arg2_1,", "cpp_fused_0(reinterpret_tensor(arg2_1),"),
+        CALL.replace("return ()", "return (arg2_1,)"),
+        CALL.replace("args.clear()", "pass"),
+        measured.replace("arg3_1_size[0]", "arg3_1_size[1]"),
+    ]:
+        assert kernel_calls.call_layout(other) is None, other
 
 
 def test_hoist_scalar_loads_moves_only_reads_no_store_can_change() -> None:
