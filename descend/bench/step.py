@@ -597,9 +597,9 @@ def table(result: dict[str, Any]) -> str:
             lines.append(
                 f"Training step at {size['params'] / 1e6:.1f}M with clip -> Adam -> decay -> "
                 f"schedule: descend {t['descend_clip_ms']:.2f} ms "
-                f"(+{t['descend_clip_ms'] - t['descend_ms']:.2f} ms over its Adam step), "
+                f"({t['descend_clip_ms'] - t['descend_ms']:+.2f} ms against its Adam step), "
                 f"torch {t['torch_clip_ms']:.2f} ms "
-                f"(+{t['torch_clip_ms'] - t['torch_ms']:.2f} ms) ({t['clip_ratio']:.2f}x)."
+                f"({t['torch_clip_ms'] - t['torch_ms']:+.2f} ms) ({t['clip_ratio']:.2f}x)."
             )
     return "\n".join(lines)
 

@@ -16,8 +16,10 @@ is compiled once, over one-element lists holding 1-d tensors of any length
     flat_grad  = [g_0 | g_1 | ... | g_{N-1}]     p.grad      is copied in when it is not a view
     flat_<key> = [s_0 | s_1 | ... | s_{N-1}]     state[p][k] is a view of its slice
 
-  so that a model's many small tensors (biases, norms) cost one call. A chain that reduces
-  over elements (clipping by the global norm) keeps the whole group in the tail.
+  so that a model's many small tensors (biases, norms) cost one call. A chain that
+  clips by the global norm is split too (the optimizer computes the norm over every
+  call's gradient first: :attr:`descend.optim.Transform.grad_norm`); one that reduces
+  over elements in any other way keeps the whole group in the tail.
 
 All step counts are elements of one tensor (``state[p]["step"]`` is its element).
 
@@ -122,7 +124,8 @@ def _owns_storage(p: Tensor) -> bool:
 class FlatGroup:
     """One param group's layout on the fast path: pieces updated in place, a flat tail.
 
-    With ``split`` (an elementwise chain, :attr:`descend.optim.Transform.elementwise`),
+    With ``split`` (an elementwise chain, :attr:`descend.optim.Transform.elementwise`, or
+    one that reads only the gradients' joint norm besides, ``grad_norm``),
     each parameter of at least :data:`PIECE_NUMEL` elements is a *piece*: it stays where
     it is, with its own state tensors, and gets its own call of the compiled update, which
     reads its gradient where autograd wrote it. The remaining parameters (all of them
