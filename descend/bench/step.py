@@ -344,16 +344,17 @@ def _bandwidth_runner(n: int) -> Callable[[], None]:
 def _training_step(
     opt: Any, params: list[Tensor], coefs: list[Tensor], clip: bool = False
 ) -> Callable[[], None]:
+    # torch's composed step: clip_grad_norm_ before the optimizer, the schedule after it
+    # (descend's chain clips, and reads its schedule, inside step()).
+    torch_clip = clip and not isinstance(opt, descend.Optimizer)
     sched = (
-        torch.optim.lr_scheduler.LambdaLR(opt, lambda t: _decay(t) / 1e-3)
-        if clip and not isinstance(opt, descend.Optimizer)
-        else None
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda t: _decay(t) / 1e-3) if torch_clip else None
     )
 
     def run() -> None:
         opt.zero_grad(set_to_none=True)
         torch.autograd.backward([(c * p).sum() for c, p in zip(coefs, params, strict=True)])
-        if sched is not None:
+        if torch_clip:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if sched is not None:

@@ -162,6 +162,7 @@ def call_layout(source: str) -> tuple[str, list[int], set[int]] | None:
         value = statement.value if target is not None else None  # type: ignore[attr-defined]
         if isinstance(value, ast.Name) and value.id in index:  # s0 = arg1_1, s1 = s0
             index[target] = index[value.id]  # type: ignore[index]
+            measured.discard(target)  # type: ignore[arg-type]
             if value.id in measured:
                 measured.add(target)  # type: ignore[arg-type]
             continue

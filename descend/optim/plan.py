@@ -253,9 +253,8 @@ class StepPlan:
         grads = self._grads()
         expected = found.table(
             [
-                [*(a if i not in slots or src is None else grad.view(-1) for i, a in enumerate(t))]
-                + self._extra
-                for (t, slots, src), grad in zip(self._calls, grads, strict=True)
+                _arguments(call, grad.view(-1), self._extra)
+                for call, grad in zip(self._calls, grads, strict=True)
             ]
         )
         rewritten = table.copy()
@@ -343,11 +342,8 @@ class StepPlan:
         # Pieces' gradients as 1-d views, all made before the first call: between calls
         # the caches are cold (and Inductor's entry reads lengths off its tensors).
         views = [g.view(-1) for g in grads]
-        for (template, slots, src), grad in zip(self._calls, views, strict=True):
-            args = [*template, *extra] if extra else list(template)
-            if src is not None:
-                for i in slots:
-                    args[i] = grad
+        for call, grad in zip(self._calls, views, strict=True):
+            args = _arguments(call, grad, extra)
             if not per_step:  # a prologue that reads this call's gradient (its norm)
                 args.extend(self._prologue(args))
             entry(args)
@@ -361,6 +357,19 @@ class StepPlan:
         for array, value in zip(self._extra_np, values, strict=True):
             array[()] = value
         return self._extra
+
+
+def _arguments(
+    call: tuple[list[Any], list[int], Tensor | None], grad: Tensor, extra: list[Tensor]
+) -> list[Any]:
+    """One call's arguments: its template with ``grad`` (1-d) in the gradient's slots when
+    the call reads a piece's gradient, then the prologue's outputs ``extra``."""
+    template, slots, source = call
+    args = [*template, *extra]
+    if source is not None:
+        for i in slots:
+            args[i] = grad
+    return args
 
 
 def _equal(a: Any, b: Any) -> bool:
