@@ -11,14 +11,15 @@ parameter (Adam: read :math:`\\theta, g, m, v`, write :math:`\\theta, m, v`), th
 
 where :math:`B_\\text{in-place}` is the bandwidth of an in-place pass (``x.mul_(1.0)``:
 read and write each element once), measured in the same rounds. Timings on a shared
-machine are noisy, so every implementation is timed once per round, in an order that
-rotates between rounds, and the median over rounds is reported with its spread.
+machine are noisy, so every implementation is timed once per round, in an order shuffled
+anew each round, and the median over rounds is reported with its spread.
 """
 
 from __future__ import annotations
 
 import math
 import platform
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -323,6 +324,18 @@ def optax_available() -> bool:
     return True
 
 
+def _round_orders(names: list[str], rounds: int, seed: int) -> list[list[str]]:
+    """The order of ``names`` in each round: a new seeded shuffle per round.
+
+    What runs just before an implementation decides what its first step finds in the
+    caches. A rotation keeps that predecessor fixed (each name always follows the one
+    before it in the list), so its effect does not average out over rounds; a shuffle
+    changes both the position and the predecessor.
+    """
+    rng = random.Random(seed)
+    return [rng.sample(names, len(names)) for _ in range(rounds)]
+
+
 def _timed(fn: Callable[[], None], steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
@@ -394,9 +407,8 @@ def training_step(
         run = _training_step(make(params), params, coefs, clip=name.endswith("_clip"))
         run()  # lays out descend's buffers (and compiles, or finds the compiled step)
         runs[name] = (run, Timing())
-    order = list(runs)
-    for k in range(rounds):
-        for name in order[k % len(order) :] + order[: k % len(order)]:
+    for order in _round_orders(list(runs), rounds, seed):
+        for name in order:
             fn, timing = runs[name]
             timing.samples.append(_timed(fn, steps))
     ms = {name: timing.median * 1e3 for name, (_, timing) in runs.items()}
@@ -446,10 +458,8 @@ def bench_size(
                 # separately, as their total.
                 timings[impl].first_step = 2 * _timed(r.step, 2)
                 r.step()
-            order = [*runners, "inplace"]
-            for k in range(rounds):
-                rotated = order[k % len(order) :] + order[: k % len(order)]
-                for impl in rotated:
+            for order in _round_orders([*runners, "inplace"], rounds, seed):
+                for impl in order:
                     if impl == "inplace":
                         inplace.samples.append(_timed(touch, steps))
                     else:

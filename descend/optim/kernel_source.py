@@ -1,5 +1,6 @@
-"""Inductor's generated C++, adjusted before it is compiled: 0-d inputs read once, and a
-second entry point that makes many calls of the kernel in one C++ loop.
+"""Inductor's generated C++, adjusted before it is compiled: 0-d inputs read once, every
+stream the vector loop reads prefetched ahead, and a second entry point that makes many
+calls of the kernel in one C++ loop.
 
 :func:`kernels_adjusted` is active while :func:`descend.optim.backend.hoisted_inductor`
 compiles; :func:`generated_code_key` keeps kernels cached with and without the rewrites
@@ -63,6 +64,58 @@ def hoist_scalar_loads(src: str) -> str:
     return src[: body + 1] + lines + rest
 
 
+# How far ahead of the vector loop :func:`prefetch_vector_loads` asks for memory, in bytes.
+PREFETCH_BYTES = 4096
+
+# A full-width vector load in Inductor's C++ loop: ``at::vec::Vectorized<T>::loadu(ptr +
+# static_cast<int64_t>(x0), static_cast<int64_t>(16))`` (the tail's loads pass a computed
+# count, not a literal, and are left alone).
+_VECTOR_LOAD = re.compile(
+    r"^(?P<indent>[ \t]*)auto \w+ = at::vec::Vectorized<\w+>::loadu\("
+    r"(?P<pointer>\w+) \+ static_cast<int64_t>\((?P<index>x\d+)\), "
+    r"static_cast<int64_t>\(\d+\)\);$",
+    re.MULTILINE,
+)
+
+
+def prefetch_vector_loads(src: str, distance: int = PREFETCH_BYTES) -> str:
+    """Inductor's C++ kernel ``src`` with a software prefetch, ``distance`` bytes ahead,
+    before every full-width vector load of its loops.
+
+    An optimizer's loop reads a few long streams once each, and on the 2-core machine
+    the hardware prefetcher alone keeps too few reads in flight: plain SGD over one
+    50.5M-element buffer, Inductor's loop 15.29 ms, with a prefetch 4 KiB ahead of each
+    stream 13.44 ms, torch's ``add_`` 13.76 ms (31 interleaved rounds; 1 KiB and 8 KiB
+    ahead: 13.81, 13.67 ms). Each vector is one cache line, so each line is asked for
+    once. The address is computed as an integer: a prefetch past the end of a buffer
+    is harmless, forming the pointer would not be. Compilers without GCC's builtin
+    (MSVC) get the source without prefetches.
+    """
+
+    def prefetched(match: re.Match[str]) -> str:
+        address = f"reinterpret_cast<uintptr_t>({match['pointer']} + {match['index']}) + {distance}"
+        return (
+            f"{match['indent']}{_PREFETCH}(reinterpret_cast<const void*>({address}));\n"
+            + match.group(0)
+        )
+
+    out = _VECTOR_LOAD.sub(prefetched, src)
+    if out == src:
+        return src
+    # After the first line (Inductor's #include, which may be a precompiled header).
+    first = out.find("\n") + 1
+    return out[:first] + _PREFETCH_MACRO + out[first:]
+
+
+_PREFETCH = "DESCEND_PREFETCH"
+_PREFETCH_MACRO = f"""#if defined(__GNUC__) || defined(__clang__)
+#define {_PREFETCH}(address) __builtin_prefetch(address)
+#else
+#define {_PREFETCH}(address) ((void)0)
+#endif
+"""
+
+
 # The entry point :func:`with_call_table` adds to a kernel's library.
 CALLS_SYMBOL = "descend_kernel_calls"
 
@@ -115,7 +168,8 @@ def with_call_table(src: str) -> str:
 @functools.cache
 def generated_code_key() -> Any:
     """A graph pass that changes nothing and puts this file in Inductor's cache key, as
-    :func:`hoist_scalar_loads` and :func:`with_call_table` change the code Inductor
+    :func:`hoist_scalar_loads`, :func:`prefetch_vector_loads` and :func:`with_call_table`
+    change the code Inductor
     generates (a kernel cached without them is not reused). Made on first use: importing
     Inductor takes ~1 s."""
     from torch._inductor.custom_graph_pass import CustomGraphPass, get_hash_for_files
@@ -133,13 +187,13 @@ def generated_code_key() -> Any:
 @contextlib.contextmanager
 def kernels_adjusted() -> Iterator[None]:
     """While compiling, pass each C++ kernel Inductor defines through
-    :func:`hoist_scalar_loads` and :func:`with_call_table`."""
+    :func:`hoist_scalar_loads`, :func:`prefetch_vector_loads` and :func:`with_call_table`."""
     from torch._inductor.codegen.cpp import CppScheduling
 
     original = CppScheduling.define_kernel
 
     def define_kernel(self: Any, src_code: str, *args: Any, **kwargs: Any) -> Any:
-        src_code = with_call_table(hoist_scalar_loads(src_code))
+        src_code = with_call_table(prefetch_vector_loads(hoist_scalar_loads(src_code)))
         return original(self, src_code, *args, **kwargs)
 
     CppScheduling.define_kernel = define_kernel  # type: ignore[method-assign]

@@ -451,6 +451,7 @@ def test_inductor_steady_steps_run_the_prepared_plan(monkeypatch: pytest.MonkeyP
     assert (len(tables), len(floats)) == (3, 3)
     source = pathlib.Path(inspect.getmodule(plan._entry).__file__).read_text()
     assert "_value = in_ptr" in source, "the kernel should read its 0-d inputs once"
+    assert "DESCEND_PREFETCH(reinterpret_cast" in source, "the loop should prefetch its streams"
     # Inductor's own entry point was checked against the wrapped call (on this torch;
     # another layout of its wrappers would fall back, and no plan would be made).
     assert backend._checked_entry(lambda *a: None, [torch.zeros(2)]) is None  # no Inductor inside

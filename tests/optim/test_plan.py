@@ -269,6 +269,49 @@ def test_call_layout_reads_inductors_single_kernel_call() -> None:
         assert kernel_calls.call_layout(other) is None, other
 
 
+VECTOR_LOOP = """
+            for(int64_t x0=static_cast<int64_t>(0L); x0<static_cast<int64_t>(ks0); x0+=static_cast<int64_t>(16L))
+            {
+                if(C10_LIKELY(x0 < static_cast<int64_t>(16L*(c10::div_floor_integer(static_cast<int64_t>(ks0), static_cast<int64_t>(16L))))))
+                {
+                    auto tmp0 = at::vec::Vectorized<float>::loadu(out_ptr0 + static_cast<int64_t>(x0), static_cast<int64_t>(16));
+                    auto tmp1 = at::vec::Vectorized<float>::loadu(in_ptr1 + static_cast<int64_t>(x0), static_cast<int64_t>(16));
+                    auto tmp2 = in_ptr2_value;
+                    (tmp0 + tmp1).store(out_ptr0 + static_cast<int64_t>(x0));
+                }
+                if(C10_UNLIKELY(x0 >= static_cast<int64_t>(16L*(c10::div_floor_integer(static_cast<int64_t>(ks0), static_cast<int64_t>(16L)))) && x0 < static_cast<int64_t>(ks0)))
+                {
+                    auto tmp0 = at::vec::Vectorized<float>::loadu(out_ptr0 + static_cast<int64_t>(x0), static_cast<int64_t>(ks0 + (-16L)*(c10::div_floor_integer(static_cast<int64_t>(ks0), static_cast<int64_t>(16L)))));
+                }
+            }
+"""
+
+
+def test_prefetch_vector_loads_asks_for_each_full_width_stream_ahead() -> None:
+    out = kernel_source.prefetch_vector_loads(KERNEL.splitlines()[0] + VECTOR_LOOP, 4096)
+    # After the #include: GCC's builtin where the compiler has it, nothing where it does
+    # not (MSVC).
+    head = "#if defined(__GNUC__) || defined(__clang__)\n#define DESCEND_PREFETCH(address) "
+    assert out.startswith(KERNEL.splitlines()[0] + "\n" + head + "__builtin_prefetch(address)\n")
+    out = out[out.index("#endif\n") + len("#endif\n") - 1 :]
+    lines = out.splitlines()
+    fetches = [i for i, line in enumerate(lines) if "DESCEND_PREFETCH" in line]
+    # One prefetch right before each of the two full-width loads, at their indentation;
+    # the tail's load (a computed count) and the scalar read get none.
+    assert [lines[i + 1].split("loadu(")[1].split(" ")[0] for i in fetches] == [
+        "out_ptr0",
+        "in_ptr1",
+    ]
+    assert lines[fetches[1]] == (
+        "                    DESCEND_PREFETCH(reinterpret_cast<const void*>("
+        "reinterpret_cast<uintptr_t>(in_ptr1 + x0) + 4096));"
+    )
+    assert out.replace(lines[fetches[0]] + "\n", "").replace(lines[fetches[1]] + "\n", "") == (
+        VECTOR_LOOP
+    )
+    assert kernel_source.prefetch_vector_loads(KERNEL) == KERNEL  # a scalar loop: as it was
+
+
 def test_hoist_scalar_loads_moves_only_reads_no_store_can_change() -> None:
     out = kernel_source.hoist_scalar_loads(KERNEL)
     # The float64 scalar is read once before the loop; the float32 one (an output is
