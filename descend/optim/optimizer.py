@@ -14,7 +14,7 @@ from descend.optim import flat as _flat
 from descend.optim import plan as _plan
 from descend.optim._constraints import _is_schedule
 from descend.optim.backend import joint_norm
-from descend.optim.step_hooks import with_step_hooks
+from descend.optim.step_hooks import with_step_hooks, without_grad
 from descend.optim.transform import State, Transform
 
 # Settings torch.optim keeps in every param group that select an execution path rather
@@ -150,7 +150,7 @@ class Optimizer(torch.optim.Optimizer):
 
     # -- the step -----------------------------------------------------------------------
     @with_step_hooks
-    @torch.no_grad()
+    @without_grad
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """Perform one update of every param group; ``closure`` re-evaluates the loss."""
         loss = None

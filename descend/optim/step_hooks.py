@@ -8,6 +8,7 @@ on the 2-core machine after a 160 MB pass; the label's op goes through the dispa
 about 3% of a 10M-parameter Adam step, and it is paid even when no profiler records.
 :func:`with_step_hooks` does the same with the label entered only while a profiler is
 on; torch sees the attribute ``hooked`` and leaves the function alone.
+:func:`without_grad` is ``@torch.no_grad()`` for less, for the same reason.
 """
 
 from __future__ import annotations
@@ -55,4 +56,29 @@ def with_step_hooks(step: Callable[..., Any]) -> Callable[..., Any]:
         return hooked(self, args, kwargs)
 
     wrapper.hooked = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def without_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run with autograd's grad mode off and the previous mode restored after, as
+    under ``@torch.no_grad()``.
+
+    The decorator ``torch.no_grad()`` makes a context manager per call and passes through
+    several Python frames (its ``__init__`` and ``__enter__``, ``torch.set_grad_enabled``'s
+    own): 63 us per call once the caches are cold (measured on the 2-core machine after a
+    160 MB pass), against 9 us for a plain call. This calls the two C functions those
+    frames end in.
+    """
+    is_enabled = torch._C.is_grad_enabled
+    set_enabled = torch._C._set_grad_enabled
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        enabled = is_enabled()
+        set_enabled(False)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            set_enabled(enabled)
+
     return wrapper

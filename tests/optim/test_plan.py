@@ -358,6 +358,24 @@ def test_step_hooks_run_as_torch_and_the_profiler_sees_the_step() -> None:
         opt.step(lambda: _loss(params))
 
 
+def test_step_runs_without_grad_and_restores_the_mode_it_found() -> None:
+    params = _params()
+    opt = descend.SGD(params, lr=0.1)
+    seen: list[bool] = []
+    closure = lambda: seen.append(torch.is_grad_enabled()) or _loss(params)
+    with torch.enable_grad():  # a training loop's mode
+        opt.step(closure)  # the closure runs with grad on; the update does not record
+        assert torch.is_grad_enabled()
+    assert seen == [True] and all(p.grad_fn is None for p in params)
+    with torch.no_grad():
+        opt.step()
+        assert not torch.is_grad_enabled()
+    # An error inside the step leaves the mode as it was.
+    with pytest.raises(ZeroDivisionError):
+        opt.step(lambda: 1 / 0)
+    assert torch.is_grad_enabled()
+
+
 def test_steady_check_does_not_compare_tensors_with_none(prepared, monkeypatch) -> None:
     # ``None in grads`` would call Tensor.__eq__ on every gradient (~10 us each).
     params, ours, ref, theirs = _pair(
