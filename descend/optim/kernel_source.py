@@ -169,9 +169,8 @@ def with_call_table(src: str) -> str:
 def generated_code_key() -> Any:
     """A graph pass that changes nothing and puts this file in Inductor's cache key, as
     :func:`hoist_scalar_loads`, :func:`prefetch_vector_loads` and :func:`with_call_table`
-    change the code Inductor
-    generates (a kernel cached without them is not reused). Made on first use: importing
-    Inductor takes ~1 s."""
+    change the code Inductor generates (a kernel cached without them is not reused). Made
+    on first use: importing Inductor takes ~1 s."""
     from torch._inductor.custom_graph_pass import CustomGraphPass, get_hash_for_files
 
     class GeneratedCodeKey(CustomGraphPass):

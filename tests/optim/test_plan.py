@@ -362,11 +362,20 @@ def test_step_runs_without_grad_and_restores_the_mode_it_found() -> None:
     params = _params()
     opt = descend.SGD(params, lr=0.1)
     seen: list[bool] = []
-    closure = lambda: seen.append(torch.is_grad_enabled()) or _loss(params)
+
+    def closure() -> torch.Tensor:
+        seen.append(torch.is_grad_enabled())
+        opt.zero_grad()
+        loss = _loss(params)
+        loss.backward()
+        return loss
+
     with torch.enable_grad():  # a training loop's mode
-        opt.step(closure)  # the closure runs with grad on; the update does not record
+        # The closure runs with grad on; the update (in place on leaves that require
+        # grad, which autograd refuses with grad on) runs with it off.
+        opt.step(closure)
         assert torch.is_grad_enabled()
-    assert seen == [True] and all(p.grad_fn is None for p in params)
+    assert seen == [True] and all(p.grad is not None and p.grad_fn is None for p in params)
     with torch.no_grad():
         opt.step()
         assert not torch.is_grad_enabled()
