@@ -10,9 +10,10 @@
 - a global norm of the gradients is one BLAS dot product in that prologue
   (:func:`norms`);
 
-and compiles with settings that keep a cold compile near 4 s (:func:`_plain_vector_isa`,
-:func:`_tensorify_off`, no precompiled header), each C++ kernel reading its 0-d inputs
-once (:mod:`descend.optim.kernel_source`).
+and compiles with settings that keep a cold compile near 3 s (:func:`_plain_vector_isa`,
+:func:`_tensorify_off`, no precompiled header, a slim C++ prelude from
+:mod:`descend.optim.kernel_prefix`), each C++ kernel reading its 0-d inputs once
+(:mod:`descend.optim.kernel_source`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import math
 import operator
 import os
 import platform
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -248,11 +250,16 @@ def _trusted_isa() -> Any:
     from torch._inductor import cpu_vec_isa
 
     if torch.cpu._is_avx512_supported():
-        base: Any = cpu_vec_isa.VecAVX512
-    elif torch.cpu._is_avx2_supported():
-        base = cpu_vec_isa.VecAVX2
-    else:
-        return None
+        return trusted(cpu_vec_isa.VecAVX512)
+    if torch.cpu._is_avx2_supported():
+        return trusted(cpu_vec_isa.VecAVX2)
+    return None
+
+
+def trusted(base: type) -> Any:
+    """Inductor's vector ISA ``base`` (``VecAVX512``, ``VecAVX2``), taken as valid
+    without its probe build."""
+    from torch._inductor import cpu_vec_isa
 
     class Trusted(base):  # type: ignore[misc, valid-type]
         # No probe build: the CPU reports the ISA, and gcc has known its flags for a decade.
@@ -450,7 +457,8 @@ def hoisted_inductor(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Cal
         # 2-core machine); see _plain_vector_isa. A compiler that cannot build for the ISA
         # fails the compile, and the optimizer runs eagerly (with a warning). A
         # precompiled header pays only from the second kernel on: building it made the
-        # first step on a fresh machine 8.5 s; without it every cold compile takes ~4 s.
+        # first step on a fresh machine 8.5 s; without it every cold compile took ~4 s,
+        # ~3 s since the slim prelude (kernels_adjusted(slim=...)).
         # No size asserts in the generated entry (one C++ call per input, ~3 us each
         # with cold caches): dynamo's guards, or the prepared plan's construction, hold
         # the shapes, and the entry is used directly only after _checked_entry.
@@ -463,7 +471,7 @@ def hoisted_inductor(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Cal
                     "post_grad_custom_post_pass": generated_code_key(),
                 }
             ),
-            kernels_adjusted(),
+            kernels_adjusted(slim=_trusted_isa() is not None and sys.platform != "win32"),
             _plain_vector_isa(),
             _tensorify_off(),
         ):

@@ -1,6 +1,7 @@
 """Inductor's generated C++, adjusted before it is compiled: 0-d inputs read once, every
-stream the vector loop reads prefetched ahead, and a second entry point that makes many
-calls of the kernel in one C++ loop.
+stream the vector loop reads prefetched ahead, a second entry point that makes many
+calls of the kernel in one C++ loop, and (:mod:`descend.optim.kernel_prefix`) a slim
+prelude in place of Inductor's.
 
 :func:`kernels_adjusted` is active while :func:`descend.optim.backend.hoisted_inductor`
 compiles; :func:`generated_code_key` keeps kernels cached with and without the rewrites
@@ -16,6 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+from descend.optim import kernel_prefix
+from descend.optim.kernel_prefix import with_slim_prefix
 
 # A read of a 0-d input in Inductor's C++ loops.
 _SCALAR_READ = "[static_cast<int64_t>(0L)]"
@@ -179,21 +183,25 @@ def generated_code_key() -> Any:
             return None
 
         def uuid(self) -> bytes:
-            return get_hash_for_files((__file__,))
+            return get_hash_for_files((__file__, kernel_prefix.__file__))
 
     return GeneratedCodeKey()
 
 
 @contextlib.contextmanager
-def kernels_adjusted() -> Iterator[None]:
+def kernels_adjusted(slim: bool = False) -> Iterator[None]:
     """While compiling, pass each C++ kernel Inductor defines through
-    :func:`hoist_scalar_loads`, :func:`prefetch_vector_loads` and :func:`with_call_table`."""
+    :func:`hoist_scalar_loads`, :func:`prefetch_vector_loads` and :func:`with_call_table`,
+    and with ``slim`` (the kernels are compiled for AVX-512 or AVX2 by GCC or Clang)
+    through :func:`descend.optim.kernel_prefix.with_slim_prefix`."""
     from torch._inductor.codegen.cpp import CppScheduling
 
     original = CppScheduling.define_kernel
 
     def define_kernel(self: Any, src_code: str, *args: Any, **kwargs: Any) -> Any:
         src_code = with_call_table(prefetch_vector_loads(hoist_scalar_loads(src_code)))
+        if slim:
+            src_code = with_slim_prefix(src_code)
         return original(self, src_code, *args, **kwargs)
 
     CppScheduling.define_kernel = define_kernel  # type: ignore[method-assign]

@@ -452,6 +452,8 @@ def test_inductor_steady_steps_run_the_prepared_plan(monkeypatch: pytest.MonkeyP
     source = pathlib.Path(inspect.getmodule(plan._entry).__file__).read_text()
     assert "_value = in_ptr" in source, "the kernel should read its 0-d inputs once"
     assert "DESCEND_PREFETCH(reinterpret_cast" in source, "the loop should prefetch its streams"
+    if backend._trusted_isa() is not None:  # x86 with AVX-512 or AVX2
+        assert "descend: the part of Inductor's cpp_prefix.h" in source, "the slim prelude"
     # Inductor's own entry point was checked against the wrapped call (on this torch;
     # another layout of its wrappers would fall back, and no plan would be made).
     assert backend._checked_entry(lambda *a: None, [torch.zeros(2)]) is None  # no Inductor inside
