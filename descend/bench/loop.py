@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from descend.bench.step import round_orders
+
 
 def digits_data() -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's bundled 8x8 digits (1797 x 64, 10 classes), features scaled to [0, 1]."""
@@ -117,8 +119,7 @@ def bench_loop(
     times: dict[str, list[float]] = {k: [] for k in runs}
     for name, fn in runs.items():  # warm-up: first calls pay for imports and allocations
         fn(copy.deepcopy(base), x, y, 1, batch_size, 0)
-    for r in range(rounds):
-        order = list(runs)[r % 3 :] + list(runs)[: r % 3]  # rotate who goes first
+    for r, order in enumerate(round_orders(list(runs), rounds, seed=0)):
         for name in order:
             model = copy.deepcopy(base)
             start = time.perf_counter()

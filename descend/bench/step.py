@@ -324,7 +324,7 @@ def optax_available() -> bool:
     return True
 
 
-def _round_orders(names: list[str], rounds: int, seed: int) -> list[list[str]]:
+def round_orders(names: list[str], rounds: int, seed: int) -> list[list[str]]:
     """The order of ``names`` in each round: a new seeded shuffle per round.
 
     What runs just before an implementation decides what its first step finds in the
@@ -407,7 +407,7 @@ def training_step(
         run = _training_step(make(params), params, coefs, clip=name.endswith("_clip"))
         run()  # lays out descend's buffers (and compiles, or finds the compiled step)
         runs[name] = (run, Timing())
-    for order in _round_orders(list(runs), rounds, seed):
+    for order in round_orders(list(runs), rounds, seed):
         for name in order:
             fn, timing = runs[name]
             timing.samples.append(_timed(fn, steps))
@@ -458,7 +458,7 @@ def bench_size(
                 # separately, as their total.
                 timings[impl].first_step = 2 * _timed(r.step, 2)
                 r.step()
-            for order in _round_orders([*runners, "inplace"], rounds, seed):
+            for order in round_orders([*runners, "inplace"], rounds, seed):
                 for impl in order:
                     if impl == "inplace":
                         inplace.samples.append(_timed(touch, steps))

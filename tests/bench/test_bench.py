@@ -11,10 +11,10 @@ import descend
 from descend._validation import InvalidParameterError
 from descend.bench.step import (
     ALGORITHMS,
-    _round_orders,
     bench_step,
     model_shapes,
     parse_size,
+    round_orders,
     table,
 )
 from descend.cli.main import main
@@ -35,11 +35,11 @@ def test_model_shapes_are_the_issue_s_layout() -> None:
     assert sum(a * b for a, b in model_shapes(5000)[:1]) > 0
 
 
-def test_round_orders_shuffle_every_round_and_repeat_with_the_seed() -> None:
+def testround_orders_shuffle_every_round_and_repeat_with_the_seed() -> None:
     names = ["descend", "torch_forloop", "torch_foreach", "torch_fused", "inplace"]
-    orders = _round_orders(names, 40, seed=3)
+    orders = round_orders(names, 40, seed=3)
     assert all(sorted(order) == sorted(names) for order in orders)  # each round runs all
-    assert orders == _round_orders(names, 40, seed=3)
+    assert orders == round_orders(names, 40, seed=3)
     # Unlike a rotation, who runs just before each implementation changes between rounds.
     before = {(order[i - 1], order[i]) for order in orders for i in range(1, len(order))}
     assert len({b for b, a in before if a == "descend"}) == len(names) - 1
