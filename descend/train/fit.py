@@ -140,6 +140,10 @@ def fit(
             callbacks, RNG states, data order and history are restored; a stopping
             criterion is restored only if it has ``state_dict``/``load_state_dict``
             (otherwise it starts afresh, e.g. ``FunctionTolerance`` refills its window).
+            The batch size, the number of samples, ``shuffle`` and ``seed`` must be
+            those of the run that wrote the checkpoint: the position it stopped at
+            counts batches of that run (otherwise :class:`InvalidParameterError`, and
+            nothing is loaded). ``epochs`` and ``max_steps`` may change.
         progress: ``None`` shows a tqdm bar when standard error is a terminal;
             ``True`` always; ``False`` never.
         on_nonfinite: what a NaN or infinite loss or gradient does: ``"raise"``
@@ -226,7 +230,9 @@ def fit(
         max_steps=max_steps,
         has_schedule=schedule_fn is not None,
     )
-    extras = LoopExtras(seed=seed)
+    # What the data order and a checkpoint's (epoch, batch) position depend on.
+    settings = {"batch_size": train.size, "samples": train.n, "shuffle": shuffle, "seed": seed}
+    extras = LoopExtras(seed=seed, settings=settings)
     if stop is not None:
         stop.reset()
     found = load_latest(checkpoint_dir) if resume and checkpoint_dir is not None else None
@@ -234,7 +240,13 @@ def fit(
         torch.manual_seed(seed)
     else:
         extras = restore_payload(
-            found[1], state, scheduler=scheduler, stop=stop, callbacks=callbacks
+            found[1],
+            state,
+            scheduler=scheduler,
+            stop=stop,
+            callbacks=callbacks,
+            settings=settings,
+            source=str(found[0]),
         )
     start = time.perf_counter() - extras.elapsed
 

@@ -6,7 +6,9 @@ The payload is built from plain values and tensors only (``weights_only`` safe):
 - ``loop``: ``step`` (updates done), ``epoch`` (1-based, in progress), ``batch``
   (batches of that epoch done), ``seed`` (the data order of every epoch is a pure
   function of seed and epoch), ``lr_scale`` (halved by rollbacks), ``skipped``,
-  ``elapsed`` (seconds);
+  ``elapsed`` (seconds), ``settings`` (what the data order and ``epoch`` and ``batch``
+  depend on: the batch size, the number of samples, whether epochs shuffle, the seed; a
+  resume with other values is refused, as it would not continue the same run);
 - ``rng``: the torch CPU generator (dropout and any other global randomness) and,
   when CUDA is in use, the CUDA generators;
 - ``callbacks``: each callback's ``state_dict()``, keyed by class name and occurrence;
@@ -16,12 +18,13 @@ The payload is built from plain values and tensors only (``weights_only`` safe):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from descend._validation import InvalidParameterError
 from descend.train.callback import Callback
 from descend.train.history import History
 from descend.train.state import TrainState
@@ -35,6 +38,8 @@ class LoopExtras:
     lr_scale: float = 1.0
     skipped: int = 0
     elapsed: float = 0.0
+    # What the position in the data (epoch, batch) is counted in; see check_settings.
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def _keys(callbacks: Sequence[Callback]) -> list[str]:
@@ -80,12 +85,31 @@ def make_payload(
             "lr_scale": extras.lr_scale,
             "skipped": extras.skipped,
             "elapsed": extras.elapsed,
+            "settings": dict(extras.settings),
         },
         "rng": rng,
         "callbacks": {k: cb.state_dict() for k, cb in zip(_keys(callbacks), callbacks)},
         "stop": stop_state,
         "history": state.history.to_dict(),
     }
+
+
+def check_settings(loop: Mapping[str, Any], settings: Mapping[str, Any], source: str) -> None:
+    """Refuse to resume the checkpoint's ``loop`` with other ``settings`` than it was
+    written with: its ``epoch`` and ``batch`` count batches of those settings, so the
+    run would go on from another place in the data than where it stopped. Checkpoints
+    written before the settings were recorded are not checked."""
+    saved = loop.get("settings") or {}
+    for key, value in settings.items():
+        if key in saved and saved[key] != value:
+            raise InvalidParameterError(
+                f"cannot resume: the checkpoint {source} was written by a run with "
+                f"{key}={saved[key]!r}; this call has {key}={value!r}. It stopped at step "
+                f"{loop['step']}, with {loop['batch']} of epoch {loop['epoch']}'s batches "
+                f"done, counted in that run's batches: it can only be continued with "
+                f"{key}={saved[key]!r}. To start over instead, do not resume, or use "
+                "another checkpoint folder."
+            )
 
 
 def restore_payload(
@@ -95,8 +119,17 @@ def restore_payload(
     scheduler: Any,
     stop: Any,
     callbacks: Sequence[Callback],
+    settings: Mapping[str, Any] | None = None,
+    source: str = "",
 ) -> LoopExtras:
-    """Load a :func:`make_payload` dict into the live objects; return the loop's counters."""
+    """Load a :func:`make_payload` dict into the live objects; return the loop's counters.
+
+    ``settings`` (the batch size, the number of samples, shuffling, the seed) are first compared
+    with those the checkpoint was written with (:func:`check_settings`; ``source`` names
+    the file in the message): nothing is loaded when they differ."""
+    loop = payload["loop"]
+    if settings is not None:
+        check_settings(loop, settings, source)
     state.model.load_state_dict(payload["model"])
     state.optimizer.load_state_dict(payload["optimizer"])
     if scheduler is not None and payload.get("scheduler") is not None:
@@ -110,7 +143,6 @@ def restore_payload(
     torch.set_rng_state(payload["rng"]["torch"])
     if payload["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
-    loop = payload["loop"]
     state.step, state.epoch, state.batch = int(loop["step"]), int(loop["epoch"]), int(loop["batch"])
     restored = History.from_dict(payload["history"])
     state.history.steps[:] = restored.steps
@@ -120,4 +152,5 @@ def restore_payload(
         lr_scale=float(loop["lr_scale"]),
         skipped=int(loop["skipped"]),
         elapsed=float(loop["elapsed"]),
+        settings=dict(settings if settings is not None else loop.get("settings") or {}),
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import pytest
 import torch
 from train_problems import mlp, regression
 
+from descend._validation import InvalidParameterError
 from descend.train import (
     Callback,
     EarlyStopping,
@@ -51,19 +53,18 @@ def run(kind: str, directory=None, *, init_seed: int = 0, extra=(), **kwargs):
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)
         callbacks = [ReduceLROnPlateau(patience=0, factor=0.5)]
+    options = {"batch_size": 4, "seed": 3, "data": (X, Y), **kwargs}
     history = fit(
         model,
-        (X, Y),
+        options.pop("data"),
         torch.nn.MSELoss(),
         opt,
-        batch_size=4,
-        seed=3,
         schedule=schedule,
         val_data=VAL,
         callbacks=[*callbacks, *extra],
         checkpoint_dir=directory,
         progress=False,
-        **kwargs,
+        **options,
     )
     return model, opt, history
 
@@ -81,6 +82,44 @@ def assert_identical(a, b) -> None:
     strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]
     assert strip(ha.steps) == strip(hb.steps)
     assert strip(ha.epochs) == strip(hb.epochs)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_size": 5}, "batch_size=4; this call has batch_size=5"),
+        ({"batch_size": None}, "batch_size=4; this call has batch_size=10"),
+        ({"seed": 4}, "seed=3; this call has seed=4"),
+        ({"shuffle": False}, "shuffle=True; this call has shuffle=False"),
+        ({"data": (X[:8], Y[:8])}, "samples=10; this call has samples=8"),
+    ],
+)
+def test_a_resume_that_would_not_continue_the_same_run_is_refused(tmp_path, change, message):
+    run("adam", tmp_path, max_steps=7)
+    with pytest.raises(InvalidParameterError, match=re.escape(message)) as error:
+        run("adam", tmp_path, init_seed=99, max_steps=10, resume=True, **change)
+    assert "step 7, with 1 of epoch 3's batches done" in str(error.value) and str(
+        tmp_path / "last.pt"
+    ) in str(error.value)
+    # Nothing was loaded: a model made as the refused call made it keeps its weights.
+    refused, fresh = mlp(dropout=0.3, seed=99), mlp(dropout=0.3, seed=99)
+    with pytest.raises(InvalidParameterError):
+        fit(
+            refused,
+            (X, Y),
+            torch.nn.MSELoss(),
+            torch.optim.Adam(refused.parameters()),
+            batch_size=5,
+            seed=3,
+            max_steps=10,
+            checkpoint_dir=tmp_path,
+            resume=True,
+            progress=False,
+        )
+    for a, b in zip(refused.parameters(), fresh.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # With the same settings, and more steps, it goes on.
+    assert len(run("adam", tmp_path, max_steps=10, resume=True)[2].steps) == 10
 
 
 @pytest.mark.parametrize("kind", ["adam", "sgd"])
