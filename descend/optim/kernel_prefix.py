@@ -186,11 +186,16 @@ inline VF minimum(const VF& a, const VF& b) {
 
 template <typename T, int N>
 struct VecMask;
-// A mask of one vector: every lane all ones (true) or zero.
+// A mask of one vector: every lane all ones (true) or zero. From a flag, or lane by lane
+// from a vector (nonzero, NaN included, is true), as ATen's; a pointer (ATen reads an
+// array there) does not compile rather than convert to a flag.
 template <>
 struct VecMask<float, 1> {
   VF mask;
   static VecMask from(bool b) { return VecMask{b ? VF::all_ones() : VF(0.f)}; }
+  static VecMask from(const VF& v) { return VecMask{v != VF(0.f)}; }
+  template <typename U>
+  static VecMask from(U*) = delete;
   template <typename U, int L>
   VF cast() const { return mask; }
 };

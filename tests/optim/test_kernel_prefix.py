@@ -102,6 +102,7 @@ extern "C" void ops(const float* a, const float* b, float* out, int64_t n, int64
             V::blendv(x, y, yes), V::blendv(x, y, no),
             V::blendv(x, y, (x < y) & (x > y)), V::blendv(x, y, (x < y) | (x > y)),
             V::blendv(x, y, (x < y) ^ (x <= y)),
+            V::blendv(x, y, at::vec::VecMask<float, 1>::from(x).template cast<float, 1>()),
             V(c10::convert<float>(static_cast<double>(c10::div_floor_integer(-7, 2)))),
             V(c10::convert<float>(static_cast<double>(c10::div_floor_integer(7, 0)))),
         };
@@ -134,6 +135,7 @@ def _expected(a: torch.Tensor, b: torch.Tensor) -> list[torch.Tensor]:
         a,
         torch.where((a < b) | (a > b), b, a),
         torch.where(a == b, b, a),
+        torch.where(a != 0, b, a),
         full(a, -4.0),
         full(a, 0.0),
     ]
@@ -189,6 +191,12 @@ def test_each_operation_of_the_prefix_gives_torchs_bits(monkeypatch, isa, width)
         assert torch.equal(value.isnan(), want.isnan()), k
         assert torch.equal(value[number].view(torch.int32), want[number].view(torch.int32)), k
         assert torch.equal(got[k, n:], torch.full((stride - n,), 7.0)), k  # past the count
+    # A mask from a pointer (ATen reads a bool array there) is refused, not read as a flag.
+    with pytest.raises(Exception, match="deleted"):
+        codecache.CppCodeCache.load(
+            PREFIX
+            + 'extern "C" void f(const bool* p) { (void)at::vec::VecMask<float, 1>::from(p); }'
+        )
 
 
 @pytest.mark.skipif(
