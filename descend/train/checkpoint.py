@@ -16,9 +16,11 @@ zip archive.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -154,7 +156,27 @@ def save_checkpoint(
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    _remove_stale_temporaries(path)
     return path
+
+
+# A temporary file untouched this long belongs to a writer that died (SIGKILL, power
+# loss) before its rename: a writer that is still at work keeps its file's mtime fresh.
+STALE_SECONDS = 600.0
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files earlier writers of ``path`` left when they were killed
+    mid-write (``.<name>.<random>.tmp``, older than :data:`STALE_SECONDS`); they are
+    never read, and a run that checkpoints every few minutes would otherwise collect
+    one per kill."""
+    now = time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_SECONDS:
+                tmp.unlink()
+        except OSError:  # gone already, or not ours to delete: leave it
+            pass
 
 
 def previous_path(path: str | os.PathLike[str]) -> Path:

@@ -60,6 +60,23 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
+def test_a_later_write_removes_the_temporaries_of_killed_writers(tmp_path):
+    # What a writer killed before its rename leaves: an old one, a recent one (a writer
+    # may still be at work on it), and an old one of another checkpoint.
+    old, recent, other = (
+        tmp_path / n for n in (".last.pt.k1.tmp", ".last.pt.k2.tmp", ".epoch=1.pt.k3.tmp")
+    )
+    for f in (old, recent, other):
+        f.write_bytes(b"PK partial")
+    hour_ago = os.path.getmtime(old) - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    os.utime(other, (hour_ago, hour_ago))
+    save_checkpoint(tmp_path / "last.pt", payload(1.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["last.pt", recent.name, other.name]
+    )
+
+
 def test_rotation_keeps_the_previous_checkpoint(tmp_path):
     save_checkpoint(tmp_path / "last.pt", payload(1.0), keep_previous=True)
     save_checkpoint(tmp_path / "last.pt", payload(2.0), keep_previous=True)
