@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -61,7 +62,7 @@ _STATUS = {"max_iter": MAX_ITER, "time_budget": TIME_BUDGET, "divergence": DIVER
 def minimize(
     fun: Objective,
     x0: Tensor | Sequence[float],
-    optimizer: str | type[torch.optim.Optimizer] = "adam",
+    optimizer: str | type[torch.optim.Optimizer] | functools.partial[Any] = "adam",
     *,
     lr: float | None = None,
     max_iter: int = 1000,
@@ -98,7 +99,9 @@ def minimize(
         fun: ``fun(x) -> scalar tensor``, or ``(value, gradient)`` with ``jac=True``.
         x0: start point; not modified; its dtype and device are used throughout.
         optimizer: a name of ``descend.optim``'s registry ("gd", "momentum", "adam", ...)
-            or a ``torch.optim.Optimizer`` class.
+            or a ``torch.optim.Optimizer`` class, or a ``functools.partial`` of one: the
+            way to give an option whose name ``minimize`` takes itself, such as LBFGS's
+            inner ``max_iter`` (``partial(torch.optim.LBFGS, max_iter=5)``).
         lr: learning rate; ``None`` keeps the optimizer's default.
         max_iter: most updates.
         gtol: gradient-norm tolerance (``None`` disables it).
@@ -282,7 +285,7 @@ def _evaluator(fun: Objective, *, jac: bool) -> Callable[[Tensor], tuple[float, 
 
 
 def _make(
-    optimizer: str | type[torch.optim.Optimizer],
+    optimizer: str | type[torch.optim.Optimizer] | functools.partial[Any],
     params: list[Tensor],
     lr: float | None,
     options: dict[str, Any],
@@ -294,12 +297,22 @@ def _make(
         from descend.optim import make_optimizer
 
         return make_optimizer(optimizer, params, **kwargs)
-    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
-        return optimizer(params, **kwargs)
+    if _optimizer_class(optimizer) is not None:
+        return optimizer(params, **kwargs)  # type: ignore[operator]
     raise TypeError(
-        "The 'optimizer' parameter of minimize must be a registry name or a torch.optim.Optimizer "
-        f"class. Got {optimizer!r} instead."
+        "The 'optimizer' parameter of minimize must be a registry name, a torch.optim.Optimizer "
+        f"class or a functools.partial of one. Got {optimizer!r} instead."
     )
+
+
+def _optimizer_class(optimizer: Any) -> type[torch.optim.Optimizer] | None:
+    """The ``torch.optim.Optimizer`` subclass ``optimizer`` is, or that the
+    ``functools.partial`` ``optimizer`` makes; else ``None``."""
+    if isinstance(optimizer, functools.partial):
+        optimizer = optimizer.func
+    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+        return optimizer
+    return None
 
 
 def _tolerances(

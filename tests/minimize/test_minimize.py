@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import functools
 import importlib
 
 import pytest
@@ -150,6 +151,19 @@ def test_optimizer_options_go_to_the_optimizer_and_closures_work():
     )
     # LBFGS makes ~20 inner iterations per step(), so 60 steps are plenty.
     assert res.fun < 1e-8 and t.distance_to_minimum(res.x) < 1e-3
+    # LBFGS's own max_iter (inner iterations per step) has the name of minimize's: it goes
+    # through a partial. One inner iteration per step is two evaluations of the closure.
+    counted = []
+    res = minimize(
+        lambda x: counted.append(1) or t(x),
+        t.tensor(t.start),
+        functools.partial(torch.optim.LBFGS, max_iter=1),
+        lr=1e-3,
+        max_iter=5,
+        gtol=None,
+    )
+    assert res.nit == 5 and res.x.tolist() != list(t.start)
+    assert len(counted) == 1 + 5  # the start, then one per step (LBFGS reuses its closure's)
 
 
 def test_bad_input_is_refused_clearly():
