@@ -343,15 +343,24 @@ def _timed(fn: Callable[[], None], steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def _bandwidth_runner(n: int) -> Callable[[], None]:
-    # A buffer as large as Adam's working set (four arrays of n floats), so that caches
-    # help the floor measurement no more than they help the optimizers.
+def _bandwidth_runners(n: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """An in-place pass and a read-only pass over one buffer of 4n floats.
+
+    The buffer is as large as Adam's working set (four arrays of n floats), so that caches
+    help these measurements no more than they help the optimizers. The in-place pass
+    (``x.mul_(1.0)``) defines the floor; the read-only one (``torch.dot(x, x)``, each
+    element read once) shows what a pass costs that only reads, such as a global norm:
+    where reads are what limits the memory system, it takes most of the in-place time.
+    """
     buf = torch.ones(4 * n)
 
     def touch() -> None:
         buf.mul_(1.0)
 
-    return touch
+    def read() -> None:
+        torch.dot(buf, buf)
+
+    return touch, read
 
 
 def _training_step(
@@ -435,8 +444,8 @@ def bench_size(
     """Time every implementation of every algorithm at one size; return the results."""
     shapes = model_shapes(n_target)
     n = sum(math.prod(s) for s in shapes)
-    touch = _bandwidth_runner(n)
-    inplace = Timing()
+    touch, read = _bandwidth_runners(n)
+    inplace, reads = Timing(), Timing()
     results: dict[str, dict[str, Timing]] = {}
     for name in algorithms:
         algo = ALGORITHMS[name]
@@ -458,10 +467,12 @@ def bench_size(
                 # separately, as their total.
                 timings[impl].first_step = 2 * _timed(r.step, 2)
                 r.step()
-            for order in round_orders([*runners, "inplace"], rounds, seed):
+            for order in round_orders([*runners, "inplace", "read"], rounds, seed):
                 for impl in order:
                     if impl == "inplace":
                         inplace.samples.append(_timed(touch, steps))
+                    elif impl == "read":
+                        reads.samples.append(_timed(read, steps))
                     else:
                         timings[impl].samples.append(_timed(runners[impl].step, steps))
         results[name] = timings
@@ -505,6 +516,9 @@ def bench_size(
         f"{len([s for s in shapes if len(s) == 1])} vectors",
         "inplace_gb_per_s": bw / 1e9,
         "inplace_spread_ms": [x * 1e3 for x in inplace.spread],
+        "read_gb_per_s": 4 * 4 * n / reads.median / 1e9,  # torch.dot(x, x) reads 4n floats
+        "read_ms": reads.median * 1e3,
+        "inplace_ms": inplace.median * 1e3,
         "rows": rows,
     }
 
@@ -597,6 +611,13 @@ def table(result: dict[str, Any]) -> str:
             f"\nIn-place bandwidth at {size['params'] / 1e6:.1f}M ({size['shapes']}): "
             f"{size['inplace_gb_per_s']:.1f} GB/s (x.mul_(1.0) over 4n floats, {lo:.2f}-{hi:.2f} ms)."
         )
+        if "read_gb_per_s" in size:
+            lines.append(
+                f"Read-only bandwidth at {size['params'] / 1e6:.1f}M: "
+                f"{size['read_gb_per_s']:.1f} GB/s (torch.dot(x, x) over the same 4n floats, "
+                f"{size['read_ms']:.2f} ms against {size['inplace_ms']:.2f} ms for reading "
+                "and writing them)."
+            )
         t = size.get("training_step")
         if t:
             lines.append(

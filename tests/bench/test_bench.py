@@ -35,7 +35,7 @@ def test_model_shapes_are_the_issue_s_layout() -> None:
     assert sum(a * b for a, b in model_shapes(5000)[:1]) > 0
 
 
-def testround_orders_shuffle_every_round_and_repeat_with_the_seed() -> None:
+def test_round_orders_shuffle_every_round_and_repeat_with_the_seed() -> None:
     names = ["descend", "torch_forloop", "torch_foreach", "torch_fused", "inplace"]
     orders = round_orders(names, 40, seed=3)
     assert all(sorted(order) == sorted(names) for order in orders)  # each round runs all
@@ -73,6 +73,10 @@ def test_bench_step_rows_are_consistent() -> None:
     )
     assert min(r["vs_torch_best"] for r in size["rows"] if r["impl"].startswith("torch")) == 1.0
     assert "| adam | descend |" in table(result)
+    # The read-only pass over the floor's 4n floats, timed in the same rounds.
+    assert size["read_gb_per_s"] == pytest.approx(16 * n / (size["read_ms"] / 1e3) / 1e9)
+    assert size["inplace_gb_per_s"] == pytest.approx(32 * n / (size["inplace_ms"] / 1e3) / 1e9)
+    assert "Read-only bandwidth at" in table(result)
     # A whole training step (gradients from backward) is measured, not left out.
     train = size["training_step"]
     assert train["ratio"] == pytest.approx(train["descend_ms"] / train["torch_ms"])
