@@ -180,10 +180,9 @@ inline VF maximum(const VF& a, const VF& b) {
 inline VF minimum(const VF& a, const VF& b) {
   return _mm256_or_ps(_mm256_min_ps(a, b), _mm256_cmp_ps(a, b, _CMP_UNORD_Q));
 }
-#else
-#error "descend's kernel prefix is for AVX-512 and AVX2 kernels"
 #endif
 
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 template <typename T, int N>
 struct VecMask;
 // A mask of one vector: every lane all ones (true) or zero. From a flag, or lane by lane
@@ -199,6 +198,7 @@ struct VecMask<float, 1> {
   template <typename U, int L>
   VF cast() const { return mask; }
 };
+#endif  // Without a vector ISA (Inductor's scalar loops), no vector types.
 }  // namespace descend_prefix
 }  // namespace vec
 }  // namespace at

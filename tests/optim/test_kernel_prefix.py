@@ -199,6 +199,25 @@ def test_each_operation_of_the_prefix_gives_torchs_bits(monkeypatch, isa, width)
         )
 
 
+def test_a_scalar_kernel_compiles_with_the_prefix_and_no_vector_isa(monkeypatch) -> None:
+    # Inductor writes scalar loops when no vector ISA is chosen (cpp.simdlen set to one
+    # the CPU lacks, say); such a kernel compiles without -D CPU_CAPABILITY_*.
+    from torch._inductor import codecache, cpu_vec_isa
+
+    monkeypatch.setattr(cpu_vec_isa, "valid_vec_isa_list", list)
+    source = PREFIX + (
+        'extern "C" int64_t floor_div(int64_t a, int64_t b)'
+        " { return C10_LIKELY(b != 0) ? c10::div_floor_integer(a, b) : -99; }"
+    )
+    lib = codecache.CppCodeCache.load(source)
+    lib.floor_div.restype = ctypes.c_int64
+    results = [
+        lib.floor_div(ctypes.c_int64(a), ctypes.c_int64(b))
+        for a, b in [(-7, 2), (7, -2), (7, 2), (6, -3), (5, 0)]
+    ]
+    assert results == [-4, -4, 3, -2, -99]
+
+
 @pytest.mark.skipif(
     platform.machine() not in ("x86_64", "AMD64") or not torch.cpu._is_avx2_supported(),
     reason="AVX2 kernels need an x86 CPU with AVX2",
