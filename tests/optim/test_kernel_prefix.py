@@ -12,7 +12,18 @@ import pytest
 import torch
 
 import descend
-from descend.optim import backend, compiled, flat
+from descend.optim import (
+    backend,
+    chain,
+    clip_by_value,
+    compiled,
+    flat,
+    kernel_source,
+    scale_by_lr,
+    scale_by_rms,
+    sign,
+    trace,
+)
 from descend.optim.kernel_prefix import PREFIX, with_slim_prefix
 from tests.optim.test_fast_path import _lockstep, _params
 
@@ -218,27 +229,36 @@ def test_a_scalar_kernel_compiles_with_the_prefix_and_no_vector_isa(monkeypatch)
     assert results == [-4, -4, 3, -2, -99]
 
 
+@pytest.fixture
+def uncached():
+    """Dynamo and Inductor generate the kernel anew (Inductor's C++ build may still come
+    from its on-disk cache), so that the test sees the source."""
+    with torch._inductor.config.patch(fx_graph_cache=False):
+        torch._dynamo.reset()
+        yield
+        torch._dynamo.reset()
+
+
 @pytest.mark.skipif(
     platform.machine() not in ("x86_64", "AMD64") or not torch.cpu._is_avx2_supported(),
     reason="AVX2 kernels need an x86 CPU with AVX2",
 )
-def test_amsgrad_compiled_for_avx2_with_the_slim_prefix_matches_torch(monkeypatch) -> None:
+def test_amsgrad_compiled_for_avx2_with_the_slim_prefix_matches_torch(
+    monkeypatch, uncached
+) -> None:
     # AMSGrad reads a flag (VecMask, blendv) and keeps a running maximum: the kernel uses
     # most of the prefix. Compiled for AVX2 (8 floats a vector) on whatever CPU runs this.
     from torch._inductor import cpu_vec_isa
 
     monkeypatch.setattr(backend, "_trusted_isa", lambda: backend.trusted(cpu_vec_isa.VecAVX2))
-    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
     monkeypatch.setattr(flat, "MIN_NUMEL", 0)
     monkeypatch.setattr(flat, "PIECE_NUMEL", 10)
     monkeypatch.setattr(compiled, "_LOGGED", set())
-    torch._dynamo.reset()
     params = _params()
     ref = [p.detach().clone().requires_grad_() for p in params]
     ours = descend.Adam(params, lr=0.01, amsgrad=True, weight_decay=0.1)
     theirs = torch.optim.Adam(ref, lr=0.01, amsgrad=True, weight_decay=0.1)
     _lockstep([(params, ours), (ref, theirs)], 4)
-    torch._dynamo.reset()
     plan = ours._flat[0].plan
     assert plan is not None
     source = pathlib.Path(inspect.getmodule(plan._entry).__file__).read_text()
@@ -246,3 +266,63 @@ def test_amsgrad_compiled_for_avx2_with_the_slim_prefix_matches_torch(monkeypatc
     assert "x0+=static_cast<int64_t>(8L)" in source and "inductor/cpp_prefix.h>" not in source
     for a, b in zip(params, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+# One configuration per kind of kernel the built-in transforms make (every option of the
+# named optimizers that changes the loop), each compiled by Inductor on this CPU.
+CONFIGS = {
+    "sgd, decay, maximize": lambda p, f: descend.SGD(
+        p, lr=0.1, weight_decay=0.1, maximize=True, fused=f
+    ),
+    "momentum, dampening": lambda p, f: descend.SGD(
+        p, lr=0.1, momentum=0.9, dampening=0.1, fused=f
+    ),
+    "nesterov": lambda p, f: descend.SGD(p, lr=0.1, momentum=0.9, nesterov=True, fused=f),
+    "adagrad, every option": lambda p, f: descend.Adagrad(
+        p, lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.1, fused=f
+    ),
+    "centered rmsprop, momentum": lambda p, f: descend.Optimizer(
+        p,
+        chain(scale_by_rms(), trace(), scale_by_lr()),
+        compile=f,
+        lr=0.01,
+        alpha=0.99,
+        eps=1e-8,
+        momentum=0.9,
+        centered=True,
+    ),
+    "clip by value, sign": lambda p, f: descend.Optimizer(
+        p, chain(clip_by_value(), sign(), scale_by_lr()), compile=f, lr=0.01, clip_value=0.5
+    ),
+}
+
+
+@pytest.mark.skipif(
+    backend._trusted_isa() is None, reason="the slim prelude is for x86 AVX2/AVX-512"
+)
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_every_kind_of_kernel_takes_the_slim_prefix_and_matches_eager(
+    monkeypatch, uncached, name
+) -> None:
+    monkeypatch.setattr(flat, "MIN_NUMEL", 0)
+    monkeypatch.setattr(compiled, "_LOGGED", set())
+    slim: list[bool] = []
+    adjust = kernel_source.with_slim_prefix
+    monkeypatch.setattr(
+        kernel_source, "with_slim_prefix", lambda s: slim.append(adjust(s) != s) or adjust(s)
+    )
+
+    def run(fused: bool) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(0)
+        params = [torch.randn(n, generator=g).requires_grad_() for n in (1001, 7)]
+        opt = CONFIGS[name](params, fused)
+        for _ in range(3):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=g)
+            opt.step()
+        return params
+
+    fast, eager = run(True), run(False)
+    for a, b in zip(fast, eager, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert slim and all(slim)
