@@ -2,13 +2,14 @@
 
 Every kernel Inductor generates starts with ``#include <torch/csrc/inductor/cpp_prefix.h>``,
 which pulls in ATen's whole vector library (every dtype, Sleef, quantized types): parsing
-it is 1.4-1.8 s of the ~2 s ``g++`` spends on an optimizer's kernel, and ~3 s of a cold
-first step when the headers are not yet in the page cache. An optimizer's update is a
-float32 pointwise loop that uses a dozen of those operations. :func:`with_slim_prefix`
-replaces the include with :data:`PREFIX`, which defines exactly those, each with the
-instructions ATen's AVX-512 and AVX2 ``Vectorized<float>`` use (so the loop compiles to
-the same code and gives the same bits), when the kernel uses nothing else; any other
-kernel keeps Inductor's prelude.
+it is 1.4-1.8 s of the ~2 s ``g++`` spends on an optimizer's kernel, and more when the
+headers are not yet in the page cache (``g++`` took 3.1-3.5 s in the first process after
+the cache was emptied). An optimizer's update is a float32 pointwise loop that uses a
+dozen of those operations. :func:`with_slim_prefix` replaces the include with
+:data:`PREFIX`, which defines exactly those, each with the instructions ATen's AVX-512
+and AVX2 ``Vectorized<float>`` use (the loop compiles to the same instructions, up to
+GCC's register choices, runs as fast and gives the same bits), when the kernel uses
+nothing else; any other kernel keeps Inductor's prelude.
 """
 
 from __future__ import annotations
