@@ -297,7 +297,7 @@ def _make(
         from descend.optim import make_optimizer
 
         return make_optimizer(optimizer, params, **kwargs)
-    if _optimizer_class(optimizer) is not None:
+    if _makes_optimizer(optimizer):
         return optimizer(params, **kwargs)  # type: ignore[operator]
     raise TypeError(
         "The 'optimizer' parameter of minimize must be a registry name, a torch.optim.Optimizer "
@@ -305,14 +305,12 @@ def _make(
     )
 
 
-def _optimizer_class(optimizer: Any) -> type[torch.optim.Optimizer] | None:
-    """The ``torch.optim.Optimizer`` subclass ``optimizer`` is, or that the
-    ``functools.partial`` ``optimizer`` makes; else ``None``."""
+def _makes_optimizer(optimizer: Any) -> bool:
+    """Whether ``optimizer`` is a ``torch.optim.Optimizer`` subclass or a
+    ``functools.partial`` of one."""
     if isinstance(optimizer, functools.partial):
         optimizer = optimizer.func
-    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
-        return optimizer
-    return None
+    return isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)
 
 
 def _tolerances(

@@ -119,8 +119,8 @@ def restore_payload(
     scheduler: Any,
     stop: Any,
     callbacks: Sequence[Callback],
-    settings: Mapping[str, Any] | None = None,
-    source: str = "",
+    settings: Mapping[str, Any],
+    source: str,
 ) -> LoopExtras:
     """Load a :func:`make_payload` dict into the live objects; return the loop's counters.
 
@@ -128,8 +128,7 @@ def restore_payload(
     with those the checkpoint was written with (:func:`check_settings`; ``source`` names
     the file in the message): nothing is loaded when they differ."""
     loop = payload["loop"]
-    if settings is not None:
-        check_settings(loop, settings, source)
+    check_settings(loop, settings, source)
     state.model.load_state_dict(payload["model"])
     state.optimizer.load_state_dict(payload["optimizer"])
     if scheduler is not None and payload.get("scheduler") is not None:
@@ -152,5 +151,5 @@ def restore_payload(
         lr_scale=float(loop["lr_scale"]),
         skipped=int(loop["skipped"]),
         elapsed=float(loop["elapsed"]),
-        settings=dict(settings if settings is not None else loop.get("settings") or {}),
+        settings=dict(settings),
     )
