@@ -18,6 +18,7 @@ ROWS = [
     {"tasks"},
     {"diagnose"},
     {"report"},
+    {"comparison"},
     {"bench"},
     {"cli"},
 ]

@@ -3,10 +3,13 @@
 With no arguments it compares the optimizers the articles name (the "seed
 optimizers": sgd, momentum, nesterov, adagrad, rmsprop, adam) on ``digits`` over
 3 seeds with the task's default recipe, which takes about a minute on two cores.
+The work is :func:`descend.comparison.compare` (or ``resume``); this module parses
+the flags, calls it, and prints the table.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,16 +17,11 @@ from typing import Annotated, Any
 import typer
 
 from descend.cli.app import app
-from descend.cli.train_cmd import (
-    OnNonFinite,
-    check_name,
-    default_out,
-    format_metric,
-    run_record,
-    task_info,
-)
+from descend.cli.train_cmd import check_name, default_out, format_metric
 from descend.schedules import SCHEDULE_NAMES
 
+# The same tuple as descend.comparison.SEED_OPTIMIZERS, spelled here so that --help
+# does not import the library (and torch) to show its default.
 SEED_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 
@@ -108,13 +106,19 @@ def results_table(summary: dict[str, Any]) -> str:
 
 @app.command("compare")
 def compare(
-    task: Annotated[str, typer.Argument(help="Built-in task name.")] = "digits",
-    optimizers: Annotated[str, typer.Option(help="Comma-separated optimizer names.")] = ",".join(
-        SEED_OPTIMIZERS
-    ),
+    task: Annotated[
+        str | None, typer.Argument(help="Built-in task name (default: digits).")
+    ] = None,
+    optimizers: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated optimizer names (default: " + ",".join(SEED_OPTIMIZERS) + ")."
+        ),
+    ] = None,
     seeds: Annotated[
-        int, typer.Option(min=1, help="Number of seeds (0, 1, ...) per optimizer.")
-    ] = 3,
+        int | None,
+        typer.Option(min=1, help="Number of seeds (0, 1, ...) per optimizer (default: 3)."),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the task's).")] = None,
     lr: Annotated[
         str | None, typer.Option(help="Override lrs: name=value,... (default: the task's table).")
@@ -123,80 +127,138 @@ def compare(
         int | None, typer.Option(help="Mini-batch size (default: the task's).")
     ] = None,
     schedule: Annotated[
-        str, typer.Option(help="Learning-rate schedule: " + ", ".join(SCHEDULE_NAMES) + ".")
-    ] = "constant",
-    out: Annotated[
-        Path | None, typer.Option(help="Run folder (default: runs/compare-TASK-TIME).")
+        str | None,
+        typer.Option(
+            help="Learning-rate schedule: " + ", ".join(SCHEDULE_NAMES) + " (default: constant)."
+        ),
     ] = None,
-    on_nonfinite: OnNonFinite = "raise",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Run folder (default: runs/compare-TASK-TIME); must be new or empty."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue the comparison in this folder: finished runs are kept, the interrupted one resumes from its checkpoint."
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace what an earlier run left in --out.")
+    ] = False,
+    allow_changes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-changes",
+            help="With --resume: accept settings that differ from the saved ones (recorded in config.yaml).",
+        ),
+    ] = False,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(min=1, help="Also checkpoint the run in progress every N steps.")
+    ] = None,
+    on_nonfinite: Annotated[
+        str | None,
+        typer.Option(help="A NaN or infinite step: raise, skip or rollback (default: raise)."),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress output; print only the table.")
     ] = False,
 ) -> None:
-    """Compare optimizers on a task over several seeds; write one report folder and print a table."""
-    from descend.diagnose import GradientHealth, layer_gradient_series, verdicts_for_runs
+    """Compare optimizers on a task over several seeds; write one report folder as runs finish, and print a table.
+
+    Ctrl-C stops the comparison after the current step (a second press at once) and
+    keeps every finished run; --resume DIR continues it.
+    """
+    from descend.comparison import compare as run_compare
+    from descend.comparison import resume as run_resume
     from descend.optim import optimizer_names
-    from descend.report import summarize_runs, write_run
-    from descend.tasks import compare as compare_runs
-    from descend.tasks import get_task, task_names
+    from descend.tasks import task_names
 
-    the_task = get_task(check_name("task", task, task_names()))
-    names = [
-        check_name("optimizer", n.strip(), optimizer_names())
-        for n in optimizers.split(",")
-        if n.strip()
-    ]
-    if not names:
-        raise typer.BadParameter("--optimizers needs at least one name.")
-    lrs = parse_lrs(lr, names)
-    folder = out if out is not None else default_out("compare", task)
-
-    options: dict[str, Any] = {
-        "seeds": list(range(seeds)),
-        "lrs": lrs,
+    names = None
+    if optimizers is not None:
+        names = [
+            check_name("optimizer", n.strip(), optimizer_names())
+            for n in optimizers.split(",")
+            if n.strip()
+        ]
+        if not names:
+            raise typer.BadParameter("--optimizers needs at least one name.")
+    if task is not None:
+        check_name("task", task, task_names())
+    log = None if quiet else (lambda line: typer.echo(line, err=True))
+    progress = not quiet and sys.stderr.isatty()
+    given: dict[str, Any] = {
+        "epochs": epochs,
+        "batch_size": batch_size,
         "schedule": schedule,
         "on_nonfinite": on_nonfinite,
+        "checkpoint_every": checkpoint_every,
     }
-    if epochs is not None:
-        options["epochs"] = epochs
-    if batch_size is not None:
-        options["batch_size"] = batch_size
-    if not quiet:
-        typer.echo(
-            f"comparing {', '.join(names)} on {the_task.name}, {seeds} seed(s) each ...", err=True
+    if resume is not None:
+        if out is not None and out != resume:
+            raise typer.BadParameter(
+                f"--resume {resume} and --out {out} name different folders; give one."
+            )
+        if overwrite:
+            raise typer.BadParameter(
+                "--resume keeps the finished runs; --overwrite would delete them. Give one."
+            )
+        from descend.comparison import load_plan
+
+        saved, _ = load_plan(resume)
+        compared = names or list(saved.optimizers)
+        result = run_resume(
+            resume,
+            allow_changes=allow_changes,
+            progress=progress,
+            log=log,
+            task=task,
+            optimizers=names,
+            seeds=None if seeds is None else list(range(seeds)),
+            lrs=None if lr is None else {**saved.lrs, **parse_lrs(lr, compared)},
+            **given,
         )
-    monitors: list[GradientHealth] = []
+    else:
+        if allow_changes:
+            raise typer.BadParameter("--allow-changes only applies with --resume DIR.")
+        task = task or "digits"
+        names = names or list(SEED_OPTIMIZERS)
+        folder = out if out is not None else default_out("compare", task)
+        if log is not None:
+            log(
+                f"comparing {', '.join(names)} on {task}, {seeds or 3} seed(s) each, into {folder} ..."
+            )
+        result = run_compare(
+            task,
+            names,
+            out=folder,
+            seeds=list(range(seeds or 3)),
+            lrs=parse_lrs(lr, names),
+            overwrite=overwrite,
+            progress=progress,
+            log=log,
+            **{k: v for k, v in given.items() if v is not None},
+        )
+    _print_result(result)
 
-    def watch(name: str, seed: int) -> list[GradientHealth]:
-        # One gradient-health monitor per run, kept in run order for the verdicts.
-        monitors.append(GradientHealth(every_n_steps=10))
-        return monitors[-1:]
 
-    results = compare_runs(
-        the_task, names, progress=not quiet and sys.stderr.isatty(), callbacks=watch, **options
-    )
-
-    records = [run_record(result, the_task) for result in results]
-    info = task_info(the_task)
-    config = {
-        "command": "compare",
-        "task": the_task.name,
-        "optimizers": names,
-        "seeds": list(range(seeds)),
-        "epochs": epochs if epochs is not None else the_task.epochs,
-        "batch_size": batch_size if batch_size is not None else the_task.batch_size,
-        "schedule": schedule,
-        "on_nonfinite": on_nonfinite,
-        "lr_overrides": lrs,
-    }
-    written = write_run(
-        folder,
-        task=info,
-        runs=records,
-        config=config,
-        diagnostics=verdicts_for_runs(results, monitors),
-        layer_gradients=layer_gradient_series(results, monitors),
-    )
-    typer.echo(f"{the_task.name}: target {the_task.target.describe()}, {seeds} seed(s), * = best")
-    typer.echo(results_table(summarize_runs(info, records)))
-    typer.echo(f"report: {written['report']}")
+def _print_result(result: Any) -> None:
+    """The table, where the report is, and, when incomplete, how to continue (exit 128 + signal)."""
+    summary = result.summary
+    plan = result.plan
+    if summary is not None:
+        target = summary["target"]
+        described = f"{target.get('metric')} {'>=' if target.get('mode') == 'max' else '<='} {target.get('value')}"
+        typer.echo(f"{plan.task}: target {described}, {len(plan.seeds)} seed(s), * = best")
+        typer.echo(results_table(summary))
+        typer.echo(f"report: {result.written['report']}")
+    if result.missing:
+        done = len(plan.runs()) - len(result.missing)
+        why = f"interrupted by {result.interrupted_by}" if result.interrupted_by else "incomplete"
+        typer.echo(
+            f"{why}: {done} of {len(plan.runs())} runs finished (only those are in the table); "
+            f"continue with: descend compare --resume {result.folder}",
+            err=True,
+        )
+        if result.interrupted_by:
+            raise typer.Exit(128 + signal.Signals[result.interrupted_by].value)
+        raise typer.Exit(1)

@@ -21,31 +21,17 @@ from descend.schedules import SCHEDULE_NAMES
 
 
 def task_info(task: Any) -> dict[str, Any]:
-    """The task as the report layer reads it: name, strings and the target as a dict."""
-    target = task.target
-    return {
-        "name": task.name,
-        "summary": task.summary,
-        "data_source": task.data_source,
-        "model_summary": task.model_summary,
-        "target": {"metric": target.metric, "value": target.value, "mode": target.mode},
-    }
+    """The task as the report layer reads it (see :func:`descend.comparison.task_info`)."""
+    from descend.comparison import task_info as info
+
+    return info(task)
 
 
 def run_record(result: Any, task: Any) -> dict[str, Any]:
-    """One :class:`~descend.tasks.RunResult` as the plain dict the report layer takes."""
-    from descend.tasks import summarize
+    """One run as the report layer's dict (see :func:`descend.comparison.run_record`)."""
+    from descend.comparison import run_record as record
 
-    config = dict(result.config)
-    return {
-        "optimizer": result.optimizer,
-        "seed": result.seed,
-        "lr": config.get("lr"),
-        "lr_source": result.lr_source,
-        "config": config,
-        "history": result.history.to_dict(),
-        "summary": summarize(result, task),
-    }
+    return record(result, task)
 
 
 def default_out(kind: str, *parts: str) -> Path:

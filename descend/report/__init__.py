@@ -5,19 +5,26 @@ imports nothing from the rest of descend, so any code that can produce a history
 dict can use it.
 """
 
+from descend.report._files import append_text_durable, write_bytes_atomic, write_text_atomic
+from descend.report.metrics_table import append_metrics_csv, write_metrics_csv
 from descend.report.plots import loss_figure, lr_figure, png_bytes, validation_figure
 from descend.report.run_folder import write_run, write_single_run
 from descend.report.summary import summarize_runs
 from descend.report.tensorboard_events import tensorboard_available, write_tensorboard
 
 __all__ = [
+    "append_metrics_csv",
+    "append_text_durable",
     "loss_figure",
     "lr_figure",
     "png_bytes",
     "summarize_runs",
     "tensorboard_available",
     "validation_figure",
+    "write_bytes_atomic",
+    "write_metrics_csv",
     "write_run",
     "write_single_run",
     "write_tensorboard",
+    "write_text_atomic",
 ]

@@ -252,6 +252,7 @@ dl.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));g
 dl.meta dt{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:var(--dim)}
 dl.meta dd{margin:0;overflow-wrap:anywhere}
 .wrap{overflow-x:auto}
+.notice{border:2px solid #c77700;background:#fff6e5;padding:8px 12px;border-radius:6px;font-weight:600}
 table.results{border-collapse:collapse;width:100%;font-size:14px}
 table.results th{text-align:left;font-weight:600;color:var(--dim);font-size:12px;text-transform:uppercase;letter-spacing:.04em;border-bottom:2px solid var(--line);padding:8px 10px}
 table.results td{padding:9px 10px;border-bottom:1px solid var(--line);vertical-align:top}
@@ -288,9 +289,14 @@ def render_html(
     diagnostics: Sequence[Mapping[str, Any]] | None = None,
     created: str = "",
     files: Sequence[str] = (),
+    notice: str | None = None,
 ) -> str:
-    """The whole page as one string (see the module docstring for what it guarantees)."""
+    """The whole page as one string (see the module docstring for what it guarantees).
+
+    ``notice`` is shown in a box under the title: e.g. that a comparison is incomplete.
+    """
     lead = task.get("summary") or ""
+    notice_html = f'<p class="notice">{_e(notice)}</p>' if notice else ""
     diag = _diagnostics(diagnostics) if diagnostics else ""
     figure_html = _figures(figures) if figures else '<p class="dim">No history to plot.</p>'
     files_text = " · ".join(_e(f) for f in files)
@@ -303,7 +309,7 @@ def render_html(
 <style>{_CSS}</style>
 </head>
 <body><main>
-<header><h1>{_e(title)}</h1><p class="lead">{_e(lead)}</p></header>
+<header><h1>{_e(title)}</h1><p class="lead">{_e(lead)}</p>{notice_html}</header>
 <section><h2>What was run</h2>{_meta(task, config, created)}</section>
 <section><h2>Results</h2>{_results_table(summary)}</section>
 <section><h2>Figures</h2>{figure_html}</section>

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from descend.report._files import write_text_atomic
+from descend.report._files import append_text_durable, write_text_atomic
 
 KEY_COLUMNS = ("optimizer", "seed", "step", "epoch", "time")
 
@@ -92,11 +92,33 @@ def metric_rows(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list
     return header, rows
 
 
+def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
 def write_metrics_csv(path: Path, runs: Sequence[Mapping[str, Any]]) -> Path:
     """Write ``metrics.csv`` atomically; return its path."""
     header, rows = metric_rows(runs)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return write_text_atomic(Path(path), buffer.getvalue())
+    return write_text_atomic(Path(path), _csv_text([header, *rows]))
+
+
+def append_metrics_csv(path: Path, runs: Sequence[Mapping[str, Any]]) -> Path:
+    """Bring ``metrics.csv`` up to date after ``runs[-1]`` finished, by appending its rows.
+
+    ``runs`` are all finished runs, the new one last. The rows are appended (and synced)
+    when the file holds exactly the earlier runs' columns; when the new run adds a
+    column, or the file is missing, the whole file is rewritten atomically instead.
+    """
+    path = Path(path)
+    header, rows = metric_rows(runs)
+    new_rows = rows[len(rows) - len(metric_rows(runs[-1:])[1]) :]
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            first_line = handle.readline()
+    except FileNotFoundError:
+        first_line = ""
+    if len(runs) > 1 and first_line == _csv_text([header]):
+        return append_text_durable(path, _csv_text(new_rows))
+    return write_text_atomic(path, _csv_text([header, *rows]))

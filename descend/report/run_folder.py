@@ -181,6 +181,9 @@ def write_run(
     diagnostics: Sequence[Mapping[str, Any]] | None = None,
     layer_gradients: Mapping[str, Sequence[float]] | None = None,
     tensorboard: bool = True,
+    metrics: bool = True,
+    notice: str | None = None,
+    summary_extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write a run folder for one or more runs; return ``{name: path}`` of what was written.
 
@@ -194,6 +197,10 @@ def write_run(
         layer_gradients: optional ``{line label: [gradient norm of each weight layer, first
             to last]}``, drawn as the ``gradients`` figure.
         tensorboard: also write ``tensorboard/`` event files when TensorBoard is installed.
+        metrics: write ``metrics.csv``; ``False`` when the caller keeps it up to date itself
+            (a comparison appends each run's rows as the run ends).
+        notice: a sentence shown prominently at the top of the report (e.g. "incomplete").
+        summary_extra: keys added to ``summary.json`` (e.g. ``complete``, ``missing_runs``).
 
     Returns:
         Paths keyed ``config``, ``metrics``, ``summary``, ``report``, one key per figure
@@ -232,8 +239,11 @@ def write_run(
         # them (all non-ASCII text is then escaped, which it reads back exactly).
         config_text = yaml.safe_dump(full_config, sort_keys=False)
     written["config"] = write_text_atomic(folder / "config.yaml", config_text)
-    written["metrics"] = write_metrics_csv(folder / "metrics.csv", runs)
-    summary = summarize_runs(_plain(task), runs)
+    if metrics:
+        written["metrics"] = write_metrics_csv(folder / "metrics.csv", runs)
+    elif (folder / "metrics.csv").exists():
+        written["metrics"] = folder / "metrics.csv"
+    summary = {**summarize_runs(_plain(task), runs), **_plain(dict(summary_extra or {}))}
     written["summary"] = write_text_atomic(
         folder / "summary.json", json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n"
     )
@@ -270,6 +280,7 @@ def write_run(
         diagnostics=diagnostics,
         created=created,
         files=files,
+        notice=notice,
     )
     written["report"] = write_text_atomic(folder / "report.html", page)
     return written

@@ -16,7 +16,7 @@ scikit-learn, mnist1d or Python itself.
 from descend.tasks.charlm import sample as sample_text
 from descend.tasks.recommender import Ratings, load_movielens
 from descend.tasks.registry import TASKS, get_task, task_names, task_options
-from descend.tasks.run import LR_FROM_CALLER, LR_FROM_TASK, RunResult, compare, run_task
+from descend.tasks.run import LR_FROM_CALLER, LR_FROM_TASK, RunResult, compare, run_task, warm_up
 from descend.tasks.summary import summarize
 from descend.tasks.task import Target, Task, TaskData
 from descend.tasks.vae import sample as sample_images
@@ -39,4 +39,5 @@ __all__ = [
     "summarize",
     "task_names",
     "task_options",
+    "warm_up",
 ]

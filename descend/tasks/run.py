@@ -225,7 +225,7 @@ def compare(
             raise unknown_choice("optimizer", name, OPTIMIZER_NAMES)
     if not optimizers or not seeds:
         raise ValueError("compare needs at least one optimizer and one seed")
-    _warm_up(optimizers)
+    warm_up(optimizers)
     return [
         run_task(
             task,
@@ -247,7 +247,7 @@ def compare(
     ]
 
 
-def _warm_up(optimizers: Sequence[str]) -> None:
+def warm_up(optimizers: Sequence[str]) -> None:
     """Pay one-time costs before any run is timed, so the first optimizer is not charged.
 
     The first torch optimizer built in a process imports ``torch._dynamo`` (about a

@@ -1,0 +1,72 @@
+"""A task and a finished run as the plain dicts the report layer and the run folder hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from descend.optim import make_optimizer
+from descend.tasks import LR_FROM_CALLER, RunResult, Task, summarize
+
+# Settings of torch's optimizer classes that choose an implementation, not the update rule.
+_NOT_HYPERPARAMETERS = ("foreach", "fused", "differentiable", "capturable", "maximize")
+FROM_DEFAULT = "optimizer default"
+FROM_TASK = "task table"
+FROM_COMMAND_LINE = "command line"
+
+
+def task_info(task: Task) -> dict[str, Any]:
+    """The task as the report layer reads it: name, strings and the target as a dict."""
+    target = task.target
+    return {
+        "name": task.name,
+        "summary": task.summary,
+        "data_source": task.data_source,
+        "model_summary": task.model_summary,
+        "target": {"metric": target.metric, "value": target.value, "mode": target.mode},
+    }
+
+
+def hyperparameters(optimizer: str, lr: float, lr_source: str) -> dict[str, dict[str, Any]]:
+    """Every hyperparameter ``optimizer`` runs with, ``{name: {"value", "source"}}``.
+
+    The learning rate comes from the task's table or the caller; every other value is
+    the optimizer's own default (the registry's, e.g. ``momentum=0.9``, else torch's).
+    """
+    import torch
+
+    built = make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr=lr)
+    found: dict[str, dict[str, Any]] = {}
+    for name, value in built.defaults.items():
+        if name in _NOT_HYPERPARAMETERS:
+            continue
+        if isinstance(value, tuple):
+            value = list(value)
+        source = FROM_DEFAULT
+        if name == "lr":
+            source = FROM_COMMAND_LINE if lr_source == LR_FROM_CALLER else FROM_TASK
+        found[name] = {"value": value, "source": source}
+    return found
+
+
+def run_record(
+    result: RunResult, task: Task, health: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One finished :class:`~descend.tasks.RunResult` as the plain dict the report layer takes.
+
+    ``health`` (the run's gradient-health records as dicts) is kept with it, so the
+    diagnostics of a comparison can be rebuilt from the run folder alone.
+    """
+    config = dict(result.config)
+    config["hyperparameters"] = hyperparameters(result.optimizer, config["lr"], result.lr_source)
+    record = {
+        "optimizer": result.optimizer,
+        "seed": result.seed,
+        "lr": config.get("lr"),
+        "lr_source": result.lr_source,
+        "config": config,
+        "history": result.history.to_dict(),
+        "summary": summarize(result, task),
+    }
+    if health is not None:
+        record["health"] = health
+    return record

@@ -1,0 +1,364 @@
+"""``compare``: several optimizers on one task over seeds, written to its folder as it goes.
+
+One library call does what ``descend compare`` does, so a script and the CLI share
+one path. Each run that finishes is saved before the next starts (its record,
+its rows of ``metrics.csv``, then the summary, figures and report rebuilt from
+disk), so a crash or a full disk costs at most the run in progress, and that run
+resumes from its checkpoint. A first Ctrl-C (SIGINT) or SIGTERM stops the whole
+comparison after the current step: the run in progress is checkpointed, never
+counted as finished, and the report is rewritten as incomplete; a second Ctrl-C
+exits at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import signal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from descend._validation import InvalidParameterError, unknown_choice
+from descend.comparison import store
+from descend.comparison.folder import claim, disk_full
+from descend.comparison.plan import Plan, change_entry, load_plan, save_plan
+from descend.comparison.records import run_record, task_info
+from descend.diagnose import GradientHealth
+from descend.report import write_text_atomic
+from descend.tasks import Task, get_task, run_task, warm_up
+from descend.tasks.task import OPTIMIZER_NAMES
+from descend.train.interrupts import catch_interrupts
+
+SEED_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+"""The optimizers the source articles name, compared by default."""
+
+# Settings of a run kept next to its checkpoint: a resume continues it only when equal.
+_RUN_SETTINGS = "settings.json"
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` leaves: the folder, the finished runs and what is still missing.
+
+    Attributes:
+        folder: the run folder.
+        plan: the settings the runs used.
+        records: the finished runs (plain dicts), in the plan's order.
+        missing: ``"<optimizer>-seed<k>"`` of each run not finished.
+        interrupted_by: ``"SIGINT"``/``"SIGTERM"`` when a signal stopped it, else ``""``.
+        written: the files of the run folder (``report``, ``summary``, ...).
+    """
+
+    folder: Path
+    plan: Plan
+    records: list[dict[str, Any]]
+    missing: list[str]
+    interrupted_by: str = ""
+    written: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        path = self.written.get("summary")
+        return None if path is None else json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _check_plan(plan: Plan) -> None:
+    for name in [*plan.optimizers, *plan.lrs]:
+        if name not in OPTIMIZER_NAMES:
+            raise unknown_choice("optimizer", name, OPTIMIZER_NAMES)
+    if not plan.optimizers or not plan.seeds:
+        raise InvalidParameterError(
+            "compare needs at least one optimizer and one seed. "
+            f"Got optimizers={list(plan.optimizers)}, seeds={list(plan.seeds)}."
+        )
+    extra = sorted(set(plan.lrs) - set(plan.optimizers))
+    if extra:
+        raise InvalidParameterError(
+            f"lrs names {extra}, which are not being compared. "
+            f"Compared: {', '.join(plan.optimizers)}."
+        )
+
+
+def compare(
+    task: Task | str,
+    optimizers: Iterable[str] = SEED_OPTIMIZERS,
+    *,
+    out: str | Path,
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lrs: Mapping[str, float] | None = None,
+    schedule: str = "constant",
+    max_steps: int | None = None,
+    on_nonfinite: str = "raise",
+    checkpoint_every: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Comparison:
+    """Run ``task`` once per optimizer and seed, everything else equal, into the folder ``out``.
+
+    Args:
+        task: a :class:`~descend.tasks.Task` or a registry name.
+        optimizers: registry names, run in the order given.
+        out: the run folder; it must be new or empty (``overwrite=True`` replaces what
+            an earlier descend run left there; :func:`resume` continues one).
+        seeds: each optimizer runs once per seed (same data and initial weights across
+            optimizers for the same seed, so the comparison is paired).
+        epochs, batch_size, schedule, max_steps, on_nonfinite: the recipe (``None``: the task's),
+            as in :func:`descend.tasks.run_task`.
+        lrs: learning rates by optimizer name; missing names use the task's table.
+        checkpoint_every: also checkpoint the run in progress every N updates (it is
+            always checkpointed when a signal stops it), so a killed process loses at most N.
+        progress: a progress bar per run on standard error.
+        log: called with one line as each run starts (``"[3/18] adam, seed 2"``).
+
+    Returns:
+        The :class:`Comparison`. It is incomplete (``interrupted_by`` set) when SIGINT or
+        SIGTERM stopped it; the finished runs and the checkpoint are on disk.
+
+    Raises:
+        InvalidParameterError: an unknown name, a folder that cannot be written or
+            already holds files.
+        FolderInUseError: another process is writing to ``out``.
+        DiskFullError: the disk filled up (everything written before is kept).
+    """
+    task_obj = get_task(task) if isinstance(task, str) else task
+    plan = Plan(
+        task=task_obj.name,
+        optimizers=tuple(optimizers),
+        seeds=tuple(int(s) for s in seeds),
+        epochs=epochs,
+        batch_size=batch_size,
+        lrs={k: float(v) for k, v in (lrs or {}).items()},
+        schedule=schedule,
+        max_steps=max_steps,
+        on_nonfinite=on_nonfinite,
+        checkpoint_every=checkpoint_every,
+    )
+    _check_plan(plan)
+    folder = Path(out)
+    with claim(folder, resume=False, overwrite=overwrite):
+        _guard_disk(folder, "compare.json", lambda: save_plan(folder, plan))
+        return _run(folder, plan, [], task_obj, progress=progress, log=log)
+
+
+def resume(
+    out: str | Path,
+    *,
+    task: Task | None = None,
+    allow_changes: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    **changes: Any,
+) -> Comparison:
+    """Continue the comparison in ``out``: finished runs are kept, the checkpointed one resumes.
+
+    Args:
+        out: the folder of a comparison started by :func:`compare`.
+        task: the :class:`~descend.tasks.Task` object, for a task that is not in the registry.
+        allow_changes: accept settings in ``changes`` that differ from the saved plan;
+            runs already finished keep theirs, and the change is recorded in
+            ``compare.json`` and ``config.yaml``.
+        changes: settings of :func:`compare` (``lrs=``, ``epochs=``, ``seeds=``, ...);
+            ``None`` values mean "as saved".
+
+    Raises:
+        InvalidParameterError: ``out`` holds no comparison, or a setting differs and
+            ``allow_changes`` is false.
+    """
+    folder = Path(out)
+    if not (folder / "compare.json").exists():
+        load_plan(folder)  # raises the "holds no comparison" error
+    with claim(folder, resume=True, overwrite=False):
+        saved, history = load_plan(folder)
+        plan = saved.changed(**changes)
+        _check_plan(plan)
+        differences = saved.differences(plan)
+        if "task" in differences:
+            raise InvalidParameterError(
+                f"cannot resume {str(folder)!r} with task {plan.task!r}: it compares on "
+                f"{saved.task!r}. Start a new comparison with --out instead."
+            )
+        if differences and not allow_changes:
+            listed = "; ".join(f"{k}: {v['was']!r} -> {v['now']!r}" for k, v in differences.items())
+            raise InvalidParameterError(
+                f"cannot resume {str(folder)!r} with other settings ({listed}): its finished "
+                "runs used the saved ones. Resume without them, or pass --allow-changes "
+                "(allow_changes=True) to mix them; the change is then recorded."
+            )
+        if differences:
+            finished = [
+                store.run_key(n, s)
+                for n, s in saved.runs()
+                if store.record_path(folder, n, s).exists()
+            ]
+            history = [*history, change_entry(differences, finished)]
+            _guard_disk(folder, "compare.json", lambda: save_plan(folder, plan, history))
+        task_obj = task if task is not None else get_task(plan.task)
+        return _run(folder, plan, history, task_obj, progress=progress, log=log)
+
+
+def _guard_disk(
+    folder: Path, what: str, write: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """``write(*args, **kwargs)``; a full disk becomes :class:`DiskFullError` naming ``what``."""
+    try:
+        return write(*args, **kwargs)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise disk_full(folder, exc, what) from exc
+        raise
+
+
+def _config(plan: Plan, task: Task, history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "command": "compare",
+        "task": task.name,
+        "optimizers": list(plan.optimizers),
+        "seeds": list(plan.seeds),
+        "epochs": plan.epochs if plan.epochs is not None else task.epochs,
+        "batch_size": plan.batch_size if plan.batch_size is not None else task.batch_size,
+        "schedule": plan.schedule,
+        "max_steps": plan.max_steps,
+        "on_nonfinite": plan.on_nonfinite,
+        "lr_overrides": dict(plan.lrs),
+        "checkpoint_every": plan.checkpoint_every,
+    }
+    if history:
+        config["changes_on_resume"] = list(history)
+    return config
+
+
+def _run_settings(plan: Plan, name: str) -> dict[str, Any]:
+    return {
+        "lr": plan.lrs.get(name),
+        "epochs": plan.epochs,
+        "batch_size": plan.batch_size,
+        "schedule": plan.schedule,
+        "max_steps": plan.max_steps,
+        "on_nonfinite": plan.on_nonfinite,
+    }
+
+
+def _prepare_checkpoint(where: Path, settings: Mapping[str, Any]) -> None:
+    """Keep a checkpoint only if it was written with these settings (an allowed change
+    restarts the run in progress rather than continue it under other settings)."""
+    saved = where / _RUN_SETTINGS
+    try:
+        same = json.loads(saved.read_text(encoding="utf-8")) == dict(settings)
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(where, ignore_errors=True)
+        write_text_atomic(saved, json.dumps(dict(settings)) + "\n")
+
+
+def _run(
+    folder: Path,
+    plan: Plan,
+    history: Sequence[Mapping[str, Any]],
+    task: Task,
+    *,
+    progress: bool,
+    log: Callable[[str], None] | None,
+) -> Comparison:
+    info = task_info(task)
+    config = _config(plan, task, history)
+    records = store.load_records(folder, plan)
+    _guard_disk(folder, "metrics.csv", lambda: store.rewrite_metrics(folder, records))
+    todo = [(n, s) for n, s in plan.runs() if not store.record_path(folder, n, s).exists()]
+    warm_up(sorted({n for n, _ in todo}))
+    total, interrupted_by = len(plan.runs()), ""
+
+    with catch_interrupts() as interrupt:
+        for name, seed in todo:
+            if interrupt.signum is not None:
+                interrupted_by = interrupt.name
+                break
+            if log is not None:
+                done = total - len(store.missing_runs(folder, plan))
+                log(f"[{done + 1}/{total}] {name}, seed {seed}")
+            where = store.checkpoint_dir(folder, name, seed)
+            _guard_disk(
+                folder,
+                "a checkpoint",
+                _prepare_checkpoint,
+                where,
+                _run_settings(plan, name),
+            )
+            health = GradientHealth(every_n_steps=10)
+            try:
+                result = run_task(
+                    task,
+                    name,
+                    lr=plan.lrs.get(name),
+                    seed=seed,
+                    epochs=plan.epochs,
+                    batch_size=plan.batch_size,
+                    schedule=plan.schedule,
+                    max_steps=plan.max_steps,
+                    callbacks=[health],
+                    checkpoint_dir=where,
+                    checkpoint_every=plan.checkpoint_every,
+                    resume=True,
+                    progress=progress,
+                    on_nonfinite=plan.on_nonfinite,
+                )
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise disk_full(folder, exc, "a checkpoint") from exc
+                raise
+            if result.history.interrupted_by:
+                # The run stopped early: it stays checkpointed and is not counted. A second
+                # Ctrl-C from now on raises KeyboardInterrupt (catch_interrupts' rule).
+                interrupted_by = result.history.interrupted_by
+                interrupt.signum = signal.Signals[interrupted_by].value
+                break
+            record = run_record(result, task, [r.to_dict() for r in health.records])
+            records.append(record)
+            _guard_disk(
+                folder,
+                f"the record of {name}, seed {seed}",
+                store.write_record,
+                folder,
+                record,
+            )
+            _guard_disk(folder, "metrics.csv", store.add_metrics, folder, records)
+            shutil.rmtree(where, ignore_errors=True)
+            _guard_disk(
+                folder,
+                "the report",
+                lambda: store.rebuild_report(
+                    folder, plan=plan, task=info, records=records, config=config
+                ),
+            )
+        else:
+            if interrupt.signum is not None:
+                interrupted_by = interrupt.name
+
+        missing = store.missing_runs(folder, plan)
+        written: dict[str, Path] = {}
+        if records:
+            written = _guard_disk(
+                folder,
+                "the report",
+                lambda: store.rebuild_report(
+                    folder,
+                    plan=plan,
+                    task=info,
+                    records=records,
+                    config=config,
+                    interrupted_by=interrupted_by,
+                ),
+            )
+        if not missing:
+            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    return Comparison(folder, plan, records, missing, interrupted_by, written)
