@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("error: aborted.", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        # A second Ctrl-C: stop at once. Files written so far are complete (atomic writes).
+        if debug:
+            raise
+        print("error: interrupted (second Ctrl-C); stopped at once.", file=sys.stderr)
+        sys.exit(130)
     except Exception as exc:
         if debug:
             raise

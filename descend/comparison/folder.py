@@ -38,6 +38,9 @@ class FolderInUseError(RuntimeError):
 class DiskFullError(OSError):
     """The disk filled up while writing; what was written before is intact."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)  # the sentence, without OSError's "[Errno 28]" prefix
+
 
 def disk_full(folder: Path, exc: OSError, what: str) -> DiskFullError:
     """The error a comparison raises for ENOSPC, saying what is kept and how to go on."""
