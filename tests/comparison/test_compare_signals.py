@@ -99,6 +99,7 @@ def test_sigkill_mid_compare_then_resume_equals_an_uninterrupted_compare(tmp_pat
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     reference = subprocess.run(
         compare_args(straight, seeds=1, epochs=300),
+        check=False,
         env=ENV,
         capture_output=True,
         text=True,
@@ -117,6 +118,7 @@ def test_sigkill_mid_compare_then_resume_equals_an_uninterrupted_compare(tmp_pat
 
     resumed = subprocess.run(
         [sys.executable, "-m", "descend.cli.main", "compare", "--resume", str(killed), "--quiet"],
+        check=False,
         env=ENV,
         capture_output=True,
         text=True,
@@ -147,7 +149,9 @@ def test_a_second_process_on_the_same_folder_is_refused_naming_the_holder(tmp_pa
         wait_for(first, out / "checkpoints" / "sgd-seed0" / "last.pt")
         for extra in (["--out", str(out)], ["--resume", str(out)]):
             args = [sys.executable, "-m", "descend.cli.main", "compare", "linreg", *extra]
-            second = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=120)
+            second = subprocess.run(
+                args, check=False, env=ENV, capture_output=True, text=True, timeout=120
+            )
             assert second.returncode != 0
             assert f"in use by another descend process (pid {first.pid})" in second.stderr, (
                 second.stderr
