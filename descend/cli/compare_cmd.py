@@ -17,7 +17,13 @@ from typing import Annotated, Any
 import typer
 
 from descend.cli.app import app
-from descend.cli.train_cmd import check_name, default_out, format_metric
+from descend.cli.train_cmd import (
+    AllowDivergence,
+    check_divergence,
+    check_name,
+    default_out,
+    format_metric,
+)
 from descend.schedules import SCHEDULE_NAMES
 
 # The same tuple as descend.comparison.SEED_OPTIMIZERS, spelled here so that --help
@@ -162,11 +168,13 @@ def compare(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress output; print only the table.")
     ] = False,
+    allow_divergence: AllowDivergence = False,
 ) -> None:
     """Compare optimizers on a task over several seeds; write one report folder as runs finish, and print a table.
 
     Ctrl-C stops the comparison after the current step (a second press at once) and
-    keeps every finished run; --resume DIR continues it.
+    keeps every finished run; --resume DIR continues it. Exits with status 3 when a run
+    diverged, unless --allow-divergence; 130 after Ctrl-C.
     """
     from descend.comparison import compare as run_compare
     from descend.comparison import resume as run_resume
@@ -239,6 +247,7 @@ def compare(
             **{k: v for k, v in given.items() if v is not None},
         )
     _print_result(result)
+    check_divergence(result.diagnostics(), allow_divergence)
 
 
 def _print_result(result: Any) -> None:

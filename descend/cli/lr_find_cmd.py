@@ -20,7 +20,9 @@ from descend.cli.train_cmd import check_name, default_out, format_metric
 @app.command("lr-find")
 def lr_find_command(
     task: Annotated[str, typer.Argument(help="Built-in task name, e.g. digits.")],
-    optimizer: Annotated[str, typer.Option(help="Optimizer name to sweep.")] = "sgd",
+    optimizer: Annotated[
+        str | None, typer.Option(help="Optimizer name to sweep (default: the task's).")
+    ] = None,
     start_lr: Annotated[float, typer.Option(help="First learning rate of the sweep.")] = 1e-7,
     end_lr: Annotated[float, typer.Option(help="Last learning rate of the sweep.")] = 10.0,
     num_steps: Annotated[int, typer.Option(help="Steps of the sweep.")] = 100,
@@ -46,7 +48,7 @@ def lr_find_command(
     from descend.tasks.task import OPTIMIZER_NAMES
 
     the_task = get_task(check_name("task", task, task_names()))
-    name = check_name("optimizer", optimizer, list(OPTIMIZER_NAMES))
+    name = check_name("optimizer", optimizer or the_task.default_optimizer, list(OPTIMIZER_NAMES))
     which = check_name("suggestion", which, list(SUGGESTIONS))
     folder = out if out is not None else default_out("lr-find", task, name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,13 +79,17 @@ def lr_find_command(
 
     typer.echo(f"{the_task.name} · {name}: swept lr {start_lr:.1e} -> {result.lrs[-1]:.1e}")
     typer.echo(f"stopped: {result.stop_reason}")
-    for key in SUGGESTIONS:
+    if result.note:
+        typer.echo(result.note)
+    for key in result.suggestions:
         mark = "  <- applied" if apply and key == which else ""
         typer.echo(f"suggested lr ({key}): {result.suggestions[key]:.1e}{mark}")
     typer.echo(f"task default lr: {the_task.lrs[name]:.1e}")
     typer.echo(f"figure: {folder / 'lr_find.png'}")
 
     if apply:
+        if not result.suggestions:
+            raise ValueError(f"--apply has no learning rate to apply. {result.note}")
         lr = result.suggestions[which]
         typer.echo(f"training {the_task.name} with {name} at the suggested lr {lr:.2e} ...")
         run = run_task(the_task, name, lr=lr, seed=seed, epochs=epochs)

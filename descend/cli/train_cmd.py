@@ -67,6 +67,31 @@ OnNonFinite = Annotated[
 ]
 
 
+AllowDivergence = Annotated[
+    bool,
+    typer.Option(
+        "--allow-divergence",
+        help="Exit 0 even when a run diverged (by default such a run exits with status 3).",
+    ),
+]
+DIVERGED = ("exploding", "lr_too_large")
+"""Verdicts that mean the loss blew up: the command says so and exits 3."""
+
+
+def check_divergence(diagnostics: list[dict[str, Any]], allowed: bool) -> None:
+    """Print each diverged run's verdict on standard error; exit 3 unless ``allowed``."""
+    bad = [d for d in diagnostics if d.get("verdict") in DIVERGED]
+    for d in bad:
+        typer.echo(
+            f"diverged: {d['optimizer']}, seed {d['seed']}: {d['verdict']}: "
+            f"{d['evidence'].get('finding', '')}",
+            err=True,
+        )
+    if bad and not allowed:
+        typer.echo("(exit status 3: a run diverged; --allow-divergence accepts it)", err=True)
+        raise typer.Exit(3)
+
+
 @app.command("train")
 def train(
     task: Annotated[str, typer.Argument(help="Built-in task name, e.g. digits.")],
@@ -93,8 +118,12 @@ def train(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress bar; print only the summary.")
     ] = False,
+    allow_divergence: AllowDivergence = False,
 ) -> None:
-    """Train one optimizer on a task; write config, metrics, figures, report.html and model.pt."""
+    """Train one optimizer on a task; write config, metrics, figures, report.html and model.pt.
+
+    Exits with status 3 when the run diverged (its loss blew up), unless --allow-divergence.
+    """
     import torch
 
     from descend.diagnose import GradientHealth, layer_gradient_series, verdicts_for_runs
@@ -133,12 +162,13 @@ def train(
 
     record = run_record(result, the_task)
     config = {"command": "train", **record["config"], "resume": resume}
+    diagnostics = verdicts_for_runs([result], [health])
     written = write_run(
         folder,
         task=task_info(the_task),
         runs=[record],
         config=config,
-        diagnostics=verdicts_for_runs([result], [health]),
+        diagnostics=diagnostics,
         layer_gradients=layer_gradient_series([result], [health]),
     )
     model_path = folder / "model.pt"
@@ -176,3 +206,4 @@ def train(
             err=True,
         )
         raise typer.Exit(128 + signal.Signals[signal_name].value)
+    check_divergence(diagnostics, allow_divergence)

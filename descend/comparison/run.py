@@ -26,7 +26,7 @@ from descend.comparison import store
 from descend.comparison.folder import claim, disk_full
 from descend.comparison.plan import Plan, change_entry, load_plan, save_plan
 from descend.comparison.records import run_record, task_info
-from descend.diagnose import GradientHealth
+from descend.diagnose import GradientHealth, verdicts_for_runs
 from descend.report import write_text_atomic
 from descend.tasks import Task, get_task, run_task, warm_up
 from descend.tasks.task import OPTIMIZER_NAMES
@@ -62,6 +62,11 @@ class Comparison:
     @property
     def complete(self) -> bool:
         return not self.missing
+
+    def diagnostics(self) -> list[dict[str, Any]]:
+        """The verdicts on the finished runs (``[{"optimizer", "seed", "verdict", "evidence"}]``)."""
+        health = [r.get("health") or [] for r in self.records]
+        return verdicts_for_runs(self.records, health)
 
     @property
     def summary(self) -> dict[str, Any] | None:

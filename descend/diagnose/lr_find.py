@@ -35,8 +35,10 @@ class LRFindResult:
         lrs: the learning rate of each step.
         losses: the batch loss at each step (the last may be the divergent one).
         smoothed: the bias-corrected exponential moving average of ``losses``.
-        suggestions: ``{"valley", "steepest", "min_over_10"} -> lr`` (see :func:`lr_find`).
+        suggestions: ``{"valley", "steepest", "min_over_10"} -> lr`` (see :func:`lr_find`);
+            empty when the curve is too short to suggest anything (see ``note``).
         stop_reason: why the sweep ended (divergence, non-finite loss, or all steps done).
+        note: why there are no suggestions, or ``""``.
     """
 
     lrs: list[float]
@@ -44,10 +46,13 @@ class LRFindResult:
     smoothed: list[float]
     suggestions: dict[str, float] = field(default_factory=dict)
     stop_reason: str = ""
+    note: str = ""
 
     def apply(self, optimizer: torch.optim.Optimizer, which: str = "valley") -> float:
         """Set every param group's ``lr`` of ``optimizer`` to suggestion ``which``; return it."""
         validate("LRFindResult.apply", {"which": which}, {"which": OneOf(SUGGESTIONS)})
+        if which not in self.suggestions:
+            raise ValueError(f"No learning rate to apply: {self.note}")
         lr = self.suggestions[which]
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -114,11 +119,15 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> dict[str, float]:
     }
 
 
-_POSITIVE = Interval(0, None, closed="neither")
+_POSITIVE = Interval(0, None, closed="neither", finite=True)
+MIN_STEPS = 10
+"""Fewer steps than this cannot trace a curve worth reading."""
+MIN_CURVE = 5
+"""Finite points before the divergence needed to suggest anything."""
 _TABLE = {
     "start_lr": _POSITIVE,
     "end_lr": _POSITIVE,
-    "num_steps": Interval(2, None, integer=True),
+    "num_steps": Interval(MIN_STEPS, None, integer=True),
     "smooth": Interval(0, 1, closed="left"),
     "diverge_factor": Interval(1, None, closed="neither"),
     "batch_size": (Interval(1, None, integer=True), Satisfies(lambda v: v is None, "None")),
@@ -250,6 +259,11 @@ def lr_find(
     # The suggestions come from finite points before the divergent one.
     n_ok = sum(1 for s in smoothed if math.isfinite(s))
     keep = n_ok - 1 if n_ok == len(smoothed) and reason.startswith("Diverged") else n_ok
-    keep = max(keep, 1)
+    if keep < MIN_CURVE:
+        note = (
+            f"The curve is too short to suggest a learning rate: {max(keep, 0)} usable step(s) "
+            f"before the sweep ended ({reason}) Start lower (start_lr) or sweep more steps."
+        )
+        return LRFindResult(seen_lrs, losses, smoothed, {}, reason, note)
     found = suggest(np.array(seen_lrs[:keep]), np.array(smoothed[:keep]))
     return LRFindResult(seen_lrs, losses, smoothed, found, reason)

@@ -213,6 +213,23 @@ def _lr_too_large(rows: Sequence[Mapping[str, Any]], th: Thresholds) -> Verdict 
                 "steps": int(n),
             },
         )
+    # The first loss is measured before any update: a run that blew up within its first
+    # few steps and stayed up has no low point of its own smoothed curve to rise from.
+    initial = float(losses[0])
+    if initial > 0.0 and now > th.rise_factor * initial:
+        return Verdict(
+            "lr_too_large",
+            f"The loss rose from {initial:.3g} at the start to {now:.3g} "
+            f"({now / initial:.3g}x) at lr {lr:g}: the run diverged. The steps overshoot "
+            "the minimum; lower the learning rate (an lr-find sweep suggests one).",
+            {
+                "loss_start": _g(initial),
+                "loss_now": _g(now),
+                "rise": _g(now / initial),
+                "lr": _g(lr),
+                "steps": int(n),
+            },
+        )
     if n >= th.min_steps:
         recent = losses[-min(20, n) :]
         d = np.diff(recent)
@@ -285,6 +302,11 @@ def _median_update_ratio(records: Sequence[HealthRecord]) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def _change_words(decrease: float) -> str:
+    """``"fell only 12.0%"``, or ``"rose 1.0%"`` when the relative decrease is negative."""
+    return f"fell only {decrease:.1%}" if decrease >= 0 else f"rose {-decrease:.1%}"
+
+
 def _lr_too_small(
     rows: Sequence[Mapping[str, Any]], records: Sequence[HealthRecord], th: Thresholds
 ) -> Verdict | None:
@@ -299,7 +321,7 @@ def _lr_too_small(
         return Verdict(
             "lr_too_small",
             f"Each step changes the weights by {ratio:.2g} of their size (about 1e-3 is typical) "
-            f"and the loss fell only {progress:.1%} in {losses.size} steps, at lr {lr:g}. "
+            f"and the loss {_change_words(progress)} in {losses.size} steps, at lr {lr:g}. "
             "Raise the learning rate (an lr-find sweep suggests one).",
             {
                 "median_update_ratio": _g(ratio),
@@ -387,13 +409,16 @@ def diagnose_history(
 
     - exploding: a NaN/inf (naming where it first appeared), or
       :math:`\\max_t \\tilde g_t / \\tilde g_0 >` ``growth``, or :math:`g_1/g_D >` ``exploding_ratio``;
-    - lr_too_large: :math:`\\tilde L_t >` ``rise_factor`` :math:`\\cdot \\min_{s<t} \\tilde L_s`
-      and rising, or the loss alternating direction with large swings and no progress;
+    - lr_too_large: :math:`\\tilde L_T >` ``rise_factor`` :math:`\\cdot L_1` (the loss ends far
+      above where it started: diverged), or :math:`\\tilde L_t >` ``rise_factor``
+      :math:`\\cdot \\min_{s<t} \\tilde L_s` and rising, or the loss alternating direction with
+      large swings and no progress;
     - vanishing: :math:`g_1 / g_D <` ``vanishing_ratio`` (median over records);
     - dead_relu: a ReLU layer with more than ``dead`` of its units never active on a batch;
     - plateau: loss flat over the second half, gradient small, loss still above
       ``learned`` times its initial value;
-    - lr_too_small: :math:`r <` ``small_update`` while the loss fell less than ``slow_progress``.
+    - lr_too_small: :math:`r <` ``small_update`` while the loss fell less than ``slow_progress``
+      (never alongside exploding or lr_too_large).
 
     Args:
         history: the run's :class:`~descend.train.History` (or its dict), or ``None``
@@ -418,7 +443,10 @@ def diagnose_history(
     ]
     plateau = _plateau(rows, th)
     found.append(plateau)
-    if plateau is None:
+    # A run whose loss blew up is never told to raise its learning rate (its updates look
+    # tiny only because its weights grew huge).
+    too_fast = any(v is not None and v.kind in ("exploding", "lr_too_large") for v in found)
+    if plateau is None and not too_fast:
         # A plateau also makes updates tiny; the small gradient, not the lr, is the cause then.
         found.append(_lr_too_small(rows, records, th))
     verdicts = sorted((v for v in found if v is not None), key=lambda v: KINDS.index(v.kind))

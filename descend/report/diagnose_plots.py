@@ -154,7 +154,9 @@ def layer_gradients_figure(
     for name, values in series.items():
         v = np.asarray(values, dtype=float)
         ax.plot(np.arange(1, v.size + 1), v, "-o", color=colors[name], label=name, lw=1.8)
-    ax.set_yscale("log")
+    positive = [x for values in series.values() for x in values if x > 0 and np.isfinite(x)]
+    if positive:  # all-zero gradients (a diverged, saturated net) cannot be drawn on a log axis
+        ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are counted, not measured
     ax.set_xlabel("weight layer (1 = first, next to the input)")
     ax.set_ylabel("gradient norm (log scale)")
