@@ -5,7 +5,8 @@ schedules, stopping rules, descent on functions (:func:`minimize`), the training
 (:func:`fit`), diagnostics and benchmarks. See ``docs/architecture.md`` for the layers;
 the submodules ``descend.optim``, ``descend.schedules``, ``descend.stopping``,
 ``descend.terrains``, ``descend.train``, ``descend.tasks``, ``descend.diagnose``,
-``descend.report`` and ``descend.bench`` hold the rest.
+``descend.report``, ``descend.comparison`` and ``descend.bench`` hold the rest.
+:func:`compare` runs a comparison of optimizers on a task into a run folder.
 
 Example:
     >>> import torch, descend
@@ -15,28 +16,76 @@ Example:
     True
 """
 
-from descend.minimize import MinimizeResult, minimize
-from descend.optim import (
-    SGD,
-    Adagrad,
-    Adam,
-    AdamW,
-    Optimizer,
-    RMSprop,
-    chain,
-    make_optimizer,
-    optimizer_names,
-)
-from descend.terrains import get_terrain
-from descend.train import History, fit
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
+# The public names, by the submodule that defines them. They are imported on first
+# use (PEP 562), so that ``import descend.cli`` and ``descend --help`` do not pay for
+# importing torch (about a second); ``from descend import adam`` works as before.
+_EXPORTS = {
+    "descend.minimize": ("MinimizeResult", "minimize"),
+    "descend.optim": (
+        "SGD",
+        "Adagrad",
+        "Adam",
+        "AdamW",
+        "Optimizer",
+        "RMSprop",
+        "chain",
+        "make_optimizer",
+        "optimizer_names",
+    ),
+    "descend.terrains": ("get_terrain",),
+    "descend.train": ("History", "fit"),
+    "descend.comparison": ("Comparison", "compare"),
+}
 # torch.optim's class names are the API; the lower-case names match DESIGN.md's
 # ``descend.adam(model.parameters(), lr=1e-3)`` and the registry's spelling.
-sgd = SGD
-adagrad = Adagrad
-rmsprop = RMSprop
-adam = Adam
-adamw = AdamW
+_ALIASES = {
+    "sgd": "SGD",
+    "adagrad": "Adagrad",
+    "rmsprop": "RMSprop",
+    "adam": "Adam",
+    "adamw": "AdamW",
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+if TYPE_CHECKING:
+    from descend.comparison import Comparison, compare
+    from descend.minimize import MinimizeResult, minimize
+    from descend.optim import (
+        SGD,
+        Adagrad,
+        Adam,
+        AdamW,
+        Optimizer,
+        RMSprop,
+        chain,
+        make_optimizer,
+        optimizer_names,
+    )
+    from descend.terrains import get_terrain
+    from descend.train import History, fit
+
+    sgd = SGD
+    adagrad = Adagrad
+    rmsprop = RMSprop
+    adam = Adam
+    adamw = AdamW
+
+
+def __getattr__(name: str) -> Any:
+    target = _ALIASES.get(name, name)
+    if target not in _WHERE:
+        raise AttributeError(f"module 'descend' has no attribute {name!r}")
+    value = getattr(import_module(_WHERE[target]), target)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 
@@ -45,6 +94,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "Comparison",
     "History",
     "MinimizeResult",
     "Optimizer",
@@ -54,6 +104,7 @@ __all__ = [
     "adam",
     "adamw",
     "chain",
+    "compare",
     "fit",
     "get_terrain",
     "make_optimizer",

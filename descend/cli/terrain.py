@@ -13,7 +13,21 @@ from typing import Annotated
 import typer
 
 from descend.cli.app import app
-from descend.terrains import TERRAIN_NAMES
+
+# descend.terrains.TERRAIN_NAMES, spelled here so that --help does not import torch
+# (tests/cli/test_startup.py checks the two agree).
+TERRAIN_NAMES = (
+    "quadratic",
+    "rosenbrock",
+    "beale",
+    "himmelblau",
+    "rastrigin",
+    "ackley",
+    "six_hump_camel",
+    "saddle",
+    "monkey_saddle",
+    "plateau",
+)
 
 SEED_OPTIMIZERS = "sgd,momentum,nesterov,adagrad,rmsprop,adam"
 
