@@ -83,15 +83,19 @@ def results_table(summary: dict[str, Any]) -> str:
     rows = [header]
     # With one optimizer there is nothing to rank.
     winner = summary.get("best_optimizer") if len(summary["optimizers"]) > 1 else None
+    tied = summary.get("tied") or []
     for name, per in summary["optimizers"].items():
         final = per["final"].get(metric) or {}
         best = per["best"].get(metric) or {}
         spread = f" ± {final['std']:.4f}" if final.get("n", 0) > 1 else ""
+        if final.get("ci"):
+            spread += f" [{final['ci'][0]:.4f}, {final['ci'][1]:.4f}]"
+        mark = " *" if name == winner else (" =" if name in tied else "")
         per_step = per["seconds_per_step"]["mean"]
         reasons = list(dict.fromkeys(r for r in per["stop_reasons"] if r))
         rows.append(
             [
-                name + (" *" if name == winner else ""),
+                name + mark,
                 f"{per['lr']:g}" if isinstance(per["lr"], float | int) else str(per["lr"]),
                 format_metric(final.get("mean")) + spread,
                 format_metric(best.get("mean")),
@@ -108,6 +112,24 @@ def results_table(summary: dict[str, Any]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _hyper_text(hyper: Any) -> str:
+    if not isinstance(hyper, dict):
+        return "-" if not hyper else "differ between seeds (see config.yaml)"
+    return ", ".join(
+        f"{k}={v['value']}"
+        + (f" ({v['source']})" if v.get("source") != "optimizer default" else "")
+        for k, v in hyper.items()
+    )
+
+
+def hyperparameter_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per optimizer: every hyperparameter, with where it came from unless a default."""
+    return [
+        f"  {name}: {_hyper_text(per.get('hyperparameters'))}"
+        for name, per in summary["optimizers"].items()
+    ]
 
 
 @app.command("compare")
@@ -257,8 +279,19 @@ def _print_result(result: Any) -> None:
     if summary is not None:
         target = summary["target"]
         described = f"{target.get('metric')} {'>=' if target.get('mode') == 'max' else '<='} {target.get('value')}"
-        typer.echo(f"{plan.task}: target {described}, {len(plan.seeds)} seed(s), * = best")
+        typer.echo(
+            f"{plan.task}: target {described}, {len(plan.seeds)} seed(s); final: mean ± std "
+            "[95% bootstrap interval]; * = best (separated), = tied with the best"
+        )
         typer.echo(results_table(summary))
+        if summary.get("verdict"):
+            typer.echo(summary["verdict"])
+        typer.echo("hyperparameters (with their source unless the optimizer's default):")
+        for line in hyperparameter_lines(summary):
+            typer.echo(line)
+        load = summary.get("machine_load") or {}
+        if load.get("warning"):
+            typer.echo(f"warning: {load['warning']}", err=True)
         typer.echo(f"report: {result.written['report']}")
     if result.missing:
         done = len(plan.runs()) - len(result.missing)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -211,6 +212,15 @@ def resume(
         return _run(folder, plan, history, task_obj, progress=progress, log=log)
 
 
+def machine_load() -> dict[str, Any]:
+    """The machine's 1-minute load average now (at the end of a run: the load during it)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        load = None
+    return {"load_1min": load, "cpus": os.cpu_count()}
+
+
 def _guard_disk(
     folder: Path, what: str, write: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> Any:
@@ -328,6 +338,7 @@ def _run(
                 interrupt.signum = signal.Signals[interrupted_by].value
                 break
             record = run_record(result, task, [r.to_dict() for r in health.records])
+            record["machine"] = machine_load()
             records.append(record)
             _guard_disk(
                 folder,

@@ -81,6 +81,32 @@ def status_notice(
     )
 
 
+BUSY = 1.0
+"""Load per CPU above which the machine counts as busy: more runnable work than cores."""
+
+
+def load_summary(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The highest 1-minute load seen at the end of a run, and a warning when it was busy."""
+    loads = [
+        (r.get("machine") or {}).get("load_1min")
+        for r in records
+        if (r.get("machine") or {}).get("load_1min") is not None
+    ]
+    cpus = next(((r.get("machine") or {}).get("cpus") for r in records if r.get("machine")), None)
+    if not loads or not cpus:
+        return {"max_load_1min": None, "cpus": cpus, "busy": None, "warning": None}
+    worst = max(loads)
+    busy = worst > BUSY * cpus
+    warning = (
+        f"The machine was busy during the runs (1-minute load up to {worst:.1f} on {cpus} "
+        "CPUs): wall-clock times (time to target, time per step) are inflated and vary with "
+        "the load; steps to target are not affected."
+        if busy
+        else None
+    )
+    return {"max_load_1min": round(worst, 2), "cpus": cpus, "busy": busy, "warning": warning}
+
+
 def rebuild_report(
     folder: Path,
     *,
@@ -93,9 +119,16 @@ def rebuild_report(
     """Rewrite summary, config, figures and ``report.html`` from the finished runs."""
     missing = missing_runs(folder, plan)
     health = [r.get("health") or [] for r in records]
-    extra = {"complete": not missing, "missing_runs": missing, "runs_planned": len(plan.runs())}
+    load = load_summary(records)
+    extra = {
+        "complete": not missing,
+        "missing_runs": missing,
+        "runs_planned": len(plan.runs()),
+        "machine_load": load,
+    }
     if not records:
         return {}
+    notices = [status_notice(folder, plan, missing, interrupted_by), load.get("warning")]
     return write_run(
         folder,
         task=task,
@@ -106,6 +139,6 @@ def rebuild_report(
         # TensorBoard files are written once, for the whole comparison.
         tensorboard=not missing,
         metrics=False,
-        notice=status_notice(folder, plan, missing, interrupted_by),
+        notice=" ".join(n for n in notices if n) or None,
         summary_extra=extra,
     )

@@ -121,6 +121,22 @@ def _stop_reasons(per: Mapping[str, Any]) -> str:
     )
 
 
+def _hyperparameters(per: Mapping[str, Any], lr_text: str) -> str:
+    """Every hyperparameter and where it came from; the lr and its source alone for older runs."""
+    hyper = per.get("hyperparameters")
+    if not isinstance(hyper, Mapping) or not hyper:
+        return f'{_e("lr " + lr_text)}<div class="dim">{_e(per.get("lr_source") or "")}</div>'
+    items = []
+    for key, entry in hyper.items():
+        value = entry.get("value") if isinstance(entry, Mapping) else entry
+        source = entry.get("source") if isinstance(entry, Mapping) else ""
+        shown = _num(value) if not isinstance(value, list) else ", ".join(_num(v) for v in value)
+        items.append(
+            f'<li>{_e(key)} = {_e(shown)} <span class="dim">({_e(source or "")})</span></li>'
+        )
+    return f'<ul class="hp">{"".join(items)}</ul>'
+
+
 def _results_table(summary: Mapping[str, Any]) -> str:
     target = summary.get("target") or {}
     metric = str(target.get("metric") or "")
@@ -131,8 +147,9 @@ def _results_table(summary: Mapping[str, Any]) -> str:
         if (target.get("mode") == "min" or (not target.get("mode") and lower_is_better(metric)))
         else "higher"
     )
+    tied = summary.get("tied") or []
     head = (
-        "<tr><th>optimizer</th><th>learning rate</th>"
+        "<tr><th>optimizer</th><th>hyperparameters</th>"
         f"<th>final {_e(metric)}</th><th>best {_e(metric)}</th>"
         "<th>steps to target</th><th>time to target</th><th>time per step</th><th>stopped because</th></tr>"
     )
@@ -144,11 +161,19 @@ def _results_table(summary: Mapping[str, Any]) -> str:
         lr = per.get("lr")
         lr_text = ", ".join(_num(v) for v in lr) if isinstance(lr, list) else _num(lr)
         badge = ' <span class="badge">best</span>' if name == best else ""
+        if name in tied:
+            badge = ' <span class="badge tied">tied</span>'
+        interval = (final or {}).get("ci")
+        ci_text = (
+            f'<div class="dim">95% CI {_e(_num(interval[0]))} to {_e(_num(interval[1]))}</div>'
+            if interval
+            else ""
+        )
         rows.append(
             f'<tr class="{"best" if name == best else ""}">'
             f'<td class="name">{_e(name)}{badge}</td>'
-            f'<td>{_e(lr_text)}<div class="dim">{_e(per.get("lr_source") or "")}</div></td>'
-            f'<td class="num strong">{_e(_mean_std(final))}{_per_seed(final)}</td>'
+            f"<td>{_hyperparameters(per, lr_text)}</td>"
+            f'<td class="num strong">{_e(_mean_std(final))}{ci_text}{_per_seed(final)}</td>'
             f'<td class="num">{_e(_mean_std(best_value))}{_per_seed(best_value)}</td>'
             f'<td class="num">{_to_target(per, "steps_to_target", seeds)}</td>'
             f'<td class="num">{_to_target(per, "time_to_target", seeds)}</td>'
@@ -156,8 +181,11 @@ def _results_table(summary: Mapping[str, Any]) -> str:
             f"<td>{_stop_reasons(per)}</td></tr>"
         )
     note = (
-        f"Mean ± standard deviation over seeds; for {_e(metric)}, {better} is better. "
-        f"“best” marks the optimizer with the best mean final {_e(metric)}. "
+        f"Mean ± standard deviation over seeds, and the 95% bootstrap interval of the mean; "
+        f"for {_e(metric)}, {better} is better. "
+        f"“best” marks the optimizer with the best mean final {_e(metric)} when it is "
+        "separated from every other (the paired 95% interval of the per-seed difference "
+        "excludes 0); “tied” marks those that cannot be told from the leader. "
         "A fraction such as 2/3 after a target column counts the seeds that reached the target."
     )
     table = f'<table class="results"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
@@ -252,6 +280,9 @@ dl.meta{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));g
 dl.meta dt{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:var(--dim)}
 dl.meta dd{margin:0;overflow-wrap:anywhere}
 .wrap{overflow-x:auto}
+.verdict-line{font-size:18px;font-weight:600;margin:8px 0}
+.hp{list-style:none;margin:0;padding:0;font-size:12px;white-space:nowrap}
+.badge.tied{background:#777}
 .notice{border:2px solid #c77700;background:#fff6e5;padding:8px 12px;border-radius:6px;font-weight:600}
 table.results{border-collapse:collapse;width:100%;font-size:14px}
 table.results th{text-align:left;font-weight:600;color:var(--dim);font-size:12px;text-transform:uppercase;letter-spacing:.04em;border-bottom:2px solid var(--line);padding:8px 10px}
@@ -297,6 +328,8 @@ def render_html(
     """
     lead = task.get("summary") or ""
     notice_html = f'<p class="notice">{_e(notice)}</p>' if notice else ""
+    if summary.get("verdict"):
+        notice_html = f'<p class="verdict-line">{_e(summary["verdict"])}</p>' + notice_html
     diag = _diagnostics(diagnostics) if diagnostics else ""
     figure_html = _figures(figures) if figures else '<p class="dim">No history to plot.</p>'
     files_text = " · ".join(_e(f) for f in files)

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from descend._validation import InvalidParameterError
+from descend.report.uncertainty import LEVEL, bootstrap_ci, paired_difference
 
 # Metrics where smaller is better; anything else (accuracy, ...) is "larger is better".
 _LOWER_IS_BETTER_WORDS = ("loss", "error", "perplexity")
@@ -131,8 +132,14 @@ def summarize_optimizer(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     distinct_lrs = list(dict.fromkeys(lrs))
     sources = list(dict.fromkeys(str(run.get("lr_source", "")) for run in runs))
     to_target = [s.get("steps_to_target") for s in summaries]
+    # Every hyperparameter with its source, as the runs recorded them (the seeds share them).
+    hyper = [(run.get("config") or {}).get("hyperparameters") for run in runs]
+    distinct_hyper = [h for i, h in enumerate(hyper) if h and h not in hyper[:i]]
     return {
         "seeds": [run.get("seed") for run in runs],
+        "hyperparameters": (
+            distinct_hyper[0] if len(distinct_hyper) == 1 else distinct_hyper or None
+        ),
         # Seeds of one optimizer share the lr; a list only if a caller mixed them.
         "lr": distinct_lrs[0] if len(distinct_lrs) == 1 else distinct_lrs,
         "lr_source": ", ".join(s for s in sources if s),
@@ -191,10 +198,14 @@ def summarize_runs(task: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -
     given = task.get("target") or {}
     # A target given only as text ("val_accuracy >= 0.95") is kept, but cannot rank.
     target = dict(given) if isinstance(given, Mapping) else {"description": str(given)}
+    ranking = rank(per_optimizer, target)
     return {
         "task": dict(task),
         "target": target,
-        "best_optimizer": best_optimizer(per_optimizer, target),
+        "best_optimizer": ranking["best_optimizer"],
+        "leader": ranking["leader"],
+        "tied": ranking["tied"],
+        "verdict": ranking["verdict"],
         "optimizers": per_optimizer,
         "runs": [
             {
@@ -208,3 +219,69 @@ def summarize_runs(task: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -
             for run in runs
         ],
     }
+
+
+def _by_seed(per: Mapping[str, Any], metric: str) -> dict[Any, float | None]:
+    values = ((per.get("final") or {}).get(metric) or {}).get("values") or []
+    return dict(zip(per.get("seeds") or [], values, strict=False))
+
+
+def rank(
+    per_optimizer: dict[str, dict[str, Any]], target: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The leader on the target metric, whether it is separated, and a sentence saying so.
+
+    Adds to each optimizer's target-metric entry its bootstrap interval (``ci``) and,
+    for the others, ``vs_leader``: the paired difference (:func:`paired_difference`).
+    The leader is ``best_optimizer`` only when separated from every other optimizer;
+    otherwise ``tied`` lists those it cannot be told from (itself first).
+    """
+    leader = best_optimizer(per_optimizer, target)
+    empty = {"leader": leader, "best_optimizer": None, "tied": [], "verdict": ""}
+    if leader is None or target is None:
+        return empty
+    metric = str(target["metric"])
+    mode = str(target.get("mode") or ("min" if lower_is_better(metric) else "max"))
+    for per in per_optimizer.values():
+        entry = (per.get("final") or {}).get(metric)
+        if entry is not None:
+            entry["ci"] = bootstrap_ci([v for v in entry.get("values") or [] if v is not None])
+    if len(per_optimizer) < 2:
+        return {**empty, "leader": leader}
+    mine = _by_seed(per_optimizer[leader], metric)
+    tied = [leader]
+    for name, per in per_optimizer.items():
+        if name == leader:
+            continue
+        paired = paired_difference(mine, _by_seed(per, metric), higher_is_better=mode == "max")
+        per["vs_leader"] = paired
+        if not paired["separated"]:
+            tied.append(name)
+    lead = per_optimizer[leader]["final"][metric]
+    seeds = len(per_optimizer[leader].get("seeds") or [])
+    level = f"{LEVEL:.0%}"
+    if len(tied) == 1:
+        others = [p["vs_leader"] for n, p in per_optimizer.items() if n != leader]
+        closest = min(others, key=lambda p: math.inf if p["mean"] is None else p["mean"])
+        runner = next(n for n, p in per_optimizer.items() if p.get("vs_leader") is closest)
+        margin = ""
+        if closest["mean"] is not None and math.isfinite(closest["mean"]) and closest["ci"]:
+            margin = (
+                f", ahead of {runner} by {closest['mean']:.4g} "
+                f"({level} interval {closest['ci'][0]:.3g} to {closest['ci'][1]:.3g})"
+            )
+        verdict = (
+            f"{leader} is best on final {metric}: {lead['mean']:.4g}{margin}, "
+            f"over {seeds} paired seeds."
+        )
+        return {"leader": leader, "best_optimizer": leader, "tied": [], "verdict": verdict}
+    why = (
+        "one seed cannot separate them"
+        if seeds < 2
+        else f"their paired {level} intervals of the difference include 0"
+    )
+    verdict = (
+        f"No single best on final {metric}: {', '.join(tied)} are tied ({why}); "
+        f"{leader} has the best mean, {lead['mean']:.4g}."
+    )
+    return {"leader": leader, "best_optimizer": None, "tied": tied, "verdict": verdict}

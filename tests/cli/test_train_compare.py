@@ -159,6 +159,7 @@ def test_train_then_resume(tmp_path: Path) -> None:
 def test_non_finite_policy_is_recorded_in_config_summary_and_report(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["train", "linreg", "--lr", "50", "--epochs", "60", "--on-nonfinite", "skip"]
+    args.append("--allow-divergence")  # it does diverge: that is what the test needs
     result = CliRunner().invoke(app, [*args, "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert yaml.safe_load((out / "config.yaml").read_text())["on_nonfinite"] == "skip"

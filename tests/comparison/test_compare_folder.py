@@ -144,3 +144,49 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path) -> None:
     (out / ".lock").write_text("999999999\n")  # no such process
     result = compare("linreg", out=out, optimizers=["sgd"], seeds=[0], epochs=5)
     assert result.complete and not (out / ".lock").exists()
+
+
+def test_every_hyperparameter_and_its_source_is_in_config_and_table(tmp_path, capsys) -> None:
+    out = tmp_path / "cmp"
+    args = ["compare", "linreg", "--optimizers", "momentum,adam", "--lr", "adam=0.02"]
+    code, err = run_cli(
+        [*args, "--seeds", "1", "--epochs", "5", "--out", str(out), "--quiet"], capsys
+    )
+    assert code == 0, err
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    by_optimizer = {r["optimizer"]: r["config"]["hyperparameters"] for r in config["runs"]}
+    assert by_optimizer["momentum"]["momentum"] == {"value": 0.9, "source": "optimizer default"}
+    assert by_optimizer["momentum"]["lr"]["source"] == "task table"
+    assert by_optimizer["adam"]["lr"] == {"value": 0.02, "source": "command line"}
+    assert by_optimizer["adam"]["betas"]["value"] == [0.9, 0.999]
+    page = (out / "report.html").read_text()
+    assert "betas = 0.9, 0.999" in page and "momentum = 0.9" in page
+
+
+def test_a_busy_machine_is_measured_and_warned_about(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(compare_run.os, "getloadavg", lambda: (7.5, 7.0, 6.0))
+    monkeypatch.setattr(compare_run.os, "cpu_count", lambda: 2)
+    out = tmp_path / "cmp"
+    code, err = run_cli(
+        [
+            "compare",
+            "linreg",
+            "--optimizers",
+            "sgd",
+            "--seeds",
+            "1",
+            "--epochs",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert (
+        "warning: The machine was busy during the runs (1-minute load up to 7.5 on 2 CPUs)" in err
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["machine_load"]["busy"] is True and summary["machine_load"]["cpus"] == 2
+    assert "The machine was busy" in (out / "report.html").read_text()
