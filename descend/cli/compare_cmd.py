@@ -183,6 +183,15 @@ def compare(
     checkpoint_every: Annotated[
         int | None, typer.Option(min=1, help="Also checkpoint the run in progress every N steps.")
     ] = None,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Tune each optimizer's lr first with N trials (the same N for every one): a "
+            "log-spaced grid over two decades around the task's value, scored on a split of "
+            "the training set; the seeds then run the chosen lr. Optimizers given --lr are not tuned.",
+        ),
+    ] = None,
     on_nonfinite: Annotated[
         str | None,
         typer.Option(help="A NaN or infinite step: raise, skip or rollback (default: raise)."),
@@ -222,6 +231,7 @@ def compare(
         "schedule": schedule,
         "on_nonfinite": on_nonfinite,
         "checkpoint_every": checkpoint_every,
+        "budget": budget,
     }
     if resume is not None:
         if out is not None and out != resume:

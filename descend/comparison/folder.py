@@ -28,7 +28,7 @@ OWN_FILES = (
     "report.html",
     "model.pt",
 )
-OWN_FOLDERS = ("runs", "checkpoints", "tensorboard")
+OWN_FOLDERS = ("runs", "checkpoints", "tensorboard", "tuning")
 
 
 class FolderInUseError(RuntimeError):

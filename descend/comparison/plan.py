@@ -36,6 +36,7 @@ class Plan:
     max_steps: int | None = None
     on_nonfinite: str = "raise"
     checkpoint_every: int | None = None
+    budget: int | None = None
 
     def runs(self) -> list[tuple[str, int]]:
         """``(optimizer, seed)`` in the order they run: all seeds of one optimizer, then the next."""

@@ -12,6 +12,7 @@ _NOT_HYPERPARAMETERS = ("foreach", "fused", "differentiable", "capturable", "max
 FROM_DEFAULT = "optimizer default"
 FROM_TASK = "task table"
 FROM_COMMAND_LINE = "command line"
+FROM_TUNING = "tuned"
 
 
 def task_info(task: Task) -> dict[str, Any]:
@@ -29,8 +30,9 @@ def task_info(task: Task) -> dict[str, Any]:
 def hyperparameters(optimizer: str, lr: float, lr_source: str) -> dict[str, dict[str, Any]]:
     """Every hyperparameter ``optimizer`` runs with, ``{name: {"value", "source"}}``.
 
-    The learning rate comes from the task's table or the caller; every other value is
-    the optimizer's own default (the registry's, e.g. ``momentum=0.9``, else torch's).
+    The learning rate comes from the task's table, the caller or tuning (``lr_source``);
+    every other value is the optimizer's own default (the registry's, e.g.
+    ``momentum=0.9``, else torch's).
     """
     import torch
 
@@ -43,29 +45,38 @@ def hyperparameters(optimizer: str, lr: float, lr_source: str) -> dict[str, dict
             value = list(value)
         source = FROM_DEFAULT
         if name == "lr":
-            source = FROM_COMMAND_LINE if lr_source == LR_FROM_CALLER else FROM_TASK
+            source = {LR_FROM_CALLER: FROM_COMMAND_LINE, FROM_TUNING: FROM_TUNING}.get(
+                lr_source, FROM_TASK
+            )
         found[name] = {"value": value, "source": source}
     return found
 
 
 def run_record(
-    result: RunResult, task: Task, health: list[dict[str, Any]] | None = None
+    result: RunResult,
+    task: Task,
+    health: list[dict[str, Any]] | None = None,
+    *,
+    lr_source: str | None = None,
 ) -> dict[str, Any]:
     """One finished :class:`~descend.tasks.RunResult` as the plain dict the report layer takes.
 
     ``health`` (the run's gradient-health records as dicts) is kept with it, so the
-    diagnostics of a comparison can be rebuilt from the run folder alone.
+    diagnostics of a comparison can be rebuilt from the run folder alone. ``lr_source``
+    overrides where the learning rate came from (``"tuned"``).
     """
     config = dict(result.config)
-    config["hyperparameters"] = hyperparameters(result.optimizer, config["lr"], result.lr_source)
+    source = lr_source or result.lr_source
+    config["lr_source"] = source
+    config["hyperparameters"] = hyperparameters(result.optimizer, config["lr"], source)
     record = {
         "optimizer": result.optimizer,
         "seed": result.seed,
         "lr": config.get("lr"),
-        "lr_source": result.lr_source,
+        "lr_source": source,
         "config": config,
         "history": result.history.to_dict(),
-        "summary": summarize(result, task),
+        "summary": {**summarize(result, task), "lr_source": source},
     }
     if health is not None:
         record["health"] = health

@@ -26,7 +26,8 @@ from descend._validation import InvalidParameterError, unknown_choice
 from descend.comparison import store
 from descend.comparison.folder import claim, disk_full
 from descend.comparison.plan import Plan, change_entry, load_plan, save_plan
-from descend.comparison.records import run_record, task_info
+from descend.comparison.records import FROM_TUNING, run_record, task_info
+from descend.comparison.tuning import Tuned, Tuner, TuningInterrupted, lr_grid
 from descend.diagnose import GradientHealth, verdicts_for_runs
 from descend.report import write_text_atomic
 from descend.tasks import Task, get_task, run_task, warm_up
@@ -90,6 +91,12 @@ def _check_plan(plan: Plan) -> None:
             f"lrs names {extra}, which are not being compared. "
             f"Compared: {', '.join(plan.optimizers)}."
         )
+    if plan.budget is not None and (
+        isinstance(plan.budget, bool) or not isinstance(plan.budget, int) or plan.budget < 1
+    ):
+        raise InvalidParameterError(
+            f"The 'budget' parameter of compare must be an int >= 1 or None. Got {plan.budget!r}."
+        )
 
 
 def compare(
@@ -105,6 +112,8 @@ def compare(
     max_steps: int | None = None,
     on_nonfinite: str = "raise",
     checkpoint_every: int | None = None,
+    budget: int | None = None,
+    tuner: Tuner | None = None,
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -124,6 +133,11 @@ def compare(
         checkpoint_every: also checkpoint the run in progress every N updates (it is
             always checkpointed when a signal stops it), so a killed process loses at most N.
         progress: a progress bar per run on standard error.
+        budget: tune each optimizer first with this many trials, the same number for every
+            one (:mod:`descend.comparison.tuning`; an optimizer with an lr in ``lrs`` is not
+            tuned); the runs over ``seeds`` then use the chosen values.
+        tuner: the tuning method, ``(task, optimizer, budget, *, recipe) -> Tuned``
+            (default :func:`~descend.comparison.tuning.lr_grid`).
         log: called with one line as each run starts (``"[3/18] adam, seed 2"``).
 
     Returns:
@@ -148,12 +162,13 @@ def compare(
         max_steps=max_steps,
         on_nonfinite=on_nonfinite,
         checkpoint_every=checkpoint_every,
+        budget=budget,
     )
     _check_plan(plan)
     folder = Path(out)
     with claim(folder, resume=False, overwrite=overwrite):
         _guard_disk(folder, "compare.json", lambda: save_plan(folder, plan))
-        return _run(folder, plan, [], task_obj, progress=progress, log=log)
+        return _run(folder, plan, [], task_obj, progress=progress, log=log, tuner=tuner)
 
 
 def resume(
@@ -163,6 +178,7 @@ def resume(
     allow_changes: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    tuner: Tuner | None = None,
     **changes: Any,
 ) -> Comparison:
     """Continue the comparison in ``out``: finished runs are kept, the checkpointed one resumes.
@@ -209,7 +225,7 @@ def resume(
             history = [*history, change_entry(differences, finished)]
             _guard_disk(folder, "compare.json", lambda: save_plan(folder, plan, history))
         task_obj = task if task is not None else get_task(plan.task)
-        return _run(folder, plan, history, task_obj, progress=progress, log=log)
+        return _run(folder, plan, history, task_obj, progress=progress, log=log, tuner=tuner)
 
 
 def machine_load() -> dict[str, Any]:
@@ -246,21 +262,64 @@ def _config(plan: Plan, task: Task, history: Sequence[Mapping[str, Any]]) -> dic
         "on_nonfinite": plan.on_nonfinite,
         "lr_overrides": dict(plan.lrs),
         "checkpoint_every": plan.checkpoint_every,
+        "budget": plan.budget,
     }
     if history:
         config["changes_on_resume"] = list(history)
     return config
 
 
-def _run_settings(plan: Plan, name: str) -> dict[str, Any]:
+def _run_settings(plan: Plan, name: str, lr: float | None) -> dict[str, Any]:
     return {
-        "lr": plan.lrs.get(name),
+        "lr": lr,
         "epochs": plan.epochs,
         "batch_size": plan.batch_size,
         "schedule": plan.schedule,
         "max_steps": plan.max_steps,
         "on_nonfinite": plan.on_nonfinite,
     }
+
+
+def _tune(
+    folder: Path,
+    plan: Plan,
+    task: Task,
+    tuner: Tuner,
+    log: Callable[[str], None] | None,
+    interrupt: Any,
+) -> dict[str, Tuned]:
+    """Tune every optimizer without a given lr, each with ``plan.budget`` trials.
+
+    Each optimizer's result is saved (``tuning/<name>.json``) as soon as it is chosen, so a
+    resumed comparison reuses it instead of tuning again.
+    """
+    recipe = {
+        "epochs": plan.epochs,
+        "batch_size": plan.batch_size,
+        "schedule": plan.schedule,
+        "max_steps": plan.max_steps,
+    }
+    found: dict[str, Tuned] = {}
+    for name in plan.optimizers:
+        if name in plan.lrs:
+            continue  # the caller chose its lr
+        path = folder / "tuning" / f"{name}.json"
+        if path.exists():
+            found[name] = Tuned.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            continue
+        if interrupt.signum is not None:
+            raise TuningInterrupted(interrupt.name)
+        if log is not None:
+            log(f"tuning {name}: {plan.budget} trial(s) on a split of the training set")
+        found[name] = tuner(task, name, plan.budget, recipe=recipe)
+        _guard_disk(
+            folder,
+            f"the tuning of {name}",
+            write_text_atomic,
+            path,
+            json.dumps(found[name].to_dict()) + "\n",
+        )
+    return found
 
 
 def _prepare_checkpoint(where: Path, settings: Mapping[str, Any]) -> None:
@@ -284,6 +343,7 @@ def _run(
     *,
     progress: bool,
     log: Callable[[str], None] | None,
+    tuner: Tuner | None = None,
 ) -> Comparison:
     info = task_info(task)
     config = _config(plan, task, history)
@@ -292,12 +352,27 @@ def _run(
     todo = [(n, s) for n, s in plan.runs() if not store.record_path(folder, n, s).exists()]
     warm_up(sorted({n for n, _ in todo}))
     total, interrupted_by = len(plan.runs()), ""
+    chosen: dict[str, tuple[float | None, str | None]] = {
+        name: (plan.lrs.get(name), None) for name in plan.optimizers
+    }
+    tuned: dict[str, Tuned] = {}
 
     with catch_interrupts() as interrupt:
+        if plan.budget is not None:
+            try:
+                tuned = _tune(folder, plan, task, tuner or lr_grid, log, interrupt)
+            except TuningInterrupted as stop:
+                interrupted_by = stop.signal_name
+                interrupt.signum = signal.Signals[stop.signal_name].value
+                todo = []
+            for name, found in tuned.items():
+                chosen[name] = (float(found.hyperparameters["lr"]), FROM_TUNING)
+            config["tuning"] = {name: found.to_dict() for name, found in tuned.items()}
         for name, seed in todo:
             if interrupt.signum is not None:
                 interrupted_by = interrupt.name
                 break
+            lr, lr_source = chosen[name]
             if log is not None:
                 done = total - len(store.missing_runs(folder, plan))
                 log(f"[{done + 1}/{total}] {name}, seed {seed}")
@@ -307,14 +382,14 @@ def _run(
                 "a checkpoint",
                 _prepare_checkpoint,
                 where,
-                _run_settings(plan, name),
+                _run_settings(plan, name, lr),
             )
             health = GradientHealth(every_n_steps=10)
             try:
                 result = run_task(
                     task,
                     name,
-                    lr=plan.lrs.get(name),
+                    lr=lr,
                     seed=seed,
                     epochs=plan.epochs,
                     batch_size=plan.batch_size,
@@ -337,7 +412,9 @@ def _run(
                 interrupted_by = result.history.interrupted_by
                 interrupt.signum = signal.Signals[interrupted_by].value
                 break
-            record = run_record(result, task, [r.to_dict() for r in health.records])
+            record = run_record(
+                result, task, [r.to_dict() for r in health.records], lr_source=lr_source
+            )
             record["machine"] = machine_load()
             records.append(record)
             _guard_disk(

@@ -140,5 +140,6 @@ def rebuild_report(
         tensorboard=not missing,
         metrics=False,
         notice=" ".join(n for n in notices if n) or None,
+        tuning=config.get("tuning"),
         summary_extra=extra,
     )

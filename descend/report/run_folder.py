@@ -40,6 +40,7 @@ from descend.report.metrics_table import write_metrics_csv
 from descend.report.plots import loss_figure, lr_figure, png_bytes, validation_figure
 from descend.report.summary import finite_or_none, group_by_optimizer, summarize_runs
 from descend.report.tensorboard_events import write_tensorboard
+from descend.report.tuning_plots import tuning_figure
 
 _CAPTIONS = {
     "loss": (
@@ -59,6 +60,15 @@ _CAPTIONS = {
     "lr": (
         "Learning rate",
         "The rate each optimizer actually used: flat for a constant rate, falling under a schedule.",
+    ),
+    "tuning": (
+        "Tuning trials",
+        (
+            "Each optimizer's score on a split of the training set (never the validation set "
+            "the table is judged on) at each learning rate it was given; the ringed point is "
+            "the rate compared. A flat curve means the optimizer is forgiving; a sharp peak, "
+            "that its rate must be right. Crosses: trials that diverged."
+        ),
     ),
     "gradients": (
         "Gradient norm per layer",
@@ -184,6 +194,7 @@ def write_run(
     metrics: bool = True,
     notice: str | None = None,
     summary_extra: Mapping[str, Any] | None = None,
+    tuning: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Write a run folder for one or more runs; return ``{name: path}`` of what was written.
 
@@ -201,6 +212,8 @@ def write_run(
             (a comparison appends each run's rows as the run ends).
         notice: a sentence shown prominently at the top of the report (e.g. "incomplete").
         summary_extra: keys added to ``summary.json`` (e.g. ``complete``, ``missing_runs``).
+        tuning: optional ``{optimizer: {"hyperparameters", "trials", "metric"}}``, drawn as
+            the ``tuning`` figure (score against learning rate).
 
     Returns:
         Paths keyed ``config``, ``metrics``, ``summary``, ``report``, one key per figure
@@ -260,6 +273,10 @@ def write_run(
                 ),
             )
         )
+    if tuning:
+        figure = tuning_figure(tuning, title=f"Tuning trials — {task.get('name', 'run')}")
+        if figure is not None:
+            made.append(("tuning", figure))
     for key, figure in made:
         png = png_bytes(figure)
         written[key] = write_bytes_atomic(folder / f"{key}.png", png)
