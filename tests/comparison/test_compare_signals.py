@@ -44,12 +44,14 @@ def wait_for(proc: subprocess.Popen, path: Path, timeout: float = 240.0) -> None
 
 
 def without_times(value: Any) -> Any:
-    """``value`` without wall-clock numbers, which differ between any two runs."""
+    """``value`` without wall-clock numbers and machine load, which differ between any two runs."""
     if isinstance(value, dict):
         return {
             k: without_times(v)
             for k, v in value.items()
-            if "time" not in k and "seconds" not in k and k != "created"
+            if "time" not in k
+            and "seconds" not in k
+            and k not in ("created", "machine", "machine_load")
         }
     if isinstance(value, list):
         return [without_times(v) for v in value]
