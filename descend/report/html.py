@@ -281,15 +281,16 @@ dl.meta dt{font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:va
 dl.meta dd{margin:0;overflow-wrap:anywhere}
 .wrap{overflow-x:auto}
 .verdict-line{font-size:18px;font-weight:600;margin:8px 0}
-.hp{list-style:none;margin:0;padding:0;font-size:12px;white-space:nowrap}
+.hp{list-style:none;margin:0;padding:0;font-size:12px}
 .badge.tied{background:#777}
 .notice{border:2px solid #c77700;background:#fff6e5;padding:8px 12px;border-radius:6px;font-weight:600}
 table.results{border-collapse:collapse;width:100%;font-size:14px}
+table.results td{overflow-wrap:anywhere}
 table.results th{text-align:left;font-weight:600;color:var(--dim);font-size:12px;text-transform:uppercase;letter-spacing:.04em;border-bottom:2px solid var(--line);padding:8px 10px}
 table.results td{padding:9px 10px;border-bottom:1px solid var(--line);vertical-align:top}
 table.results tbody tr:nth-child(even){background:#fafbfc}
 table.results tr.best{background:var(--good)!important;box-shadow:inset 4px 0 0 var(--goodline)}
-td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+td.num{font-variant-numeric:tabular-nums}
 td.strong{font-weight:600}
 td.name{font-weight:600}
 .badge{display:inline-block;background:var(--goodline);color:#fff;font-size:11px;border-radius:9px;padding:0 7px;margin-left:6px;vertical-align:1px}
