@@ -258,13 +258,36 @@ def _seed_label(d: Mapping[str, Any]) -> str:
 
 
 def _diagnostics(diagnostics: Sequence[Mapping[str, Any]]) -> str:
-    cards = "".join(
-        f'<div class="diag"><div class="diag-head"><span class="name">{_e(d.get("optimizer"))}'
-        f"{_seed_label(d)}</span>"
-        f' <span class="verdict">{_e(d.get("verdict"))}</span></div>{_evidence(d.get("evidence"))}</div>'
-        for d in diagnostics
+    """One table row per verdict; anything but "healthy" highlighted, its evidence a click away."""
+    rows = []
+    for d in diagnostics:
+        evidence = d.get("evidence")
+        finding = evidence.get("finding", "") if isinstance(evidence, Mapping) else ""
+        details = (
+            {k: v for k, v in evidence.items() if k != "finding"}
+            if isinstance(evidence, Mapping)
+            else evidence
+        )
+        flag = "" if d.get("verdict") == "healthy" else ' data-exception="1"'
+        rows.append(
+            f'<tr class="diag"{flag}><td class="name">{_e(d.get("optimizer"))}</td>'
+            f"<td>{_e(d.get('seed'))}</td>"
+            f'<td><span class="verdict">{_e(d.get("verdict"))}</span></td>'
+            f"<td><details><summary>{_e(finding) or 'evidence'}</summary>"
+            f"{_evidence(details)}</details></td></tr>"
+        )
+    trouble = sum(1 for d in diagnostics if d.get("verdict") != "healthy")
+    lead = (
+        f"{trouble} of {len(diagnostics)} verdicts name a problem (highlighted)."
+        if trouble
+        else f"All {len(diagnostics)} runs healthy."
     )
-    return f"<section><h2>Diagnostics</h2>{cards}</section>"
+    table = (
+        '<table class="results diag-table"><thead><tr><th>optimizer</th><th>seed</th>'
+        "<th>verdict</th><th>finding (click for the numbers)</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+    return f'<section><h2>Diagnostics</h2><p class="note">{_e(lead)}</p>{table}</section>'
 
 
 _CSS = """
@@ -301,7 +324,8 @@ figure{margin:0 0 22px}
 figure:last-child{margin-bottom:0}
 figcaption{margin:0 0 8px}
 figure img{display:block;max-width:100%;height:auto;border:1px solid var(--line);border-radius:6px;background:#fff}
-.diag{border-left:4px solid var(--accent);padding:6px 12px;margin:0 0 12px;background:#f8faff}
+tr.diag[data-exception]{background:#fdecea!important;box-shadow:inset 4px 0 0 var(--bad)}
+.diag-table summary{font-weight:400}
 .diag .verdict{color:var(--accent);font-weight:600}
 .diag ul,.diag p{margin:4px 0}
 pre{background:#f3f5f8;border-radius:6px;padding:12px;overflow:auto;font-size:13px}

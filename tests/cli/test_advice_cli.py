@@ -35,6 +35,10 @@ def test_compare_with_a_diverging_optimizer_names_it_and_exits_3(tmp_path, capsy
     assert code == 3, err
     assert "diverged: sgd, seed 0: lr_too_large" in err and "adam" not in err
     assert "final val_loss" in out  # the table is still printed
+    # The report's diagnostics table highlights the diverged run, not the healthy one.
+    page = (tmp_path / "report.html").read_text()
+    assert page.count('<tr class="diag" data-exception="1"><td class="name">sgd</td>') >= 1
+    assert '<tr class="diag" data-exception="1"><td class="name">adam</td>' not in page
 
 
 def test_lr_find_sweeps_the_tasks_optimizer(tmp_path, capsys) -> None:

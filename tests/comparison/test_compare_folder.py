@@ -190,3 +190,28 @@ def test_a_busy_machine_is_measured_and_warned_about(tmp_path, monkeypatch, caps
     summary = json.loads((out / "summary.json").read_text())
     assert summary["machine_load"]["busy"] is True and summary["machine_load"]["cpus"] == 2
     assert "The machine was busy" in (out / "report.html").read_text()
+
+
+def test_the_gradient_figure_has_one_line_per_optimizer() -> None:
+    from descend.comparison.store import per_optimizer_gradients
+
+    def record(name: str, seed: int, norms: list[float]) -> dict:
+        weights = [f"w{i}" for i in range(len(norms))]
+        health = [
+            {
+                "step": 1,
+                "loss": 1.0,
+                "grad_norms": dict(zip(weights, norms, strict=True)),
+                "weights": weights,
+            }
+        ]
+        return {"optimizer": name, "seed": seed, "history": {"steps": []}, "health": health}
+
+    records = [
+        record("sgd", 0, [1.0, 2.0, 3.0]),
+        record("sgd", 1, [3.0, 4.0, 5.0]),
+        record("sgd", 2, [2.0, 9.0, 4.0]),
+        record("adam", 0, [0.5, 0.5, 0.5]),
+    ]
+    lines = per_optimizer_gradients(records, [r["health"] for r in records])
+    assert lines == {"sgd (median of 3 seeds)": [2.0, 4.0, 4.0], "adam": [0.5, 0.5, 0.5]}
