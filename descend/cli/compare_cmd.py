@@ -137,6 +137,13 @@ def compare(
     task: Annotated[
         str | None, typer.Argument(help="Built-in task name (default: digits).")
     ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="Compare on several tasks (comma-separated): one comparison per task in "
+            "OUT/TASK/, then steps to target per task and a performance profile in OUT/report.html."
+        ),
+    ] = None,
     optimizers: Annotated[
         str | None,
         typer.Option(
@@ -233,6 +240,22 @@ def compare(
         "checkpoint_every": checkpoint_every,
         "budget": budget,
     }
+    if tasks is not None or (resume is not None and (resume / "suite-plan.json").exists()):
+        _compare_suite(
+            tasks,
+            task,
+            names,
+            seeds,
+            lr,
+            resume,
+            out,
+            overwrite,
+            allow_changes,
+            given,
+            log,
+            allow_divergence,
+        )
+        return
     if resume is not None:
         if out is not None and out != resume:
             raise typer.BadParameter(
@@ -280,6 +303,69 @@ def compare(
         )
     _print_result(result)
     check_divergence(result.diagnostics(), allow_divergence)
+
+
+def _compare_suite(
+    tasks: str | None,
+    task: str | None,
+    names: list[str] | None,
+    seeds: int | None,
+    lr: str | None,
+    resume: Path | None,
+    out: Path | None,
+    overwrite: bool,
+    allow_changes: bool,
+    given: dict[str, Any],
+    log: Any,
+    allow_divergence: bool,
+) -> None:
+    """``--tasks a,b,c`` (or ``--resume`` of such a folder): one comparison per task, then profiles."""
+    from descend.comparison.suite import compare_tasks
+    from descend.tasks import task_names
+
+    if task is not None:
+        raise typer.BadParameter("give either a TASK or --tasks, not both.")
+    if resume is not None:
+        if any(v is not None for v in (tasks, names, seeds, lr, *given.values())) or allow_changes:
+            raise typer.BadParameter(
+                "--resume of a comparison across tasks takes no other settings: it continues "
+                "with the saved ones."
+            )
+        suite = compare_tasks([], out=resume, resume_suite=True, log=log)
+    else:
+        listed = [
+            check_name("task", t.strip(), task_names())
+            for t in (tasks or "").split(",")
+            if t.strip()
+        ]
+        if len(listed) < 2:
+            raise typer.BadParameter("--tasks needs at least two task names, e.g. digits,logreg.")
+        if allow_changes:
+            raise typer.BadParameter("--allow-changes only applies with --resume DIR.")
+        compared = names or list(SEED_OPTIMIZERS)
+        folder = out if out is not None else default_out("compare", "suite")
+        suite = compare_tasks(
+            listed,
+            compared,
+            out=folder,
+            overwrite=overwrite,
+            log=log,
+            seeds=list(range(seeds or 3)),
+            lrs=parse_lrs(lr, compared),
+            **{k: v for k, v in given.items() if v is not None},
+        )
+    for name, result in suite.comparisons.items():
+        typer.echo(f"{name}: {(result.summary or {}).get('verdict', '')}")
+    typer.echo(f"report: {suite.written['report']}")
+    diagnostics = [d for r in suite.comparisons.values() for d in r.diagnostics()]
+    if suite.interrupted_by:
+        typer.echo(
+            f"interrupted by {suite.interrupted_by}; continue with: descend compare --resume "
+            f"{suite.folder}",
+            err=True,
+        )
+        raise typer.Exit(128 + signal.Signals[suite.interrupted_by].value)
+    check_divergence(diagnostics, allow_divergence)
 
 
 def _print_result(result: Any) -> None:
