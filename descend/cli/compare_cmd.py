@@ -230,8 +230,9 @@ def compare(
             raise typer.BadParameter("--optimizers needs at least one name.")
     if task is not None:
         check_name("task", task, task_names())
-    log = None if quiet else (lambda line: typer.echo(line, err=True))
     progress = not quiet and sys.stderr.isatty()
+    # On a terminal the bars say which run is going; elsewhere (a log file) one line per run.
+    log = None if quiet or progress else (lambda line: typer.echo(line, err=True))
     given: dict[str, Any] = {
         "epochs": epochs,
         "batch_size": batch_size,

@@ -17,10 +17,13 @@ import json
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from descend._validation import InvalidParameterError, unknown_choice
 from descend.comparison import store
@@ -32,6 +35,7 @@ from descend.diagnose import GradientHealth, verdicts_for_runs
 from descend.report import write_text_atomic
 from descend.tasks import Task, get_task, run_task, warm_up
 from descend.tasks.task import OPTIMIZER_NAMES
+from descend.train import ProgressBar
 from descend.train.interrupts import catch_interrupts
 
 SEED_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -357,6 +361,13 @@ def _run(
     }
     tuned: dict[str, Tuned] = {}
 
+    # One bar over all runs (which optimizer and seed is running in its label), and one
+    # under it for the run in progress.
+    overall = (
+        tqdm(total=total, initial=total - len(todo), unit="run", position=0, file=sys.stderr)
+        if progress
+        else None
+    )
     with catch_interrupts() as interrupt:
         if plan.budget is not None:
             try:
@@ -385,6 +396,12 @@ def _run(
                 _run_settings(plan, name, lr),
             )
             health = GradientHealth(every_n_steps=10)
+            callbacks: list[Any] = [health]
+            if overall is not None:
+                overall.set_description_str(f"compare {task.name}: {name}, seed {seed}")
+                callbacks.append(
+                    ProgressBar(desc=f"{name}, seed {seed}", leave=False, position=1, disable=False)
+                )
             try:
                 result = run_task(
                     task,
@@ -395,11 +412,11 @@ def _run(
                     batch_size=plan.batch_size,
                     schedule=plan.schedule,
                     max_steps=plan.max_steps,
-                    callbacks=[health],
+                    callbacks=callbacks,
                     checkpoint_dir=where,
                     checkpoint_every=plan.checkpoint_every,
                     resume=True,
-                    progress=progress,
+                    progress=False,
                     on_nonfinite=plan.on_nonfinite,
                 )
             except OSError as exc:
@@ -426,6 +443,8 @@ def _run(
             )
             _guard_disk(folder, "metrics.csv", store.add_metrics, folder, records)
             shutil.rmtree(where, ignore_errors=True)
+            if overall is not None:
+                overall.update(1)
             _guard_disk(
                 folder,
                 "the report",
@@ -454,4 +473,6 @@ def _run(
             )
         if not missing:
             shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    if overall is not None:
+        overall.close()
     return Comparison(folder, plan, records, missing, interrupted_by, written)

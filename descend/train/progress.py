@@ -25,11 +25,23 @@ class ProgressBar(Callback):
         disable: ``True`` hides the bar; ``None`` (default) shows it only when
             standard error is a terminal.
         refresh_interval: least seconds between postfix refreshes, ``>= 0``.
+        desc: a label in front of the bar (a comparison names the optimizer and seed).
+        leave: keep the finished bar on screen.
+        position: the terminal line of the bar (under an outer bar at 0).
     """
 
-    def __init__(self, *, disable: bool | None = None, refresh_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        *,
+        disable: bool | None = None,
+        refresh_interval: float = 0.2,
+        desc: str | None = None,
+        leave: bool = True,
+        position: int | None = None,
+    ) -> None:
         self.disable = disable
         self.refresh_interval = float(refresh_interval)
+        self.desc, self.leave, self.position = desc, leave, position
         self._bar: Any = None
         self._last = 0.0
         self._val = ""
@@ -47,7 +59,9 @@ class ProgressBar(Callback):
             disable=disable,
             file=sys.stderr,
             dynamic_ncols=True,
-            leave=True,
+            leave=self.leave,
+            desc=self.desc,
+            position=self.position,
         )
 
     def on_step_end(self, state: TrainState) -> None:
