@@ -52,3 +52,22 @@ def test_tasks_and_a_task_argument_are_exclusive(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["compare", "digits", "--tasks", "linreg,logreg", "--out", str(tmp_path)])
     assert exc.value.code == 2 and "either a TASK or --tasks" in capsys.readouterr().err
+
+
+def test_compare_with_no_arguments_runs_the_seed_optimizers_on_deep_sigmoid(
+    tmp_path, monkeypatch
+) -> None:
+    import descend.comparison
+
+    seen = {}
+
+    def fake(task, optimizers, **kwargs):
+        seen.update(task=task, optimizers=list(optimizers), **kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(descend.comparison, "compare", fake)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["compare", "--quiet"])
+    assert seen["task"] == "deep_sigmoid" and seen["seeds"] == [0, 1, 2]
+    assert seen["optimizers"] == ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
