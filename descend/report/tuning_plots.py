@@ -28,12 +28,22 @@ def tuning_figure(tuning: Mapping[str, Mapping[str, Any]], *, title: str) -> Fig
     fig = Figure(figsize=(7.5, 4.2), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     colors = colors_for(list(series))
-    for name, trials in series.items():
+    styles = ["-", "--", "-.", ":"]
+    for i, (name, trials) in enumerate(series.items()):
         lrs = [t["hyperparameters"]["lr"] for t in trials]
         scores = [t["score"] for t in trials]
         ok = [(x, y) for x, y in zip(lrs, scores, strict=True) if y is not None]
         if ok:
-            ax.plot(*zip(*ok, strict=True), "-o", color=colors[name], label=name, lw=1.6, ms=4)
+            # A line style per optimizer as well as a colour: equal scores would hide a line.
+            ax.plot(
+                *zip(*ok, strict=True),
+                marker="o",
+                ls=styles[i % len(styles)],
+                color=colors[name],
+                label=name,
+                lw=1.6,
+                ms=4,
+            )
         chosen = (tuning[name].get("hyperparameters") or {}).get("lr")
         picked = [(x, y) for x, y in ok if x == chosen]
         if picked:
