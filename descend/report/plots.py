@@ -44,6 +44,15 @@ def colors_for(names: Sequence[str]) -> dict[str, str]:
     return {name: colors[i % len(colors)] for i, name in enumerate(names)}
 
 
+_LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def styles_for(names: Sequence[str]) -> dict[str, str]:
+    """A line style per optimizer as well as a colour, so that equal curves (two optimizers
+    at the same learning rate, say) do not hide one another."""
+    return {name: _LINE_STYLES[i % len(_LINE_STYLES)] for i, name in enumerate(names)}
+
+
 def png_bytes(figure: Figure) -> bytes:
     """The figure as PNG bytes (Agg canvas, the figure's dpi)."""
     FigureCanvasAgg(figure)
@@ -135,8 +144,9 @@ def _draw(
     label: str,
     alpha: float,
     marker: str | None = None,
+    ls: str = "-",
 ) -> None:
-    ax.plot(x, mean, color=color, lw=1.8, label=label, marker=marker, ms=4)
+    ax.plot(x, mean, color=color, lw=1.8, label=label, marker=marker, ms=4, ls=ls)
     if np.any(high > low):
         ax.fill_between(x, low, high, color=color, alpha=alpha, lw=0)
 
@@ -178,6 +188,7 @@ def loss_figure(runs: Runs, *, task_name: str) -> Figure | None:
     """Training loss against steps (left) and wall time (right); log scale; None without step losses."""
     groups = group_by_optimizer(runs)
     colors = colors_for(list(groups))
+    styles = styles_for(list(groups))
     alpha = _band_alpha(len(groups))
     longest = max(len((run.get("history") or {}).get("steps") or []) for run in runs)
     window = max(1, int(longest * _SMOOTH_FRACTION))
@@ -191,7 +202,15 @@ def loss_figure(runs: Runs, *, task_name: str) -> Figure | None:
         drawn += [low, high]
         for ax, x in ((by_step, steps), (by_time, time)):
             _draw(
-                ax, x, mean, low, high, color=colors[name], label=_label(name, group), alpha=alpha
+                ax,
+                x,
+                mean,
+                low,
+                high,
+                color=colors[name],
+                label=_label(name, group),
+                alpha=alpha,
+                ls=styles[name],
             )
     if not drawn:
         return None
@@ -208,6 +227,7 @@ def validation_figure(
     """``metric`` at the end of each epoch against steps and wall time, target dashed; None if absent."""
     groups = group_by_optimizer(runs)
     colors = colors_for(list(groups))
+    styles = styles_for(list(groups))
     alpha = _band_alpha(len(groups))
     figure, by_step, by_time = _two_panel(_title(task_name, runs, f"{metric} per epoch"))
     drawn: list[np.ndarray] = []
@@ -218,7 +238,18 @@ def validation_figure(
         drawn += [low, high]
         for ax, x in ((by_step, steps), (by_time, time)):
             label = _label(name, group)
-            _draw(ax, x, mean, low, high, color=colors[name], label=label, alpha=alpha, marker="o")
+            _draw(
+                ax,
+                x,
+                mean,
+                low,
+                high,
+                color=colors[name],
+                label=label,
+                alpha=alpha,
+                marker="o",
+                ls=styles[name],
+            )
     if not drawn:
         return None
     if target is not None:
@@ -235,16 +266,22 @@ def lr_figure(runs: Runs, *, task_name: str) -> Figure | None:
     """Learning rate against steps, one line per optimizer; None when no step logs an lr."""
     groups = group_by_optimizer(runs)
     colors = colors_for(list(groups))
+    styles = styles_for(list(groups))
     figure = Figure(figsize=_NARROW, dpi=DPI, layout="constrained")
     ax = figure.subplots()
     figure.suptitle(_title(task_name, runs, "Learning rate", band=False), fontsize=11)
     drawn: list[np.ndarray] = []
-    for name, group in groups.items():
+    for i, (name, group) in enumerate(groups.items()):
         steps, _, mean, _, _ = _series(group, "steps", "lr")
         if not steps.size:
             continue
         drawn.append(mean)
-        ax.plot(steps, mean, color=colors[name], lw=1.8, label=_label(name, group))
+        # Equal rates are common (momentum and nesterov share one): earlier lines wider,
+        # later ones dashed on top, so every one shows.
+        width = max(1.2, 4.0 - 0.6 * i)
+        ax.plot(
+            steps, mean, color=colors[name], lw=width, ls=styles[name], label=_label(name, group)
+        )
     if not drawn:
         return None
     # Log scale only to fit rates of different optimizers that differ by orders of
