@@ -178,7 +178,7 @@ def compare(
 def resume(
     out: str | Path,
     *,
-    task: Task | None = None,
+    task: Task | str | None = None,
     allow_changes: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
@@ -189,7 +189,8 @@ def resume(
 
     Args:
         out: the folder of a comparison started by :func:`compare`.
-        task: the :class:`~descend.tasks.Task` object, for a task that is not in the registry.
+        task: the task, as saved (a name must match it); a :class:`~descend.tasks.Task`
+            object is needed only for a task that is not in the registry.
         allow_changes: accept settings in ``changes`` that differ from the saved plan;
             runs already finished keep theirs, and the change is recorded in
             ``compare.json`` and ``config.yaml``.
@@ -205,6 +206,11 @@ def resume(
         load_plan(folder)  # raises the "holds no comparison" error
     with claim(folder, resume=True, overwrite=False):
         saved, history = load_plan(folder)
+        if isinstance(task, str) and task != saved.task:
+            raise InvalidParameterError(
+                f"cannot resume {str(folder)!r} with task {task!r}: it compares on "
+                f"{saved.task!r}. Start a new comparison with --out instead."
+            )
         plan = saved.changed(**changes)
         _check_plan(plan)
         differences = saved.differences(plan)
@@ -228,7 +234,7 @@ def resume(
             ]
             history = [*history, change_entry(differences, finished)]
             _guard_disk(folder, "compare.json", lambda: save_plan(folder, plan, history))
-        task_obj = task if task is not None else get_task(plan.task)
+        task_obj = task if isinstance(task, Task) else get_task(plan.task)
         return _run(folder, plan, history, task_obj, progress=progress, log=log, tuner=tuner)
 
 

@@ -215,3 +215,12 @@ def test_the_gradient_figure_has_one_line_per_optimizer() -> None:
     ]
     lines = per_optimizer_gradients(records, [r["health"] for r in records])
     assert lines == {"sgd (median of 3 seeds)": [2.0, 4.0, 4.0], "adam": [0.5, 0.5, 0.5]}
+
+
+def test_resume_with_the_task_named_again_and_with_another_task(tmp_path, capsys) -> None:
+    out = tmp_path / "cmp"
+    compare("linreg", out=out, optimizers=["sgd"], seeds=[0], epochs=3)
+    code, err = run_cli(["compare", "linreg", "--resume", str(out), "--quiet"], capsys)
+    assert code == 0, err
+    code, err = run_cli(["compare", "logreg", "--resume", str(out), "--quiet"], capsys)
+    assert code == 2 and "it compares on 'linreg'" in err
