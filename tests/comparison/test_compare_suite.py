@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from descend.cli.main import main
 from descend.comparison.suite import compare_tasks
@@ -67,7 +68,13 @@ def test_compare_with_no_arguments_runs_the_seed_optimizers_on_deep_sigmoid(
 
     monkeypatch.setattr(descend.comparison, "compare", fake)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit):
-        main(["compare", "--quiet"])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(SystemExit):
+            main(["compare", "--quiet"])
+        assert torch.get_num_threads() == 1  # small models: one thread, no contention
+    finally:
+        torch.set_num_threads(threads)
     assert seen["task"] == "deep_sigmoid" and seen["seeds"] == [0, 1, 2]
     assert seen["optimizers"] == ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
