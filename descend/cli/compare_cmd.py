@@ -63,7 +63,11 @@ def parse_lrs(text: str | None, optimizers: list[str]) -> dict[str, float]:
 def _steps_cell(per: dict[str, Any]) -> str:
     seeds = len(per["seeds"])
     mean = per["steps_to_target"]["mean"]
-    return f"{mean:.0f} ({per['reached_target']}/{seeds})" if mean is not None else f"- (0/{seeds})"
+    if mean is None:
+        return f"- (0/{seeds})"
+    examples = (per.get("examples_to_target") or {}).get("mean")
+    shown = "" if examples is None else f", {examples / 1000:.3g}k ex"
+    return f"{mean:.0f} ({per['reached_target']}/{seeds}){shown}"
 
 
 def _time_cell(per: dict[str, Any]) -> str:

@@ -104,6 +104,11 @@ def _to_target(per: Mapping[str, Any], key: str, seeds: int) -> str:
     return f'{_e(value)} <span class="dim">{reached}/{seeds}</span>'
 
 
+def _examples(per: Mapping[str, Any]) -> str:
+    mean = (per.get("examples_to_target") or {}).get("mean")
+    return "" if mean is None else f'<div class="dim">{_e(f"{mean:,.0f}")} examples</div>'
+
+
 def _stop_reasons(per: Mapping[str, Any]) -> str:
     reasons = [r for r in per.get("stop_reasons") or [] if r]
     unique = list(dict.fromkeys(reasons))
@@ -175,7 +180,8 @@ def _results_table(summary: Mapping[str, Any]) -> str:
             f"<td>{_hyperparameters(per, lr_text)}</td>"
             f'<td class="num strong">{_e(_mean_std(final))}{ci_text}{_per_seed(final)}</td>'
             f'<td class="num">{_e(_mean_std(best_value))}{_per_seed(best_value)}</td>'
-            f'<td class="num">{_to_target(per, "steps_to_target", seeds)}</td>'
+            f'<td class="num">{_to_target(per, "steps_to_target", seeds)}'
+            f"{_examples(per)}</td>"
             f'<td class="num">{_to_target(per, "time_to_target", seeds)}</td>'
             f'<td class="num">{_e(_seconds_entry(per.get("seconds_per_step")))}</td>'
             f"<td>{_stop_reasons(per)}</td></tr>"

@@ -146,6 +146,7 @@ def summarize_optimizer(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "final": _metric_stats(summaries, "final"),
         "best": _metric_stats(summaries, "best"),
         "steps_to_target": stats(to_target),
+        "examples_to_target": stats([s.get("examples_to_target") for s in summaries]),
         "time_to_target": stats([s.get("time_to_target") for s in summaries]),
         "reached_target": sum(v is not None for v in to_target),
         "seconds_per_step": stats([s.get("seconds_per_step") for s in summaries]),

@@ -176,6 +176,7 @@ def run_task(
         "batch_size": batch_size,
         "max_steps": max_steps,
         "total_steps": total_steps,
+        "train_samples": len(data.train[1]),
         "device": str(device),
         "on_nonfinite": on_nonfinite,
         "target": task.target.describe(),

@@ -35,6 +35,25 @@ def seconds_per_step(result: RunResult) -> float | None:
     return None
 
 
+def examples_seen(steps: int, samples: int | None, batch_size: int | None) -> int | None:
+    """Training examples the first ``steps`` updates used: whole epochs of ``samples``, then
+    the batches of the epoch in progress (its last batch may be short).
+
+    Example:
+        >>> examples_seen(5, samples=100, batch_size=32)  # 4 batches/epoch: 100 + 32
+        132
+        >>> examples_seen(3, samples=100, batch_size=None)  # full batch
+        300
+    """
+    if samples is None:
+        return None
+    if batch_size is None:
+        return steps * samples
+    per_epoch = math.ceil(samples / batch_size)
+    epochs, rest = divmod(steps, per_epoch)
+    return epochs * samples + min(rest * batch_size, samples)
+
+
 def summarize(result: RunResult, task: Task) -> dict[str, Any]:
     """Final and best value of each logged metric, time to target, and speed.
 
@@ -43,7 +62,7 @@ def summarize(result: RunResult, task: Task) -> dict[str, Any]:
         ``final`` and ``best`` (``{column: value}`` for every loss/metric column of
         the epoch rows, best in each column's :func:`direction`); ``target`` (its
         description), ``target_reached``, and the first epoch row meeting it as
-        ``epochs_to_target``, ``steps_to_target``, ``time_to_target`` (``None`` when
+        ``epochs_to_target``, ``steps_to_target``, ``examples_to_target``, ``time_to_target`` (``None`` when
         never reached); ``epochs``, ``steps``, ``seconds`` (the run's wall time),
         ``seconds_per_step`` and ``stop_reason``.
     """
@@ -70,6 +89,14 @@ def summarize(result: RunResult, task: Task) -> dict[str, Any]:
         "target_reached": hit is not None,
         "epochs_to_target": None if hit is None else int(hit["epoch"]),
         "steps_to_target": None if hit is None else int(hit["step"]),
+        # Steps are comparable only at one batch size; examples are, across batch sizes.
+        "examples_to_target": None
+        if hit is None
+        else examples_seen(
+            int(hit["step"]),
+            result.config.get("train_samples"),
+            result.config.get("batch_size"),
+        ),
         "time_to_target": None if hit is None else float(hit["time"]),
         "epochs": len(rows),
         "steps": int(steps[-1]["step"]) if steps else 0,

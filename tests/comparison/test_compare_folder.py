@@ -163,6 +163,18 @@ def test_every_hyperparameter_and_its_source_is_in_config_and_table(tmp_path, ca
     assert "betas = 0.9, 0.999" in page and "momentum = 0.9" in page
 
 
+def test_examples_to_target_count_whole_epochs_and_the_batches_since(tmp_path) -> None:
+    # logreg: mini-batches of 32; examples, unlike steps, compare across batch sizes.
+    result = compare("logreg", ["adam"], out=tmp_path / "cmp", seeds=[0], epochs=8)
+    run = result.records[0]["summary"]
+    samples = result.records[0]["config"]["train_samples"]
+    per_epoch = -(-samples // 32)
+    epochs, rest = divmod(run["steps_to_target"], per_epoch)
+    assert run["examples_to_target"] == epochs * samples + min(rest * 32, samples)
+    entry = result.summary["optimizers"]["adam"]["examples_to_target"]
+    assert entry["mean"] == run["examples_to_target"]
+
+
 def test_a_busy_machine_is_measured_and_warned_about(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(compare_run.os, "getloadavg", lambda: (7.5, 7.0, 6.0))
     monkeypatch.setattr(compare_run.os, "cpu_count", lambda: 2)
