@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
+from descend.optim import fused as torch_fused
 from descend.optim.optimizer import Optimizer
 from descend.optim.transform import chain, when
 from descend.optim.transforms import (
@@ -22,6 +23,16 @@ from descend.optim.transforms import (
 )
 
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
+_SGD = chain(maximize(), add_weight_decay(), trace(), scale_by_lr())
+_ADAGRAD = chain(maximize(), add_weight_decay(), scale_by_adagrad(), scale_by_lr())
+_RMSPROP = chain(maximize(), add_weight_decay(), scale_by_rms(), trace(), scale_by_lr())
+_ADAM = chain(
+    maximize(),
+    when("decoupled_weight_decay", add_weight_decay(), value=False),
+    scale_by_adam(),
+    when("decoupled_weight_decay", add_decayed_weights(), value=True),
+    scale_by_lr(),
+)
 
 
 class _Named(Optimizer):
@@ -57,10 +68,14 @@ class SGD(_Named):
         2.9e-05
     """
 
+    transform = _SGD
+    _sparse_grads = True
+    _fused = staticmethod(torch_fused.sgd)
+
     def __init__(
         self,
         params: Params,
-        lr: float = 1e-3,
+        lr: float | Tensor = 1e-3,
         momentum: float = 0,
         dampening: float = 0,
         weight_decay: float = 0,
@@ -110,12 +125,16 @@ class Adagrad(_Named):
         True
     """
 
+    transform = _ADAGRAD
     _eager_state = True
+    _sparse_grads = True
+    _fused = staticmethod(torch_fused.adagrad)
+    _fused_devices = ("cpu",)  # torch builds its fused Adagrad for the CPU only
 
     def __init__(
         self,
         params: Params,
-        lr: float = 1e-2,
+        lr: float | Tensor = 1e-2,
         lr_decay: float = 0,
         weight_decay: float = 0,
         initial_accumulator_value: float = 0,
@@ -168,10 +187,12 @@ class RMSprop(_Named):
         True
     """
 
+    transform = _RMSPROP
+
     def __init__(
         self,
         params: Params,
-        lr: float = 1e-2,
+        lr: float | Tensor = 1e-2,
         alpha: float = 0.99,
         eps: float = 1e-8,
         weight_decay: float = 0,
@@ -232,10 +253,13 @@ class Adam(_Named):
         Reddi et al., "On the Convergence of Adam and Beyond" (AMSGrad), 2018. https://openreview.net/forum?id=ryQu7f-RZ
     """
 
+    transform = _ADAM
+    _fused = staticmethod(torch_fused.adam)
+
     def __init__(
         self,
         params: Params,
-        lr: float = 1e-3,
+        lr: float | Tensor = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0,
@@ -248,6 +272,7 @@ class Adam(_Named):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
+        _check_tensor_hyper(lr, betas, foreach=foreach, capturable=capturable)
         super().__init__(
             params,
             _ADAM,
@@ -288,7 +313,7 @@ class AdamW(Adam):
     def __init__(
         self,
         params: Params,
-        lr: float = 1e-3,
+        lr: float | Tensor = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
@@ -316,13 +341,18 @@ class AdamW(Adam):
         )
 
 
-_SGD = chain(maximize(), add_weight_decay(), trace(), scale_by_lr())
-_ADAGRAD = chain(maximize(), add_weight_decay(), scale_by_adagrad(), scale_by_lr())
-_RMSPROP = chain(maximize(), add_weight_decay(), scale_by_rms(), trace(), scale_by_lr())
-_ADAM = chain(
-    maximize(),
-    when("decoupled_weight_decay", add_weight_decay(), value=False),
-    scale_by_adam(),
-    when("decoupled_weight_decay", add_decayed_weights(), value=True),
-    scale_by_lr(),
-)
+
+
+def _check_tensor_hyper(lr: Any, betas: Any, *, foreach: bool | None, capturable: bool) -> None:
+    """torch.optim.Adam's refusals of tensor hyperparameters, in its words."""
+    if isinstance(betas, tuple | list) and len(betas) == 2:
+        if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
+            raise ValueError(
+                f"betas must be either both floats or both Tensors. Got {tuple(betas)!r}."
+            )
+        if isinstance(betas[0], Tensor) and foreach and not capturable:
+            raise ValueError(
+                "betas[0] as a Tensor is not supported for capturable=False and foreach=True"
+            )
+    if isinstance(lr, Tensor) and foreach and not capturable:
+        raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")

@@ -6,9 +6,10 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import BETAS, FLAG, NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform
+from descend.optim.transform import Hyper, State, Transform, picklable
 
 
+@picklable
 def scale_by_adam() -> Transform:
     r"""Scale by bias-corrected first and second moment estimates (Kingma & Ba, 2015).
 
@@ -70,6 +71,5 @@ def scale_by_adam() -> Transform:
         {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
         {"betas": BETAS, "eps": NON_NEGATIVE, "amsgrad": FLAG},
         True,
-        "scale_by_adam",
-        elementwise=True,
+        "scale_by_adam"
     )

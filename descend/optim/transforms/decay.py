@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from descend.optim._constraints import NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, stateless
+from descend.optim._constraints import NON_NEGATIVE, tensor_or
+from descend.optim.transform import Hyper, State, Transform, picklable, stateless
 
 
+@picklable
 def add_weight_decay() -> Transform:
     r"""Coupled weight decay: add the gradient of :math:`\tfrac{\lambda}{2}\lVert\theta\rVert^2`.
 
@@ -27,12 +28,12 @@ def add_weight_decay() -> Transform:
     return stateless(
         update,
         name="add_weight_decay",
-        elementwise=True,
         defaults={"weight_decay": 0.0},
-        constraints={"weight_decay": NON_NEGATIVE},
+        constraints={"weight_decay": tensor_or(NON_NEGATIVE)},
     )
 
 
+@picklable
 def add_decayed_weights() -> Transform:
     r"""Decoupled weight decay (Loshchilov & Hutter, AdamW): add :math:`\lambda\theta` to the
     *update*, after the adaptive scaling, so the decay is not divided by :math:`\sqrt{v}`.
@@ -56,7 +57,6 @@ def add_decayed_weights() -> Transform:
     return stateless(
         update,
         name="add_decayed_weights",
-        elementwise=True,
         defaults={"weight_decay": 1e-2},
-        constraints={"weight_decay": NON_NEGATIVE},
+        constraints={"weight_decay": tensor_or(NON_NEGATIVE)},
     )

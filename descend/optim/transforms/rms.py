@@ -6,9 +6,10 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import FLAG, NON_NEGATIVE, UNIT_OPEN
-from descend.optim.transform import Hyper, State, Transform
+from descend.optim.transform import Hyper, State, Transform, picklable
 
 
+@picklable
 def scale_by_rms() -> Transform:
     r"""Divide by an exponential moving RMS of the gradients (Hinton, 2012), optionally centered.
 
@@ -58,6 +59,5 @@ def scale_by_rms() -> Transform:
         {"alpha": 0.99, "eps": 1e-8, "centered": False},
         {"alpha": UNIT_OPEN, "eps": NON_NEGATIVE, "centered": FLAG},
         True,
-        "scale_by_rms",
-        elementwise=True,
+        "scale_by_rms"
     )
