@@ -264,6 +264,10 @@ class Optimizer(torch.optim.Optimizer):
             hp["step"] = [c.to(torch.float64) for c in counts] if tensors else [c.item() for c in counts]
         keys = [k for k in states[0] if k != "step"]
         lists: State = {k: [_real(st[k]) for st in states] for k in keys}
+        if group.get("differentiable"):
+            # New state tensors each step: the last step's graph keeps the old ones, which
+            # the in-place state updates would otherwise change under it.
+            lists = {k: [v if v is None else v.clone() for v in vs] for k, vs in lists.items()}
         apply = _apply
         if self._compile and not any(v is None for values in lists.values() for v in values):
             apply = self._compiled_apply()

@@ -34,6 +34,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import torch
 from torch import Tensor
 
 from descend._validation import BOOL, Constraint, Rule
@@ -47,6 +48,13 @@ F = TypeVar("F", bound=Callable[..., "Transform"])
 
 def _no_state(params: list[Tensor], hp: Hyper) -> State:
     return {}
+
+
+def owned(tensors: list[Tensor]) -> list[Tensor]:
+    """``tensors``, safe to change in place next. In a differentiable step (grad mode on)
+    a copy: ops such as ``sqrt`` keep their output for the backward pass, which an
+    in-place change would invalidate. Otherwise the tensors themselves (no copy)."""
+    return torch._foreach_mul(tensors, 1.0) if torch.is_grad_enabled() else tensors
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,8 +22,7 @@ def add_weight_decay() -> Transform:
     """
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        wd = hp["weight_decay"]
-        return torch._foreach_add(grads, params, alpha=wd) if wd != 0 else grads
+        return _plus_decay(grads, params, hp["weight_decay"])
 
     return stateless(
         update,
@@ -51,8 +50,7 @@ def add_decayed_weights() -> Transform:
     """
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        wd = hp["weight_decay"]
-        return torch._foreach_add(grads, params, alpha=wd) if wd != 0 else grads
+        return _plus_decay(grads, params, hp["weight_decay"])
 
     return stateless(
         update,
@@ -60,3 +58,16 @@ def add_decayed_weights() -> Transform:
         defaults={"weight_decay": 1e-2},
         constraints={"weight_decay": tensor_or(NON_NEGATIVE)},
     )
+
+
+def _plus_decay(grads: list[Tensor], params: list[Tensor], wd: float | Tensor) -> list[Tensor]:
+    """``g + wd * theta`` for each pair (both transforms' rule; they differ in where they
+    stand in a chain)."""
+    if isinstance(wd, float | int) and wd == 0:
+        return grads
+    if torch.is_grad_enabled() or isinstance(wd, Tensor):
+        # A differentiable step: foreach's products save their inputs for backward (the
+        # parameters, which the step then changes in place); a tensor's own do not. (And
+        # ``alpha`` must be a number, so a tensor decay takes this form too.)
+        return [g + p * wd for g, p in zip(grads, params, strict=True)]
+    return torch._foreach_add(grads, params, alpha=wd)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import FLAG, NON_NEGATIVE, UNIT_OPEN
-from descend.optim.transform import Hyper, State, Transform, picklable
+from descend.optim.transform import Hyper, State, Transform, owned as _owned, picklable
 
 
 @picklable
@@ -46,10 +46,9 @@ def scale_by_rms() -> Transform:
             avg = torch._foreach_addcmul(sq, ga, ga, value=-1)
             # v − m² ≥ 0 in exact arithmetic; rounding can leave it a hair below zero (always
             # with alpha=0), where torch's sqrt gives NaN. Clamping changes nothing else.
-            torch._foreach_clamp_min_(avg, 0.0)
-            torch._foreach_sqrt_(avg)
+            avg = _owned(torch._foreach_sqrt(torch._foreach_clamp_min(avg, 0.0)))
         else:
-            avg = torch._foreach_sqrt(sq)
+            avg = _owned(torch._foreach_sqrt(sq))
         torch._foreach_add_(avg, hp["eps"])
         return torch._foreach_div(grads, avg)
 
