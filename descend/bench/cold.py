@@ -21,6 +21,7 @@ from typing import Any
 
 from descend._validation import InvalidParameterError, unknown_choice
 
+
 # Each named optimizer's rule as a compiled chain (compile=True): what a user who opts in
 # to compilation pays on the first step. Momentum SGD compiles on its second step, after
 # the first has created the momentum buffer (a first step runs eagerly while state is

@@ -461,7 +461,10 @@ def bench_size(
                 if algo.optax is None or not optax_available():
                     continue
                 runners[impl] = _OptaxRunner(algo, shapes, seed)
-            elif impl == "descend_eager" and type(algo.descend([torch.zeros(1)])) is descend.Optimizer:
+            elif (
+                impl == "descend_eager"
+                and type(algo.descend([torch.zeros(1)])) is descend.Optimizer
+            ):
                 continue  # a chain's default is its eager step: the "descend" row
             else:
                 runners[impl] = _Runner(impl, algo, shapes, seed)

@@ -61,15 +61,13 @@ def _betas_words(value: Any) -> str:
 
 # What torch.optim says for the same refusal, added to descend's message so that code
 # (and PyTorch's own tests) matching torch's words keeps working.
-_WORDS: dict[str, Callable[[Any], str]] = {
-    "lr": lambda v: f"Invalid learning rate: {v}",
-    "eps": lambda v: f"Invalid epsilon value: {v}",
-    "betas": _betas_words,
-    **{
-        name: (lambda n: lambda v: f"Invalid {n} value: {v}")(name)
-        for name in ("weight_decay", "momentum", "lr_decay", "alpha", "dampening")
-    },
-}
-TORCH_WORDS = {
-    name: (lambda w: lambda v: f"torch.optim: {w(v)}")(words) for name, words in _WORDS.items()
+def _invalid(name: str) -> Callable[[Any], str]:
+    return lambda v: f"torch.optim: Invalid {name} value: {v}"
+
+
+TORCH_WORDS: dict[str, Callable[[Any], str]] = {
+    "lr": lambda v: f"torch.optim: Invalid learning rate: {v}",
+    "eps": lambda v: f"torch.optim: Invalid epsilon value: {v}",
+    "betas": lambda v: f"torch.optim: {_betas_words(v)}",
+    **{n: _invalid(n) for n in ("weight_decay", "momentum", "lr_decay", "alpha", "dampening")},
 }

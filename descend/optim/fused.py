@@ -60,16 +60,27 @@ def fused_step_dtype(state: dict[str, Any], p: Tensor) -> None:
 
 def _scaler(opt: Any) -> dict[str, Any]:
     # torch.amp.GradScaler hands fused optimizers its scale and inf flag as attributes.
-    return {"grad_scale": getattr(opt, "grad_scale", None), "found_inf": getattr(opt, "found_inf", None)}
+    return {
+        "grad_scale": getattr(opt, "grad_scale", None),
+        "found_inf": getattr(opt, "found_inf", None),
+    }
 
 
-def sgd(opt: Any, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]) -> None:
+def sgd(
+    opt: Any,
+    group: dict[str, Any],
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict[str, Any]],
+) -> None:
     momentum = group["momentum"] != 0
     buffers = [st.get("momentum_buffer") for st in states] if momentum else []
     # torch's kernel takes one first-step flag for all its tensors: a parameter whose first
     # gradient arrives after the others' (a layer unfrozen, a branch unused) goes alone.
     new = [i for i, b in enumerate(buffers) if b is None]
-    parts = [new, [i for i in range(len(params)) if i not in set(new)]] if new else [range(len(params))]
+    parts = (
+        [new, [i for i in range(len(params)) if i not in set(new)]] if new else [range(len(params))]
+    )
     for part in parts:
         if not part:
             continue
@@ -91,7 +102,13 @@ def sgd(opt: Any, group: dict[str, Any], params: list[Tensor], grads: list[Tenso
             states[i]["momentum_buffer"] = buf
 
 
-def adagrad(opt: Any, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]) -> None:
+def adagrad(
+    opt: Any,
+    group: dict[str, Any],
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict[str, Any]],
+) -> None:
     for st, p in zip(states, params, strict=True):
         fused_step_dtype(st, p)
     _adagrad(
@@ -109,7 +126,13 @@ def adagrad(opt: Any, group: dict[str, Any], params: list[Tensor], grads: list[T
     )
 
 
-def adam(opt: Any, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]) -> None:
+def adam(
+    opt: Any,
+    group: dict[str, Any],
+    params: list[Tensor],
+    grads: list[Tensor],
+    states: list[dict[str, Any]],
+) -> None:
     for st, p in zip(states, params, strict=True):
         fused_step_dtype(st, p)
     beta1, beta2 = group["betas"]

@@ -34,7 +34,9 @@ def _scalar_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def _apply(update: UpdateFn, grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> None:
+def _apply(
+    update: UpdateFn, grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
+) -> None:
     # The whole step in one function, so that compile=True compiles exactly what eager runs.
     torch._foreach_add_(params, update(grads, state, params, hp))
 
@@ -131,11 +133,17 @@ class Optimizer(torch.optim.Optimizer):
 
     @property
     def _owner(self) -> str:
-        return type(self).__name__ if type(self) is not Optimizer else f"Optimizer({self.transform.name})"
+        return (
+            type(self).__name__
+            if type(self) is not Optimizer
+            else f"Optimizer({self.transform.name})"
+        )
 
     def _check(self, values: dict[str, Any]) -> None:
         owner = self._owner
-        validate(owner, values, {**self.transform.constraints, **EXECUTION_CONSTRAINTS}, TORCH_WORDS)
+        validate(
+            owner, values, {**self.transform.constraints, **EXECUTION_CONSTRAINTS}, TORCH_WORDS
+        )
         for rule in self.transform.rules:
             rule.check(owner, values)
 
@@ -261,7 +269,9 @@ class Optimizer(torch.optim.Optimizer):
             torch._foreach_add_(counts, 1)
             # float64, as the eager path's Python floats: 1 - beta2**t is a difference of
             # nearly equal numbers, and float32 would cost it three digits.
-            hp["step"] = [c.to(torch.float64) for c in counts] if tensors else [c.item() for c in counts]
+            hp["step"] = (
+                [c.to(torch.float64) for c in counts] if tensors else [c.item() for c in counts]
+            )
         keys = [k for k in states[0] if k != "step"]
         lists: State = {k: [_real(st[k]) for st in states] for k in keys}
         if group.get("differentiable"):
@@ -271,13 +281,19 @@ class Optimizer(torch.optim.Optimizer):
         apply = _apply
         if self._compile and not any(v is None for values in lists.values() for v in values):
             apply = self._compiled_apply()
-        apply(self.transform.update, [_real(g) for g in grads], lists, [_real(p) for p in params], hp)
+        apply(
+            self.transform.update, [_real(g) for g in grads], lists, [_real(p) for p in params], hp
+        )
         # Transforms may create state on their first update (the momentum buffer).
         for key, values in lists.items():
             for p, st, value in zip(params, states, values, strict=True):
-                st[key] = torch.view_as_complex(value) if p.is_complex() and value is not None else value
+                st[key] = (
+                    torch.view_as_complex(value) if p.is_complex() and value is not None else value
+                )
 
-    def _init_state(self, group: dict[str, Any], params: list[Tensor], *, fused: bool = False) -> None:
+    def _init_state(
+        self, group: dict[str, Any], params: list[Tensor], *, fused: bool = False
+    ) -> None:
         fresh = [p for p in params if not self.state.get(p)]
         if not fresh:
             return
@@ -295,7 +311,9 @@ class Optimizer(torch.optim.Optimizer):
                 )
             for key, values in parts.items():
                 value = values[i]
-                state[key] = torch.view_as_complex(value) if p.is_complex() and value is not None else value
+                state[key] = (
+                    torch.view_as_complex(value) if p.is_complex() and value is not None else value
+                )
 
     # -- compile=True ---------------------------------------------------------------------
     def _compiled_apply(self) -> Callable[..., None]:

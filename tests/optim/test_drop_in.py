@@ -37,7 +37,13 @@ def test_param_groups_given_as_generators_keep_their_parameters(name: str) -> No
     # torch.optim's documented per-parameter example, and unfreezing with add_param_group.
     model = _model()
     opt = getattr(descend, name)(
-        [{"params": model[0].parameters()}, {"params": model[2].weight.parameters() if False else iter([model[2].weight]), "lr": 1e-3}],
+        [
+            {"params": model[0].parameters()},
+            {
+                "params": model[2].weight.parameters() if False else iter([model[2].weight]),
+                "lr": 1e-3,
+            },
+        ],
         lr=0.01,
     )
     assert [len(g["params"]) for g in opt.param_groups] == [2, 1]
@@ -174,7 +180,14 @@ def test_older_state_dicts_load_and_step_as_torchs(name: str) -> None:
     _train(src, src_opt)
     old = copy.deepcopy(src_opt.state_dict())
     for group in old["param_groups"]:
-        for key in ("maximize", "foreach", "differentiable", "capturable", "fused", "decoupled_weight_decay"):
+        for key in (
+            "maximize",
+            "foreach",
+            "differentiable",
+            "capturable",
+            "fused",
+            "decoupled_weight_decay",
+        ):
             group.pop(key, None)
     for st in old["state"].values():
         if "step" in st:

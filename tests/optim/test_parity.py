@@ -80,7 +80,9 @@ RUNS = [("forloop", True)] + [(impl, False) for impl in IMPLS]
 @pytest.mark.parametrize("case", CASES, ids=[_ids(c) for c in CASES])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("impl", "maximize"), RUNS)
-def test_matches_torch(case: tuple[str, dict], maximize: bool, dtype: torch.dtype, impl: str) -> None:
+def test_matches_torch(
+    case: tuple[str, dict], maximize: bool, dtype: torch.dtype, impl: str
+) -> None:
     name, opts = case
     ours, theirs = IMPLS[impl]
     # The second group overrides hyperparameters, so per-group values must be read.

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, owned as _owned, picklable
+from descend.optim.transform import Hyper, State, Transform, owned, picklable
 
 
 @picklable
@@ -37,7 +37,7 @@ def scale_by_adagrad() -> Transform:
                 for g, s, step in zip(grads, sums, hp["step"], strict=True)
             ]
         torch._foreach_addcmul_(sums, grads, grads, value=1)
-        denom = _owned(torch._foreach_sqrt(sums))
+        denom = owned(torch._foreach_sqrt(sums))
         torch._foreach_add_(denom, hp["eps"])
         updates = torch._foreach_div(grads, denom)
         decay = hp["lr_decay"]
@@ -51,7 +51,7 @@ def scale_by_adagrad() -> Transform:
         {"lr_decay": 0.0, "initial_accumulator_value": 0.0, "eps": 1e-10},
         {"lr_decay": NON_NEGATIVE, "initial_accumulator_value": NON_NEGATIVE, "eps": NON_NEGATIVE},
         True,
-        "scale_by_adagrad"
+        "scale_by_adagrad",
     )
 
 

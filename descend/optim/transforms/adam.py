@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import BETAS, FLAG, NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, owned as _owned, picklable
+from descend.optim.transform import Hyper, State, Transform, owned, picklable
 
 
 @picklable
@@ -58,7 +58,7 @@ def scale_by_adam() -> Transform:
             torch._foreach_maximum_(state["max_exp_avg_sq"], v)
             v = state["max_exp_avg_sq"]
         steps = hp["step"]
-        denom = _owned(torch._foreach_sqrt(v))
+        denom = owned(torch._foreach_sqrt(v))
         torch._foreach_div_(denom, [(1 - beta2**s) ** 0.5 for s in steps])
         torch._foreach_add_(denom, hp["eps"])
         updates = torch._foreach_div(m, denom)
@@ -71,5 +71,5 @@ def scale_by_adam() -> Transform:
         {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
         {"betas": BETAS, "eps": NON_NEGATIVE, "amsgrad": FLAG},
         True,
-        "scale_by_adam"
+        "scale_by_adam",
     )

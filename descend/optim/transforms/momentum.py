@@ -83,5 +83,5 @@ def trace() -> Transform:
                 "and no dampening)",
                 ("momentum", "dampening"),
             ),
-        )
+        ),
     )

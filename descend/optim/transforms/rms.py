@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import FLAG, NON_NEGATIVE, UNIT_OPEN
-from descend.optim.transform import Hyper, State, Transform, owned as _owned, picklable
+from descend.optim.transform import Hyper, State, Transform, owned, picklable
 
 
 @picklable
@@ -46,9 +46,9 @@ def scale_by_rms() -> Transform:
             avg = torch._foreach_addcmul(sq, ga, ga, value=-1)
             # v − m² ≥ 0 in exact arithmetic; rounding can leave it a hair below zero (always
             # with alpha=0), where torch's sqrt gives NaN. Clamping changes nothing else.
-            avg = _owned(torch._foreach_sqrt(torch._foreach_clamp_min(avg, 0.0)))
+            avg = owned(torch._foreach_sqrt(torch._foreach_clamp_min(avg, 0.0)))
         else:
-            avg = _owned(torch._foreach_sqrt(sq))
+            avg = owned(torch._foreach_sqrt(sq))
         torch._foreach_add_(avg, hp["eps"])
         return torch._foreach_div(grads, avg)
 
@@ -58,5 +58,5 @@ def scale_by_rms() -> Transform:
         {"alpha": 0.99, "eps": 1e-8, "centered": False},
         {"alpha": UNIT_OPEN, "eps": NON_NEGATIVE, "centered": FLAG},
         True,
-        "scale_by_rms"
+        "scale_by_rms",
     )

@@ -34,10 +34,7 @@ def scale_by_lr() -> Transform:
         return torch._foreach_mul(grads, -lr if isinstance(lr, Tensor) else -float(lr))
 
     return stateless(
-        update,
-        name="scale_by_lr",
-        defaults={"lr": 1e-3},
-        constraints={"lr": LEARNING_RATE}
+        update, name="scale_by_lr", defaults={"lr": 1e-3}, constraints={"lr": LEARNING_RATE}
     )
 
 
@@ -53,10 +50,7 @@ def maximize() -> Transform:
         return torch._foreach_neg(grads) if hp["maximize"] else grads
 
     return stateless(
-        update,
-        name="maximize",
-        defaults={"maximize": False},
-        constraints={"maximize": FLAG}
+        update, name="maximize", defaults={"maximize": False}, constraints={"maximize": FLAG}
     )
 
 
