@@ -109,7 +109,7 @@ def compile_(
     names = [s.strip() for s in optimizers.split(",") if s.strip()]
     result = bench_cold(parse_size(params), names, repeats=repeats, echo=typer.echo)
     typer.echo(
-        f"first step of the fast path on {result['params'] / 1e6:.1f}M parameters "
+        f"first step of compile=True chains on {result['params'] / 1e6:.1f}M parameters "
         "(fresh processes; TMPDIR and the Inductor cache new and empty for each cold run)"
     )
     if json_path is not None:
