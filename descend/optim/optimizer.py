@@ -11,7 +11,7 @@ from torch import Tensor
 from descend._validation import BOOL, InvalidParameterError, OneOf, reject_unknown, validate
 from descend.optim import fused as torch_fused
 from descend.optim._constraints import TORCH_WORDS, _is_schedule
-from descend.optim.transform import Hyper, State, Transform, UpdateFn
+from descend.optim.transform import Hyper, State, Transform
 
 # Settings torch.optim keeps in every param group that select an execution path rather
 # than the algorithm, with torch's defaults.
@@ -35,10 +35,19 @@ def _scalar_dtype() -> torch.dtype:
 
 
 def _apply(
-    update: UpdateFn, grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
+    transform: Transform, grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
 ) -> None:
-    # The whole step in one function, so that compile=True compiles exactly what eager runs.
-    torch._foreach_add_(params, update(grads, state, params, hp))
+    """``params += update(grads)``: the whole step in one function, so that compile=True
+    compiles exactly what eager runs. A chain ending in ``-lr * u`` adds ``u`` with
+    ``alpha=-lr`` (one pass over the parameters, not two) when ``lr`` is a number and
+    autograd is not recording the step."""
+    if transform.split is not None and not torch.is_grad_enabled():
+        unscaled, name = transform.split
+        h = hp[name]
+        if not isinstance(h, Tensor):
+            torch._foreach_add_(params, unscaled(grads, state, params, hp), alpha=-h)
+            return
+    torch._foreach_add_(params, transform.update(grads, state, params, hp))
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -281,9 +290,7 @@ class Optimizer(torch.optim.Optimizer):
         apply = _apply
         if self._compile and not any(v is None for values in lists.values() for v in values):
             apply = self._compiled_apply()
-        apply(
-            self.transform.update, [_real(g) for g in grads], lists, [_real(p) for p in params], hp
-        )
+        apply(self.transform, [_real(g) for g in grads], lists, [_real(p) for p in params], hp)
         # Transforms may create state on their first update (the momentum buffer).
         for key, values in lists.items():
             for p, st, value in zip(params, states, values, strict=True):

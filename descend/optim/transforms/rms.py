@@ -46,7 +46,11 @@ def scale_by_rms() -> Transform:
             avg = torch._foreach_addcmul(sq, ga, ga, value=-1)
             # v − m² ≥ 0 in exact arithmetic; rounding can leave it a hair below zero (always
             # with alpha=0), where torch's sqrt gives NaN. Clamping changes nothing else.
-            avg = owned(torch._foreach_sqrt(torch._foreach_clamp_min(avg, 0.0)))
+            torch._foreach_clamp_min_(avg, 0.0)
+            if torch.is_grad_enabled():  # a differentiable step: sqrt's backward reads its output
+                avg = owned(torch._foreach_sqrt(avg))
+            else:
+                torch._foreach_sqrt_(avg)
         else:
             avg = owned(torch._foreach_sqrt(sq))
         torch._foreach_add_(avg, hp["eps"])

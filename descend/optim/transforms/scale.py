@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
@@ -33,9 +35,14 @@ def scale_by_lr() -> Transform:
         # a changing lr is a graph input instead of a constant to recompile for.
         return torch._foreach_mul(grads, -lr if isinstance(lr, Tensor) else -float(lr))
 
-    return stateless(
+    scale = stateless(
         update, name="scale_by_lr", defaults={"lr": 1e-3}, constraints={"lr": LEARNING_RATE}
     )
+    return dataclasses.replace(scale, split=(_unchanged, "lr"))
+
+
+def _unchanged(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+    return grads
 
 
 @picklable
