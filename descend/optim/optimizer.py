@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -225,13 +226,42 @@ class Optimizer(torch.optim.Optimizer):
             for index, group in enumerate(self.param_groups):
                 schedule = self._lr_schedules.get(index)
                 if schedule is not None:
+                    self._warn_if_overridden(index, group)
                     group["lr"] = float(schedule(int(group["lr_schedule_step"])))
+                    self._scheduled_lr[index] = group["lr"]
                 params = [p for p in group["params"] if p.grad is not None]
                 if params:
                     self._step_group(group, params)
                 if schedule is not None:
                     group["lr_schedule_step"] = int(group["lr_schedule_step"]) + 1
         return loss
+
+    @property
+    def lr_schedules(self) -> dict[int, Callable[[int], float]]:
+        """The param groups whose ``lr`` is a schedule, by index (a copy)."""
+        return dict(self._lr_schedules)
+
+    def _warn_if_overridden(self, index: int, group: dict[str, Any]) -> None:
+        # Something else wrote this scheduled group's lr since the last step (a torch
+        # LRScheduler, a callback, group["lr"] = x): the schedule wins, and says so once.
+        last = self._scheduled_lr.get(index)
+        if last is not None and group["lr"] != last and index not in self._lr_warned:
+            self._lr_warned.add(index)
+            warnings.warn(
+                f"The lr of param group {index} of {self._owner} is a schedule, which sets it "
+                f"before every update: the value {group['lr']!r} written since the last step "
+                "is replaced. Give the learning rate one way: a schedule as lr=, or a float "
+                "lr with a torch LRScheduler or a callback.",
+                stacklevel=4,
+            )
+
+    @property
+    def _scheduled_lr(self) -> dict[int, float]:
+        return self.__dict__.setdefault("_scheduled_lr_values", {})
+
+    @property
+    def _lr_warned(self) -> set[int]:
+        return self.__dict__.setdefault("_lr_warned_groups", set())
 
     def _fuses(self, group: dict[str, Any], params: list[Tensor]) -> bool:
         """Whether torch's fused kernel computes this group's step (see module fused)."""
