@@ -39,9 +39,12 @@ def check_devices(params: list[Tensor], devices: tuple[str, ...]) -> None:
 
 def eligible(params: list[Tensor], devices: tuple[str, ...]) -> bool:
     """Whether a fused kernel computes this step: dense, real floating-point tensors, on a
-    device it supports."""
+    device it supports. Not tensor subclasses: DTensor has no sharding rule for some
+    fused kernels (SGD's), and its shards step fine on the transforms."""
     return all(
-        p.device.type in devices
+        type(p) in (Tensor, torch.nn.Parameter)
+        and type(p.grad) is Tensor
+        and p.device.type in devices
         and torch.is_floating_point(p)
         and p.grad is not None
         and not p.grad.is_sparse
