@@ -287,7 +287,7 @@ class _Runner:
 def as_chain(opt: Any, *, compile: bool) -> Any:
     """A descend optimizer's rule as a plain chain over the same parameters and settings:
     its eager transforms (no fused kernel) or, with ``compile``, their compiled step."""
-    from descend.optim.optimizer import EXECUTION_DEFAULTS
+    from descend.optim.flags import EXECUTION_DEFAULTS
 
     hp = {k: v for k, v in opt.defaults.items() if k not in EXECUTION_DEFAULTS}
     return descend.Optimizer(opt.param_groups[0]["params"], opt.transform, compile=compile, **hp)

@@ -2,37 +2,28 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from descend._validation import BOOL, InvalidParameterError, OneOf, reject_unknown, validate
+from descend._validation import InvalidParameterError, reject_unknown, validate
 from descend.optim import fused as torch_fused
-from descend.optim._constraints import TORCH_WORDS, _is_schedule
+from descend.optim._constraints import TORCH_WORDS
+from descend.optim.flags import (
+    BOOKKEEPING_KEYS,
+    EXECUTION_CONSTRAINTS,
+    EXECUTION_DEFAULTS,
+    as_number,
+    check_flags,
+    scalar_dtype,
+)
+from descend.optim.lr import GroupSchedules
 from descend.optim.transform import Hyper, State, Transform
 
-# Settings torch.optim keeps in every param group that select an execution path rather
-# than the algorithm, with torch's defaults.
-EXECUTION_DEFAULTS = {"foreach": None, "fused": None, "capturable": False, "differentiable": False}
-EXECUTION_CONSTRAINTS = {
-    "foreach": OneOf((None, True, False)),
-    "fused": OneOf((None, True, False)),
-    "capturable": BOOL,
-    "differentiable": BOOL,
-}
-# Group keys that are not hyperparameters: torch's own bookkeeping and descend's
-# position in a learning-rate schedule.
-BOOKKEEPING_KEYS = {"params", "param_names", "initial_lr", "lr_schedule_step"}
 # Attributes of a descend optimizer that pickling and deepcopy must carry besides torch's.
-_CARRIED = ("transform", "_lr_schedules", "_compile")
-
-
-def _scalar_dtype() -> torch.dtype:
-    # The dtype torch.optim uses for ``state["step"]``, so state dicts load both ways.
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+_CARRIED = ("transform", "_schedules", "_compile")
 
 
 def _apply(
@@ -63,9 +54,8 @@ class Optimizer(torch.optim.Optimizer):
     Hyperparameters are read from the param group at every step, so
     ``torch.optim.lr_scheduler`` classes and ``group["lr"] = x`` work as with torch; ``lr``
     may be a float, a 1-element tensor, or a schedule (any callable ``step -> lr``, e.g. from
-    :mod:`descend.schedules`), per optimizer or per group: before update ``t`` (0-based) the
-    group's ``lr`` is set to ``schedule(t)``, which wins over anything else that set it; the
-    position is kept in the group as ``lr_schedule_step`` and saved with the state dict.
+    :mod:`descend.schedules`), per optimizer or per group, which sets it before every
+    update (:mod:`descend.optim.lr` says which wins when two are given).
 
     State is created lazily for each parameter before its first update and keyed by
     ``torch.optim``'s names, so ``state_dict()`` has torch's layout.
@@ -121,23 +111,14 @@ class Optimizer(torch.optim.Optimizer):
         if isinstance(lr, Tensor) and lr.numel() != 1:
             raise ValueError(f"Tensor lr must be 1-element (the 'lr' of {owner} has {lr.numel()}).")
         self._check(merged)
-        if merged.get("fused"):
-            if merged.get("differentiable"):
-                raise RuntimeError("`fused` does not support `differentiable`")
-            if merged.get("foreach"):
-                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
-            if self._fused is None:
-                raise RuntimeError(
-                    f"{owner} has no fused kernel: fused=True is for SGD, Adagrad, Adam and "
-                    "AdamW. Got fused=True; pass compile=True to compile any chain instead."
-                )
+        check_flags(owner, merged, has_kernel=self._fused is not None)
         if isinstance(params, list | tuple) and not params:
             raise InvalidParameterError(
                 f"The 'params' argument of {owner} must be a non-empty iterable of tensors or "
                 "of param-group dicts. Got an empty list instead. (torch.optim: optimizer got "
                 "an empty parameter list)"
             )
-        self._lr_schedules: dict[int, Callable[[int], float]] = {}
+        self._schedules = GroupSchedules(owner)
         self._compile = bool(compile)
         super().__init__(params, merged)
 
@@ -167,7 +148,7 @@ class Optimizer(torch.optim.Optimizer):
         # Also what load_state_dict ends with: a state dict from an older torch lacks the
         # newer group keys (maximize, foreach, ...) and may count steps in Python floats.
         super().__setstate__(state)
-        self.__dict__.setdefault("_lr_schedules", {})
+        self.__dict__.setdefault("_schedules", GroupSchedules(self._owner))
         self.__dict__.setdefault("_compile", False)
         for group in self.param_groups:
             for key, value in self.defaults.items():
@@ -175,7 +156,7 @@ class Optimizer(torch.optim.Optimizer):
         for st in self.state.values():
             step = st.get("step")
             if step is not None and not torch.is_tensor(step):
-                st["step"] = torch.tensor(float(step), dtype=_scalar_dtype())
+                st["step"] = torch.tensor(float(step), dtype=scalar_dtype())
 
     # -- param groups -------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -195,10 +176,7 @@ class Optimizer(torch.optim.Optimizer):
         except Exception:
             self.param_groups.pop()
             raise
-        if _is_schedule(group.get("lr")):
-            self._lr_schedules[len(self.param_groups) - 1] = group["lr"]
-            group.setdefault("lr_schedule_step", 0)
-            group["lr"] = float(group["lr"](group["lr_schedule_step"]))
+        self._schedules.adopt(len(self.param_groups) - 1, group)
         if self._eager_state:
             self._init_state(group, group["params"])
 
@@ -224,44 +202,18 @@ class Optimizer(torch.optim.Optimizer):
         # differentiable=True: the update is recorded by autograd, as torch.optim's is.
         with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
             for index, group in enumerate(self.param_groups):
-                schedule = self._lr_schedules.get(index)
-                if schedule is not None:
-                    self._warn_if_overridden(index, group)
-                    group["lr"] = float(schedule(int(group["lr_schedule_step"])))
-                    self._scheduled_lr[index] = group["lr"]
+                scheduled = self._schedules.before_update(index, group)
                 params = [p for p in group["params"] if p.grad is not None]
                 if params:
                     self._step_group(group, params)
-                if schedule is not None:
-                    group["lr_schedule_step"] = int(group["lr_schedule_step"]) + 1
+                if scheduled:
+                    self._schedules.after_update(group)
         return loss
 
     @property
     def lr_schedules(self) -> dict[int, Callable[[int], float]]:
         """The param groups whose ``lr`` is a schedule, by index (a copy)."""
-        return dict(self._lr_schedules)
-
-    def _warn_if_overridden(self, index: int, group: dict[str, Any]) -> None:
-        # Something else wrote this scheduled group's lr since the last step (a torch
-        # LRScheduler, a callback, group["lr"] = x): the schedule wins, and says so once.
-        last = self._scheduled_lr.get(index)
-        if last is not None and group["lr"] != last and index not in self._lr_warned:
-            self._lr_warned.add(index)
-            warnings.warn(
-                f"The lr of param group {index} of {self._owner} is a schedule, which sets it "
-                f"before every update: the value {group['lr']!r} written since the last step "
-                "is replaced. Give the learning rate one way: a schedule as lr=, or a float "
-                "lr with a torch LRScheduler or a callback.",
-                stacklevel=4,
-            )
-
-    @property
-    def _scheduled_lr(self) -> dict[int, float]:
-        return self.__dict__.setdefault("_scheduled_lr_values", {})
-
-    @property
-    def _lr_warned(self) -> set[int]:
-        return self.__dict__.setdefault("_lr_warned_groups", set())
+        return dict(self._schedules.schedules)
 
     def _fuses(self, group: dict[str, Any], params: list[Tensor]) -> bool:
         """Whether torch's fused kernel computes this group's step (see module fused)."""
@@ -300,7 +252,7 @@ class Optimizer(torch.optim.Optimizer):
         )
         hp = {k: v for k, v in group.items() if k not in BOOKKEEPING_KEYS}
         if not tensors:
-            hp = {k: _as_number(v) for k, v in hp.items()}
+            hp = {k: as_number(v) for k, v in hp.items()}
         elif self._compile and not isinstance(hp["lr"], Tensor):
             hp["lr"] = self._lr_tensor(group)
         if self.transform.needs_step:
@@ -344,7 +296,7 @@ class Optimizer(torch.optim.Optimizer):
                 state["step"] = (
                     torch.zeros((), dtype=torch.float32, device=p.device)
                     if on_device
-                    else torch.tensor(0.0, dtype=_scalar_dtype())
+                    else torch.tensor(0.0, dtype=scalar_dtype())
                 )
             for key, values in parts.items():
                 value = values[i]
@@ -368,15 +320,6 @@ class Optimizer(torch.optim.Optimizer):
             t = lrs[id(group)] = torch.tensor(0.0, dtype=torch.float64)
         t.fill_(float(group["lr"]))
         return t
-
-
-def _as_number(value: Any) -> Any:
-    # torch.optim reads tensor hyperparameters as numbers on its for-loop path.
-    if isinstance(value, Tensor) and value.numel() == 1:
-        return value.item()
-    if isinstance(value, tuple) and any(isinstance(v, Tensor) for v in value):
-        return tuple(_as_number(v) for v in value)
-    return value
 
 
 def _real(t: Tensor | None) -> Any:
