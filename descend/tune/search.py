@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from descend._validation import Interval, InvalidParameterError, OneOf, validate
+from descend._validation import Interval, InvalidParameterError, OneOf, Satisfies, validate
+from descend.schedules import SCHEDULE_NAMES
 from descend.tasks import get_task
 from descend.tune.objective import objective_metric, run_trial
 from descend.tune.overrides import parse_space
@@ -46,6 +47,9 @@ _TABLE = {
     "pruner": OneOf(PRUNERS),
     "heartbeat": _POSITIVE,
     "grace": _POSITIVE,
+    "epochs": (_COUNT, Satisfies(lambda v: v is None, "None")),
+    "batch_size": (_COUNT, Satisfies(lambda v: v is None, "None")),
+    "schedule": OneOf(SCHEDULE_NAMES),
 }
 
 
@@ -211,7 +215,8 @@ def tune(
     validate(
         "tune",
         {"trials": trials, "workers": workers, "seed": seed, "pruner": pruner,
-         "heartbeat": heartbeat, "grace": grace},
+         "heartbeat": heartbeat, "grace": grace, "epochs": epochs, "batch_size": batch_size,
+         "schedule": schedule},
         _TABLE,
     )
     overrides = parse_space(space, optimizer) if isinstance(space, str | None) else tuple(space)
