@@ -83,7 +83,14 @@ OnNonFinite = Annotated[
 
 # The keys of ``descend train --config FILE`` (``best.yaml`` of ``descend tune`` has them).
 CONFIG_KEYS = (
-    "task", "optimizer", "lr", "optimizer_options", "seed", "epochs", "batch_size", "schedule",
+    "task",
+    "optimizer",
+    "lr",
+    "optimizer_options",
+    "seed",
+    "epochs",
+    "batch_size",
+    "schedule",
 )
 
 
@@ -95,7 +102,10 @@ def read_train_config(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"--config file {str(path)!r} does not exist.")
     loaded = yaml.safe_load(path.read_text()) or {}
     if not isinstance(loaded, dict):
-        raise ValueError(f"--config file {str(path)!r} must hold a mapping of settings.")
+        # ValueError, not TypeError: a bad file is bad input (exit 2), not a bug.
+        raise ValueError(  # noqa: TRY004
+            f"--config file {str(path)!r} must hold a mapping of settings."
+        )
     unknown = [k for k in loaded if k not in CONFIG_KEYS]
     if unknown:
         raise ValueError(
@@ -114,7 +124,9 @@ def train(
     lr: TaskLr = None,
     schedule: Annotated[
         str | None,
-        typer.Option(help="Learning-rate schedule: " + ", ".join(SCHEDULE_NAMES) + " (default constant)."),
+        typer.Option(
+            help="Learning-rate schedule: " + ", ".join(SCHEDULE_NAMES) + " (default constant)."
+        ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the task's).")] = None,
     batch_size: Annotated[

@@ -22,7 +22,9 @@ from descend.schedules import SCHEDULE_NAMES
 def tune_command(
     task: Annotated[str, typer.Argument(help="Built-in task name, e.g. digits.")],
     optimizer: Annotated[str, typer.Option(help="Optimizer to tune (a registry name).")] = "adam",
-    trials: Annotated[int, typer.Option(help="Trials in the study, pruned and failed ones included.")] = 40,
+    trials: Annotated[
+        int, typer.Option(help="Trials in the study, pruned and failed ones included.")
+    ] = 40,
     tune: Annotated[
         str, typer.Option("--tune", help="lr: the learning rate only; all: every hyperparameter.")
     ] = "lr",
@@ -33,16 +35,23 @@ def tune_command(
     schedule: Annotated[
         str, typer.Option(help="Learning-rate schedule: " + ", ".join(SCHEDULE_NAMES) + ".")
     ] = "constant",
-    epochs: Annotated[int | None, typer.Option(help="Epochs per trial (default: the task's).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Mini-batch size (default: the task's).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs per trial (default: the task's).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Mini-batch size (default: the task's).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every trial and of the sampler.")] = 0,
     pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
     storage: Annotated[
         str | None,
-        typer.Option(help="Journal file or database URL (postgresql://...); default: OUT/study.journal."),
+        typer.Option(
+            help="Journal file or database URL (postgresql://...); default: OUT/study.journal."
+        ),
     ] = None,
     study: Annotated[
-        str | None, typer.Option(help="Study name (default TASK-OPTIMIZER); an existing one is joined.")
+        str | None,
+        typer.Option(help="Study name (default TASK-OPTIMIZER); an existing one is joined."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes on this machine.")] = 1,
     out: Annotated[

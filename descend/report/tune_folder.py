@@ -34,8 +34,10 @@ _CAPTIONS = {
     "history": ("Optimization history", "Each trial's final value; the line is the best so far."),
     "parallel": (
         "Parallel coordinates",
-        "One line per completed trial across its hyperparameters; where the good lines "
-        "bunch is where the search converged.",
+        (
+            "One line per completed trial across its hyperparameters; where the good lines "
+            "bunch is where the search converged."
+        ),
     ),
     "importance": (
         "Hyperparameter importances",
@@ -43,8 +45,11 @@ _CAPTIONS = {
     ),
     "sensitivity": (
         "Learning-rate sensitivity",
-        "Final validation metric against the learning rate: a wide plateau near the best is "
-        "an optimizer that forgives a badly chosen rate; a sharp peak is one that must be tuned.",
+        (
+            "Final validation metric against the learning rate: a wide plateau near the best "
+            "is an optimizer that forgives a badly chosen rate; a sharp peak is one that must "
+            "be tuned."
+        ),
     ),
 }
 
@@ -56,12 +61,31 @@ def _e(value: Any) -> str:
 def _trials_csv(trials: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    head = ["number", "state", "value", "epochs_run", "seed", *names, "fail_reason", "lost", "retry_of"]
+    head = [
+        "number",
+        "state",
+        "value",
+        "epochs_run",
+        "seed",
+        *names,
+        "fail_reason",
+        "lost",
+        "retry_of",
+    ]
     writer.writerow(head)
     for t in trials:
         writer.writerow(
-            [t["number"], t["state"], t["value"], t["epochs_run"], t["seed"],
-             *[t["params"].get(n) for n in names], t["fail_reason"] or "", t["lost"], t["retry_of"]]
+            [
+                t["number"],
+                t["state"],
+                t["value"],
+                t["epochs_run"],
+                t["seed"],
+                *[t["params"].get(n) for n in names],
+                t["fail_reason"] or "",
+                t["lost"],
+                t["retry_of"],
+            ]
         )
     return buffer.getvalue()
 

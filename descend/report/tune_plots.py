@@ -44,8 +44,13 @@ def history_figure(trials: Trials, *, metric: str, maximize: bool) -> Figure | N
     pruned = [t for t in trials if t.get("state") == "PRUNED" and t.get("last_value") is not None]
     if pruned:
         ax.scatter(
-            [t["number"] for t in pruned], [t["last_value"] for t in pruned], s=22,
-            facecolors="none", edgecolors="tab:gray", label="pruned (last report)", zorder=2,
+            [t["number"] for t in pruned],
+            [t["last_value"] for t in pruned],
+            s=22,
+            facecolors="none",
+            edgecolors="tab:gray",
+            label="pruned (last report)",
+            zorder=2,
         )
     best = np.maximum.accumulate(y) if maximize else np.minimum.accumulate(y)
     ax.step(x, best, where="post", color="tab:red", label="best so far")
@@ -124,22 +129,46 @@ def sensitivity_figure(
     drawn = False
     for name, trials in studies.items():
         done = sorted(
-            (t for t in trials if t.get("state") == "COMPLETE" and t.get("value") is not None
-             and "lr" in t["params"]),
+            (
+                t
+                for t in trials
+                if t.get("state") == "COMPLETE"
+                and t.get("value") is not None
+                and "lr" in t["params"]
+            ),
             key=lambda t: t["params"]["lr"],
         )
-        pruned = [t for t in _finished(trials) if t["state"] == "PRUNED" and "lr" in t["params"]
-                  and t.get("last_value") is not None and math.isfinite(t["last_value"])]
+        pruned = [
+            t
+            for t in _finished(trials)
+            if t["state"] == "PRUNED"
+            and "lr" in t["params"]
+            and t.get("last_value") is not None
+            and math.isfinite(t["last_value"])
+        ]
         if not done and not pruned:
             continue
         drawn = True
         c = colors[name]
         if done:
-            ax.plot([t["params"]["lr"] for t in done], [t["value"] for t in done],
-                    "o-", color=c, ms=4, lw=1, label=name)
+            ax.plot(
+                [t["params"]["lr"] for t in done],
+                [t["value"] for t in done],
+                "o-",
+                color=c,
+                ms=4,
+                lw=1,
+                label=name,
+            )
         if pruned:
-            ax.scatter([t["params"]["lr"] for t in pruned], [t["last_value"] for t in pruned],
-                       s=18, facecolors="none", edgecolors=c, lw=0.8)
+            ax.scatter(
+                [t["params"]["lr"] for t in pruned],
+                [t["last_value"] for t in pruned],
+                s=18,
+                facecolors="none",
+                edgecolors=c,
+                lw=0.8,
+            )
     if not drawn:
         return None
     ax.set_xscale("log")

@@ -12,7 +12,7 @@ Needs Optuna (``pip install 'descend[tune]'``); importing this package does not.
 """
 
 from descend.tune.overrides import parse_space
-from descend.tune.search import PRUNERS, TuneResult, tune
+from descend.tune.search import PRUNERS, StudyRef, TuneResult, open_study, tune
 from descend.tune.spaces import SPACES, TUNE_CHOICES, Param, optimizer_options, search_space
 from descend.tune.workers import fail_lost_trials
 
@@ -21,8 +21,10 @@ __all__ = [
     "SPACES",
     "TUNE_CHOICES",
     "Param",
+    "StudyRef",
     "TuneResult",
     "fail_lost_trials",
+    "open_study",
     "optimizer_options",
     "parse_space",
     "search_space",

@@ -91,7 +91,8 @@ def run_trial(trial: Any, settings: Mapping[str, Any]) -> None:
     value = float(epochs[-1][settings["metric"]]) if epochs else math.nan
     if not math.isfinite(value):
         trial.set_user_attr(
-            "fail_reason", f"diverged: {result.history.stop_reason or settings['metric']} is {value}"
+            "fail_reason",
+            f"diverged: {result.history.stop_reason or settings['metric']} is {value}",
         )
         study.tell(trial, state=TrialState.FAIL)
         return

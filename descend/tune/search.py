@@ -9,6 +9,7 @@ exact across processes and machines (:mod:`descend.tune.workers`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -94,7 +95,9 @@ class TuneResult:
         from descend.tune.spaces import optimizer_options
 
         s, params = self.settings, self.best["params"]
-        options = {k: list(v) if isinstance(v, tuple) else v for k, v in optimizer_options(params).items()}
+        options = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in optimizer_options(params).items()
+        }
         return {
             "task": s["task"],
             "optimizer": s["optimizer"],
@@ -135,9 +138,18 @@ def study_handle(storage: Any, name: str, settings: dict[str, Any], worker: int)
 
 
 def _settings(
-    task_name: str, task_options: dict[str, Any], optimizer: str, tune: str,
-    space: tuple[Param, ...], *, trials: int, seed: int, epochs: int | None,
-    batch_size: int | None, schedule: str, pruner: str,
+    task_name: str,
+    task_options: dict[str, Any],
+    optimizer: str,
+    tune: str,
+    space: tuple[Param, ...],
+    *,
+    trials: int,
+    seed: int,
+    epochs: int | None,
+    batch_size: int | None,
+    schedule: str,
+    pruner: str,
 ) -> dict[str, Any]:
     task = get_task(task_name, **task_options)
     metric, direction = objective_metric(task)
@@ -212,46 +224,115 @@ def tune(
             storage, or an existing study with other settings; raised before anything
             is written.
     """
+    validate("tune", {"workers": workers, "heartbeat": heartbeat, "grace": grace}, _TABLE)
+    if workers > 1 and storage is None and out is None:
+        raise InvalidParameterError(
+            "tune with workers > 1 needs a storage they share: give storage= or out=."
+        )
+    if storage is None and out is not None:
+        storage = Path(out) / JOURNAL_NAME
+    ref = open_study(
+        task,
+        optimizer,
+        trials=trials,
+        tune=tune,
+        space=space,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        schedule=schedule,
+        pruner=pruner,
+        storage=storage,
+        study=study,
+        task_options=task_options,
+    )
+    if workers == 1:
+        _work_here(ref.storage, ref.name, ref.settings, 0, heartbeat, grace, progress)
+    else:
+        _work_in_processes(ref, workers, out, heartbeat, grace, progress)
+    return collect(ref.storage, ref.name, ref.where)
+
+
+@dataclass
+class StudyRef:
+    """An opened study: its storage object, where it lives (path or URL), name and settings."""
+
+    storage: Any
+    where: str
+    name: str
+    settings: dict[str, Any]
+    created: bool
+
+
+def open_study(
+    task: str,
+    optimizer: str,
+    *,
+    trials: int = 40,
+    tune: str = "lr",
+    space: str | Sequence[Param] | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    schedule: str = "constant",
+    pruner: str = "median",
+    storage: str | os.PathLike[str] | None = None,
+    study: str | None = None,
+    task_options: dict[str, Any] | None = None,
+) -> StudyRef:
+    """Create the study, with its ``trials`` queued, or join the existing one; run nothing.
+
+    The arguments are :func:`tune`'s; ``storage=None`` is in memory. Every argument is
+    checked before the storage is opened, and the storage before anything is written.
+    """
     validate(
         "tune",
-        {"trials": trials, "workers": workers, "seed": seed, "pruner": pruner,
-         "heartbeat": heartbeat, "grace": grace, "epochs": epochs, "batch_size": batch_size,
-         "schedule": schedule},
+        {
+            "trials": trials,
+            "seed": seed,
+            "pruner": pruner,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "schedule": schedule,
+        },
         _TABLE,
     )
     overrides = parse_space(space, optimizer) if isinstance(space, str | None) else tuple(space)
     chosen = search_space(optimizer, tune, overrides)
     settings = _settings(
-        task, dict(task_options or {}), optimizer, tune, chosen, trials=trials, seed=seed,
-        epochs=epochs, batch_size=batch_size, schedule=schedule, pruner=pruner,
+        task,
+        dict(task_options or {}),
+        optimizer,
+        tune,
+        chosen,
+        trials=trials,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        schedule=schedule,
+        pruner=pruner,
     )
-    optuna = optuna_module()
-    if storage is None and out is None:
-        if workers > 1:
-            raise InvalidParameterError(
-                "tune with workers > 1 needs a storage they share: give storage= or out=."
-            )
-        where, handle = "memory", optuna.storages.InMemoryStorage()
+    if storage is None:
+        where, handle = "memory", optuna_module().storages.InMemoryStorage()
     else:
-        where = str(storage) if storage is not None else str(Path(out) / JOURNAL_NAME)
+        where = str(storage)
         where = where if is_url(where) else str(Path(where).resolve())
         handle = open_storage(where)  # an unreachable database fails here
     name = study or f"{settings['task']}-{optimizer}"
-    created_study, created = create_or_join(handle, name, settings, direction=settings["direction"])
+    the_study, created = create_or_join(handle, name, settings, direction=settings["direction"])
     if created:
-        queue_trials(created_study, trials, seed)
-    settings = study_settings(created_study)
-
-    if workers == 1:
-        _work_here(handle, name, settings, 0, heartbeat, grace, progress)
-    else:
-        _work_in_processes(where, name, settings, workers, out, heartbeat, grace, progress, handle)
-    return collect(handle, name, where)
+        queue_trials(the_study, trials, seed)
+    return StudyRef(handle, where, name, study_settings(the_study), created)
 
 
 def _work_here(
-    storage: Any, name: str, settings: dict[str, Any], worker: int,
-    heartbeat: float, grace: float, progress: bool,
+    storage: Any,
+    name: str,
+    settings: dict[str, Any],
+    worker: int,
+    heartbeat: float,
+    grace: float,
+    progress: bool,
 ) -> None:
     the_study = study_handle(storage, name, settings, worker)
     bar = _Bar(the_study, settings, progress)
@@ -271,27 +352,50 @@ def worker_command(
 ) -> list[str]:
     """The command line of one worker process (``python -m descend.tune.worker``)."""
     return [
-        sys.executable, "-m", "descend.tune.worker", "--storage", storage, "--study", study,
-        "--worker", str(worker), "--heartbeat", str(heartbeat), "--grace", str(grace),
+        sys.executable,
+        "-m",
+        "descend.tune.worker",
+        "--storage",
+        storage,
+        "--study",
+        study,
+        "--worker",
+        str(worker),
+        "--heartbeat",
+        str(heartbeat),
+        "--grace",
+        str(grace),
     ]
 
 
 def _work_in_processes(
-    where: str, name: str, settings: dict[str, Any], workers: int,
-    out: str | os.PathLike[str] | None, heartbeat: float, grace: float, progress: bool,
-    storage: Any,
+    ref: StudyRef,
+    workers: int,
+    out: str | os.PathLike[str] | None,
+    heartbeat: float,
+    grace: float,
+    progress: bool,
 ) -> None:
     logs = Path(out) / "workers" if out is not None else None
     if logs is not None:
         logs.mkdir(parents=True, exist_ok=True)
     procs = []
+    files = contextlib.ExitStack()
     for k in range(workers):
-        log = open(logs / f"worker-{k}.log", "wb") if logs is not None else subprocess.DEVNULL
-        procs.append(subprocess.Popen(
-            worker_command(where, name, k, heartbeat, grace),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        ))
-    bar = _Bar(study_handle(storage, name, settings, workers), settings, progress)
+        log = (
+            files.enter_context((logs / f"worker-{k}.log").open("wb"))
+            if logs is not None
+            else subprocess.DEVNULL
+        )
+        procs.append(
+            subprocess.Popen(
+                worker_command(ref.where, ref.name, k, heartbeat, grace),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    bar = _Bar(study_handle(ref.storage, ref.name, ref.settings, workers), ref.settings, progress)
     try:
         while any(p.poll() is None for p in procs):
             bar.refresh()
@@ -301,9 +405,10 @@ def _work_in_processes(
             if p.poll() is None:
                 p.terminate()
             p.wait()
+        files.close()
     # Every worker gone (one killed with the others done, or all killed): finish here,
     # retrying whatever they left running once its heartbeat is stale.
-    _work_here(storage, name, settings, workers, heartbeat, grace, progress=False)
+    _work_here(ref.storage, ref.name, ref.settings, workers, heartbeat, grace, progress=False)
     bar.refresh()
     bar.close()
 
@@ -317,14 +422,19 @@ class _Bar:
         if enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=settings["trials"], unit="trial", desc=f"tune {settings['optimizer']}")
+            self.bar = tqdm(
+                total=settings["trials"], unit="trial", desc=f"tune {settings['optimizer']}"
+            )
             self.refresh()
 
     def refresh(self) -> None:
         if self.bar is None:
             return
-        done = [t for t in self.study.get_trials(deepcopy=False)
-                if t.state.is_finished() and not t.system_attrs.get(LOST_KEY)]
+        done = [
+            t
+            for t in self.study.get_trials(deepcopy=False)
+            if t.state.is_finished() and not t.system_attrs.get(LOST_KEY)
+        ]
         self.bar.n = len(done)
         values = [t.value for t in done if t.values]
         if values:

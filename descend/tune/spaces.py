@@ -169,4 +169,3 @@ def space_from_dicts(rows: Iterable[Mapping[str, Any]]) -> tuple[Param, ...]:
 def describe_space(space: Iterable[Param]) -> str:
     """``"lr in [1e-05, 0.1] (log), eps in ..."``, for messages."""
     return ", ".join(p.describe() for p in space)
-

@@ -68,7 +68,7 @@ def open_storage(storage: str | Path) -> Any:
         # A SQLite file is locked by one writer at a time: wait instead of failing at once.
         kwargs = {"connect_args": {"timeout": 60}} if text.startswith("sqlite") else {}
         return optuna.storages.RDBStorage(text, engine_kwargs=kwargs)
-    except Exception as exc:  # the driver's own error types (sqlalchemy, psycopg2, ...)
+    except Exception as exc:  # noqa: BLE001 - each driver (sqlalchemy, psycopg2) has its own types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InvalidParameterError(
             f"--storage {redact(text)!r} cannot be reached: {first}"
@@ -123,7 +123,9 @@ def check_same(study: Any, name: str, settings: Mapping[str, Any], wait: float =
         )
     differ = [k for k in _MATCHED if theirs.get(k) != settings.get(k)]
     if differ:
-        shown = "; ".join(f"{k}: study {theirs.get(k)!r}, command {settings.get(k)!r}" for k in differ)
+        shown = "; ".join(
+            f"{k}: study {theirs.get(k)!r}, command {settings.get(k)!r}" for k in differ
+        )
         raise InvalidParameterError(
             f"study {name!r} searches something else than this command ({shown}); "
             "give the study's settings or another --study name."

@@ -44,4 +44,6 @@ def trial_record(trial: Any) -> dict[str, Any]:
 
 def trial_records(study: Any) -> list[dict[str, Any]]:
     """Every trial of ``study``, by number."""
-    return [trial_record(t) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
+    return [
+        trial_record(t) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    ]

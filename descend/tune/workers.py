@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from descend.tune.storage import optuna_module
 
@@ -86,12 +86,14 @@ class Heartbeat:
         while True:
             try:
                 self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_KEY, time.time())
-            except Exception:
-                return  # the trial was finished (possibly failed as lost by another worker)
+            except optuna_module().exceptions.UpdateFinishedTrialError:
+                return  # finished, possibly failed as lost by another worker
+            except Exception:  # noqa: BLE001, S110 - a database hiccup: beat again next time
+                pass
             if self._stop.wait(self._interval):
                 return
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
