@@ -93,13 +93,19 @@ def create_or_join(
     """
     optuna = optuna_module()
     try:
-        study = optuna.create_study(study_name=name, storage=storage, direction=direction)
-    except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage)
-        check_same(study, name, settings)
-        return study, False
-    study.set_user_attr(SETTINGS_KEY, dict(settings))
-    return study, True
+        # Looked up first: a failed create would still leave a line in a journal file.
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        try:
+            study = optuna.create_study(study_name=name, storage=storage, direction=direction)
+        except optuna.exceptions.DuplicatedStudyError:
+            pass  # created by another command a moment ago: join it
+        else:
+            study.set_user_attr(SETTINGS_KEY, dict(settings))
+            return study, True
+    study = optuna.load_study(study_name=name, storage=storage)
+    check_same(study, name, settings)
+    return study, False
 
 
 def study_settings(study: Any) -> dict[str, Any]:

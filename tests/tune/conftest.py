@@ -40,7 +40,9 @@ def postgres_url() -> Iterator[str]:
     bindir = _bindir()
     if bindir is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql")
-    pytest.importorskip("psycopg", reason="psycopg (the tune extra's PostgreSQL driver) is not installed")
+    pytest.importorskip(
+        "psycopg", reason="psycopg (the tune extra's PostgreSQL driver) is not installed"
+    )
     prefix: list[str] = []
     root = Path(tempfile.mkdtemp(prefix="descend-pg-"))
     if os.geteuid() == 0:
@@ -58,7 +60,17 @@ def postgres_url() -> Iterator[str]:
 
     run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-l",
+        str(root / "log"),
+        "-w",
+        "start",
+    )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:

@@ -48,7 +48,13 @@ def test_workers_on_postgresql_finish_exactly_the_trials(
 ) -> None:
     study = f"pg-{workers}"
     result = tune(
-        "logreg", "sgd", trials=10, epochs=2, workers=workers, storage=postgres_url, study=study,
+        "logreg",
+        "sgd",
+        trials=10,
+        epochs=2,
+        workers=workers,
+        storage=postgres_url,
+        study=study,
         out=tmp_path,
     )
     _assert_exact(result, 10)
@@ -84,8 +90,13 @@ def test_a_sigkilled_worker_loses_only_its_trial_which_is_retried(tmp_path: Path
 
     # Another worker joins the study, fails the silent trial after the grace, runs its retry.
     result = tune(
-        "logreg", "sgd", storage=tmp_path / "s.journal", study=ref.name, heartbeat=0.3,
-        grace=2.0, **settings,
+        "logreg",
+        "sgd",
+        storage=tmp_path / "s.journal",
+        study=ref.name,
+        heartbeat=0.3,
+        grace=2.0,
+        **settings,
     )
     _assert_exact(result, 2)
     by_number = {t["number"]: t for t in result.trials}
