@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from descend._validation import InvalidParameterError  # noqa: E402
-from descend.tasks import run_task  # noqa: E402
-from descend.tune import open_study, tune  # noqa: E402
+from descend._validation import InvalidParameterError
+from descend.tasks import run_task
+from descend.tune import open_study, tune
 
 
 def _final(config: dict, seed: int | None = None) -> float:
@@ -113,7 +113,7 @@ def test_bad_settings_are_refused_before_any_trial(kwargs: dict, says: str) -> N
         tune("logreg", "sgd", **{"trials": 2, **kwargs})
 
 
-def _seed_spread(config: dict, seeds=(0, 1, 2)) -> tuple[float, float]:  # noqa: ANN001
+def _seed_spread(config: dict, seeds=(0, 1, 2)) -> tuple[float, float]:
     values = [_final(config, seed) for seed in seeds]
     return float(np.mean(values)), max(values) - min(values)
 

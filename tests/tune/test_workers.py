@@ -17,13 +17,13 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from descend.tune import open_study, tune  # noqa: E402
-from descend.tune.search import collect, worker_command  # noqa: E402
+from descend.tune import open_study, tune
+from descend.tune.search import collect, worker_command
 
 pytestmark = pytest.mark.slow
 
 
-def _assert_exact(result, trials: int) -> None:  # noqa: ANN001
+def _assert_exact(result, trials: int) -> None:
     counted = result.counted()
     states = Counter(t["state"] for t in result.trials)
     assert len(counted) == trials, states
@@ -61,7 +61,7 @@ def test_workers_on_postgresql_finish_exactly_the_trials(
     assert result.storage == postgres_url and not (tmp_path / "study.journal").exists()
 
 
-def _running_trial_of(storage, name: str, pid: int, timeout: float = 120.0) -> int:  # noqa: ANN001
+def _running_trial_of(storage, name: str, pid: int, timeout: float = 120.0) -> int:
     from optuna.trial import TrialState
 
     study_id = storage.get_study_id_from_name(name)
@@ -76,7 +76,7 @@ def _running_trial_of(storage, name: str, pid: int, timeout: float = 120.0) -> i
 
 def test_a_sigkilled_worker_loses_only_its_trial_which_is_retried(tmp_path: Path) -> None:
     # Long enough trials (150 epochs of logreg at a tiny lr) that the kill lands mid-trial.
-    settings = dict(trials=2, epochs=150, pruner="none", space="lr=1e-5:2e-5:log")
+    settings = {"trials": 2, "epochs": 150, "pruner": "none", "space": "lr=1e-5:2e-5:log"}
     ref = open_study("logreg", "sgd", storage=tmp_path / "s.journal", **settings)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     worker = subprocess.Popen(worker_command(ref.where, ref.name, 0, 0.3, 2.0), env=env)
