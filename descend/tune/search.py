@@ -229,6 +229,12 @@ def tune(
         raise InvalidParameterError(
             "tune with workers > 1 needs a storage they share: give storage= or out=."
         )
+    if workers > 1 and storage is not None and str(storage).startswith("sqlite"):
+        raise InvalidParameterError(
+            "tune with workers > 1 cannot share a SQLite storage: SQLite has no row locks, and "
+            "two workers can take the same queued trial (docs/tuning.md); use the default "
+            f"journal file or PostgreSQL. Got {storage!r}."
+        )
     if storage is None and out is not None:
         storage = Path(out) / JOURNAL_NAME
     ref = open_study(

@@ -104,6 +104,7 @@ def test_an_unreachable_database_is_one_error_without_the_password(tmp_path: Pat
         ({"pruner": "asha"}, "'pruner' parameter of tune"),
         ({"schedule": "wobbly"}, "'schedule' parameter of tune"),
         ({"workers": 2}, "needs a storage they share"),
+        ({"workers": 2, "storage": "sqlite:///x.db"}, "cannot share a SQLite storage"),
         ({"tune": "most"}, "Unknown --tune value 'most'"),
         ({"space": "lr=1:0"}, "the range is empty"),
     ],
