@@ -90,10 +90,9 @@ def run_trial(trial: Any, settings: Mapping[str, Any]) -> None:
         return
     value = float(epochs[-1][settings["metric"]]) if epochs else math.nan
     if not math.isfinite(value):
-        trial.set_user_attr(
-            "fail_reason",
-            f"diverged: {result.history.stop_reason or settings['metric']} is {value}",
-        )
+        # ReportToTrial stopped the run and said why ("val_loss is inf after epoch 4").
+        why = result.history.stop_reason or f"{settings['metric']} is {value}"
+        trial.set_user_attr("fail_reason", f"diverged: {why}")
         study.tell(trial, state=TrialState.FAIL)
         return
     study.tell(trial, value)
