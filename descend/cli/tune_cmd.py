@@ -68,23 +68,35 @@ def tune_command(
     the_task = get_task(check_name("task", task, task_names()))
     name = check_name("optimizer", optimizer, optimizer_names())
     folder = out if out is not None else default_out("tune", task, name)
-    result = run_study(
-        the_task.name,
-        name,
-        trials=trials,
-        tune=tune,
-        space=space,
-        seed=seed,
-        epochs=epochs,
-        batch_size=batch_size,
-        schedule=schedule,
-        pruner=pruner,
-        storage=storage,
-        study=study,
-        workers=workers,
-        out=folder,
-        progress=not quiet and sys.stderr.isatty(),
-    )
+    try:
+        result = run_study(
+            the_task.name,
+            name,
+            trials=trials,
+            tune=tune,
+            space=space,
+            seed=seed,
+            epochs=epochs,
+            batch_size=batch_size,
+            schedule=schedule,
+            pruner=pruner,
+            storage=storage,
+            study=study,
+            workers=workers,
+            out=folder,
+            progress=not quiet and sys.stderr.isatty(),
+        )
+    except KeyboardInterrupt:
+        from descend.tune.storage import redact
+
+        where = redact(storage) if storage else str(folder / "study.journal")
+        typer.echo(
+            f"interrupted; the running trials are queued again. Finish the study with: "
+            f"descend tune {task} --optimizer {name} --trials {trials} --storage {where} "
+            f"--study {study or f'{task}-{name}'} (and the same settings)",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     written = write_tune_run(
         folder,
         task=task_info(the_task),

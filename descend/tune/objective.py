@@ -24,6 +24,10 @@ from descend.tune.spaces import Param, optimizer_options, space_from_dicts
 from descend.tune.storage import optuna_module
 
 
+class TrialInterrupted(KeyboardInterrupt):
+    """A trial stopped by a signal (its argument: ``"SIGINT"``, ``"SIGTERM"``); it is queued again."""
+
+
 def objective_metric(task: Any) -> tuple[str, str]:
     """``(metric, direction)``: the task's target metric if measured on validation data."""
     target = task.target
@@ -83,6 +87,9 @@ def run_trial(trial: Any, settings: Mapping[str, Any]) -> None:
         trial.set_user_attr("fail_reason", f"diverged: {exc}")
         study.tell(trial, state=TrialState.FAIL)
         return
+    if result.history.interrupted_by:
+        # Stopped by Ctrl-C or SIGTERM, not by the trial's merits: the worker gives it back.
+        raise TrialInterrupted(result.history.interrupted_by)
     epochs = result.history.epochs
     trial.set_user_attr("epochs_run", len(epochs))
     if report.pruned_at is not None:

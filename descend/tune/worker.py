@@ -8,9 +8,12 @@ Everything a trial needs (task, optimizer, space, recipe) is read from the study
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from descend.tune.search import _work_here
 from descend.tune.storage import open_storage, optuna_module, study_settings
+from descend.tune.workers import sigterm_as_interrupt
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,7 +27,15 @@ def main(argv: list[str] | None = None) -> None:
     storage = open_storage(args.storage)
     study = optuna_module().load_study(study_name=args.study, storage=storage)
     settings = study_settings(study)
-    _work_here(storage, args.study, settings, args.worker, args.heartbeat, args.grace, False)
+    sigterm_as_interrupt()
+    try:
+        _work_here(storage, args.study, settings, args.worker, args.heartbeat, args.grace, False)
+    except KeyboardInterrupt:
+        # Its trial was given back to the queue (every storage write is committed when made).
+        # os._exit: interpreter shutdown after a KeyboardInterrupt can end the process by
+        # SIGINT instead of this status (seen when SIGINT's handler was inherited).
+        sys.stderr.flush()
+        os._exit(130)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
 import threading
 import time
@@ -116,27 +117,28 @@ def fail_lost_trials(study: Any, storage: Any, study_id: int, grace: float) -> l
     Returns:
         The numbers of the trials this call failed (another worker may fail some first).
     """
-    optuna = optuna_module()
-    TrialState = optuna.trial.TrialState
+    TrialState = optuna_module().trial.TrialState
     failed = []
     now = time.time()
     for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
         silent = now - _last_sign_of_life(trial)
-        if silent <= grace:
-            continue
-        try:
-            storage.set_trial_user_attr(
-                trial._trial_id,
-                "fail_reason",
-                f"worker lost: no heartbeat for {silent:.0f} s (grace {grace:g} s); retried",
-            )
-            storage.set_trial_system_attr(trial._trial_id, LOST_KEY, True)
-            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # it ended, or another worker failed it first
-        _retry(study, storage.get_trial(trial._trial_id))
-        failed.append(trial.number)
+        reason = f"worker lost: no heartbeat for {silent:.0f} s (grace {grace:g} s); retried"
+        if silent > grace and give_back(study, storage, trial._trial_id, reason):
+            failed.append(trial.number)
     return failed
+
+
+def give_back(study: Any, storage: Any, trial_id: int, reason: str) -> bool:
+    """Fail a RUNNING trial as lost (not counted) and queue its retry; ``False`` if it had ended."""
+    optuna = optuna_module()
+    try:
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        storage.set_trial_system_attr(trial_id, LOST_KEY, True)
+        storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # it ended, or another worker failed it first
+    _retry(study, storage.get_trial(trial_id))
+    return True
 
 
 def _take_queued(storage: Any, study_id: int) -> int | None:
@@ -191,11 +193,35 @@ def work(
             continue
         trial = optuna.trial.Trial(study, trial_id)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        with Heartbeat(storage, trial_id, heartbeat):
-            run_trial(trial)
+        try:
+            with Heartbeat(storage, trial_id, heartbeat):
+                run_trial(trial)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C or SIGTERM: the trial is not this worker's to finish; queue it again.
+            give_back(study, storage, trial_id, f"interrupted ({exc or 'SIGINT'}); retried")
+            raise
+        except Exception as exc:
+            # A bug, not the hyperparameters: record it (no retry, it would fail again).
+            storage.set_trial_user_attr(trial_id, "fail_reason", f"error: {exc!r}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            raise
         ran += 1
         if on_trial_end is not None:
             on_trial_end()
+
+
+def sigterm_as_interrupt() -> None:
+    """Make SIGTERM raise ``KeyboardInterrupt("SIGTERM")`` in this process, as Ctrl-C does.
+
+    ``fit`` handles both signals itself while it trains; this covers the rest of a trial
+    (building data and model), so a terminated worker always gives its trial back.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def finished_value(trial: Any) -> float | None:

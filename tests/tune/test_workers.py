@@ -107,3 +107,20 @@ def test_a_sigkilled_worker_loses_only_its_trial_which_is_retried(tmp_path: Path
     assert retries[0]["params"] == by_number[lost]["params"]
     assert retries[0]["seed"] == by_number[lost]["seed"]
     assert len(result.trials) == 3  # the two of the budget and the lost one
+
+
+def test_a_sigterm_gives_the_running_trial_back_at_once(tmp_path: Path) -> None:
+    settings = {"trials": 2, "epochs": 150, "pruner": "none", "space": "lr=1e-5:2e-5:log"}
+    ref = open_study("logreg", "sgd", storage=tmp_path / "s.journal", **settings)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen(worker_command(ref.where, ref.name, 0, 0.3, 60.0), env=env)
+    number = _running_trial_of(ref.storage, ref.name, worker.pid)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 130
+    # No grace to wait for: the trial was failed as lost by its own worker and queued again.
+    trials = {t["number"]: t for t in collect(ref.storage, ref.name, ref.where).trials}
+    assert trials[number]["state"] == "FAIL" and trials[number]["lost"]
+    assert trials[number]["fail_reason"] == "interrupted (SIGTERM); retried"
+    retry = [t for t in trials.values() if t["retry_of"] == number]
+    assert len(retry) == 1 and retry[0]["state"] == "WAITING"
+    assert not [t for t in trials.values() if t["state"] == "RUNNING"]
