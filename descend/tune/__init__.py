@@ -12,8 +12,10 @@ Needs Optuna (``pip install 'descend[tune]'``); importing this package does not.
 """
 
 from descend.tune.overrides import parse_space
-from descend.tune.search import PRUNERS, StudyRef, TuneResult, open_study, tune
+from descend.tune.result import TuneResult
+from descend.tune.search import tune
 from descend.tune.spaces import SPACES, TUNE_CHOICES, Param, optimizer_options, search_space
+from descend.tune.study import PRUNERS, StudyRef, open_study
 from descend.tune.workers import fail_lost_trials
 
 __all__ = [

@@ -25,7 +25,19 @@ from descend._validation import InvalidParameterError
 
 SETTINGS_KEY = "descend"
 # A study's settings that must match for a command to join it.
-_MATCHED = ("task", "optimizer", "space", "metric", "epochs", "batch_size", "schedule", "seed")
+_MATCHED = (
+    "task",
+    "task_options",
+    "optimizer",
+    "space",
+    "metric",
+    "epochs",
+    "batch_size",
+    "schedule",
+    "seed",
+    "trials",
+    "pruner",
+)
 
 
 def optuna_module() -> Any:

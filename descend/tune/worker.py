@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from descend.tune.search import _work_here
+from descend.tune.processes import run_worker
 from descend.tune.storage import open_storage, optuna_module, study_settings
 from descend.tune.workers import sigterm_as_interrupt
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = study_settings(study)
     sigterm_as_interrupt()
     try:
-        _work_here(storage, args.study, settings, args.worker, args.heartbeat, args.grace, False)
+        run_worker(storage, args.study, settings, args.worker, args.heartbeat, args.grace, False)
     except KeyboardInterrupt:
         # Its trial was given back to the queue (every storage write is committed when made).
         # os._exit: interpreter shutdown after a KeyboardInterrupt can end the process by

@@ -18,7 +18,8 @@ import pytest
 pytest.importorskip("optuna")
 
 from descend.tune import open_study, tune
-from descend.tune.search import collect, worker_command
+from descend.tune.processes import worker_command
+from descend.tune.result import collect
 
 pytestmark = pytest.mark.slow
 
