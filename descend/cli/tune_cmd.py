@@ -1,4 +1,4 @@
-"""``descend tune TASK --optimizer adam --trials 40``: an Optuna study of one optimizer on a task.
+"""``descend tune TASK --optimizer adam --trials 40``: Optuna studies of optimizers on a task.
 
 Thin by design: parse the flags, call :func:`descend.tune.tune`, hand its result to
 :func:`descend.report.write_tune_run`, print where things are.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +21,9 @@ from descend.schedules import SCHEDULE_NAMES
 @app.command("tune")
 def tune_command(
     task: Annotated[str, typer.Argument(help="Built-in task name, e.g. digits.")],
-    optimizer: Annotated[str, typer.Option(help="Optimizer to tune (a registry name).")] = "adam",
+    optimizer: Annotated[
+        str, typer.Option(help="Optimizer(s) to tune: a registry name, or several as sgd,adam.")
+    ] = "adam",
     trials: Annotated[
         int, typer.Option(help="Trials in the study, pruned and failed ones included.")
     ] = 40,
@@ -59,54 +61,75 @@ def tune_command(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Tune an optimizer's hyperparameters on a task; write best.yaml, trials.csv and report.html."""
+    """Tune optimizers' hyperparameters on a task; write best.yaml, trials.csv and report.html.
+
+    With several optimizers (--optimizer sgd,adam) each gets the same study (same
+    trials, space kind, recipe and seed) in a subfolder, and every report's
+    sensitivity figure shows them all.
+    """
     from descend.optim import optimizer_names
-    from descend.report import write_tune_run
     from descend.tasks import get_task, task_names
+    from descend.tune import parse_space
     from descend.tune import tune as run_study
 
     the_task = get_task(check_name("task", task, task_names()))
-    name = check_name("optimizer", optimizer, optimizer_names())
-    folder = out if out is not None else default_out("tune", task, name)
-    try:
-        result = run_study(
-            the_task.name,
-            name,
-            trials=trials,
-            tune=tune,
-            space=space,
-            seed=seed,
-            epochs=epochs,
-            batch_size=batch_size,
-            schedule=schedule,
-            pruner=pruner,
-            storage=storage,
-            study=study,
-            workers=workers,
-            out=folder,
-            progress=not quiet and sys.stderr.isatty(),
-        )
-    except KeyboardInterrupt:
-        from descend.tune.storage import redact
+    names = [check_name("optimizer", n.strip(), optimizer_names()) for n in optimizer.split(",")]
+    for name in names:
+        parse_space(space, name)  # every optimizer's overrides checked before anything runs
+    folder = out if out is not None else default_out("tune", task, *names)
+    results = {}
+    for name in names:
+        name_of_study = study if len(names) == 1 or study is None else f"{study}-{name}"
+        try:
+            results[name] = run_study(
+                the_task.name,
+                name,
+                trials=trials,
+                tune=tune,
+                space=space,
+                seed=seed,
+                epochs=epochs,
+                batch_size=batch_size,
+                schedule=schedule,
+                pruner=pruner,
+                storage=storage,
+                study=name_of_study,
+                workers=workers,
+                out=folder,
+                progress=not quiet and sys.stderr.isatty(),
+            )
+        except KeyboardInterrupt:
+            from descend.tune.storage import redact
 
-        where = redact(storage) if storage else str(folder / "study.journal")
-        typer.echo(
-            f"interrupted; the running trials are queued again. Finish the study with: "
-            f"descend tune {task} --optimizer {name} --trials {trials} --storage {where} "
-            f"--study {study or f'{task}-{name}'} (and the same settings)",
-            err=True,
-        )
-        raise typer.Exit(130) from None
+            where = redact(storage) if storage else str(folder / "study.journal")
+            typer.echo(
+                "interrupted; the running trials are queued again. Finish the study with: "
+                f"descend tune {task} --optimizer {name} --trials {trials} --storage {where} "
+                f"--study {name_of_study or f'{task}-{name}'} (and the same settings)",
+                err=True,
+            )
+            raise typer.Exit(130) from None
+    for name, result in results.items():
+        here = folder if len(names) == 1 else folder / name
+        others = {n: r.trials for n, r in results.items() if n != name}
+        _write_and_print(here, the_task, result, others)
+
+
+def _write_and_print(folder: Path, task: Any, result: Any, others: dict[str, Any]) -> None:
+    from descend.report import write_tune_run
+
     written = write_tune_run(
         folder,
-        task=task_info(the_task),
+        task=task_info(task),
         study={**dataclasses.asdict(result), "name": result.study},
         best_config=result.best_config() if result.best else None,
+        others=others,
     )
     states = [t["state"] for t in result.counted()]
     typer.echo(
-        f"{the_task.name} · {name} · {len(states)} trials: {states.count('COMPLETE')} completed, "
-        f"{states.count('PRUNED')} pruned, {states.count('FAIL')} failed"
+        f"{task.name} · {result.settings['optimizer']} · {len(states)} trials: "
+        f"{states.count('COMPLETE')} completed, {states.count('PRUNED')} pruned, "
+        f"{states.count('FAIL')} failed"
     )
     if result.best:
         params = ", ".join(f"{k} {v:.4g}" for k, v in result.best_params.items())

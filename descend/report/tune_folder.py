@@ -154,7 +154,8 @@ def write_tune_run(
         "parallel": parallel_figure(trials, settings["space"], metric=metric),
         "importance": importance_figure(study.get("importances") or {}),
         "sensitivity": sensitivity_figure(
-            {settings["optimizer"]: trials, **dict(others or {})},
+            # Sorted by name so an optimizer has one color in every study's report.
+            dict(sorted({settings["optimizer"]: trials, **dict(others or {})}.items())),
             metric=metric,
             title=f"{task.get('name')}: {metric} after {settings['epochs']} epochs",
         ),

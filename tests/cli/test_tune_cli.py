@@ -158,3 +158,48 @@ def test_joining_a_study_with_another_space_is_one_error_and_writes_nothing(
 
 def test_an_unknown_task_is_one_error(tmp_path: Path, capsys) -> None:
     assert "digits" in _one_error(["tune", "digitz", "--out", str(tmp_path / "o")], capsys)
+
+
+def test_several_optimizers_get_the_same_study_each_in_a_subfolder(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "t"
+    main(
+        [
+            "tune",
+            "logreg",
+            "--optimizer",
+            "sgd,adam",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    for name in ("sgd", "adam"):
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["name"] == f"logreg-{name}" and summary["settings"]["trials"] == 2
+        assert (out / name / "sensitivity.png").exists() and (out / name / "best.yaml").exists()
+    assert (out / "study.journal").exists()
+    assert capsys.readouterr().out.count("2 trials:") == 2
+
+
+def test_a_space_entry_one_of_several_optimizers_lacks_is_refused_first(
+    tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "t"
+    line = _one_error(
+        [
+            "tune",
+            "logreg",
+            "--optimizer",
+            "momentum,sgd",
+            "--space",
+            "momentum=0.8:0.95",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert "sgd has no tunable hyperparameter 'momentum'" in line and not out.exists()
