@@ -22,6 +22,7 @@ from descend.tasks import get_task, run_task
 from descend.train import Callback, NonFiniteError, TrainState
 from descend.tune.spaces import Param, optimizer_options, space_from_dicts
 from descend.tune.storage import optuna_module
+from descend.tune.workers import signalled
 
 
 class TrialInterrupted(KeyboardInterrupt):
@@ -47,6 +48,10 @@ class ReportToTrial(Callback):
     def __init__(self, trial: Any, metric: str) -> None:
         self.trial, self.metric = trial, metric
         self.pruned_at: int | None = None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if signalled():  # a worker signalled while the trial was being set up: stop now
+            state.stop(f"interrupted by {signalled()} before training", success=False)
 
     def on_epoch_end(self, state: TrainState) -> None:
         row = state.history.epochs[-1]
@@ -87,9 +92,10 @@ def run_trial(trial: Any, settings: Mapping[str, Any]) -> None:
         trial.set_user_attr("fail_reason", f"diverged: {exc}")
         study.tell(trial, state=TrialState.FAIL)
         return
-    if result.history.interrupted_by:
+    interrupted = result.history.interrupted_by or signalled()
+    if interrupted:
         # Stopped by Ctrl-C or SIGTERM, not by the trial's merits: the worker gives it back.
-        raise TrialInterrupted(result.history.interrupted_by)
+        raise TrialInterrupted(interrupted)
     epochs = result.history.epochs
     trial.set_user_attr("epochs_run", len(epochs))
     if report.pruned_at is not None:

@@ -8,12 +8,11 @@ Everything a trial needs (task, optimizer, space, recipe) is read from the study
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from descend.tune.processes import run_worker
 from descend.tune.storage import open_storage, optuna_module, study_settings
-from descend.tune.workers import sigterm_as_interrupt
+from descend.tune.workers import defer_signals
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,15 +26,11 @@ def main(argv: list[str] | None = None) -> None:
     storage = open_storage(args.storage)
     study = optuna_module().load_study(study_name=args.study, storage=storage)
     settings = study_settings(study)
-    sigterm_as_interrupt()
+    defer_signals()
     try:
         run_worker(storage, args.study, settings, args.worker, args.heartbeat, args.grace, False)
     except KeyboardInterrupt:
-        # Its trial was given back to the queue (every storage write is committed when made).
-        # os._exit: interpreter shutdown after a KeyboardInterrupt can end the process by
-        # SIGINT instead of this status (seen when SIGINT's handler was inherited).
-        sys.stderr.flush()
-        os._exit(130)
+        sys.exit(130)  # its trial, if any, was given back to the queue
 
 
 if __name__ == "__main__":

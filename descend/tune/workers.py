@@ -21,6 +21,7 @@ so a lost trial is always retried by someone who is still there.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -184,6 +185,8 @@ def work(
     poll = min(1.0, heartbeat) if poll is None else poll
     ran = 0
     while True:
+        if signalled():
+            raise KeyboardInterrupt(signalled())  # between trials: nothing to give back
         fail_lost_trials(study, storage, study_id, grace)
         trial_id = _take_queued(storage, study_id)
         if trial_id is None:
@@ -191,9 +194,9 @@ def work(
                 return ran
             time.sleep(poll)  # others' trials: stay to retry them if their worker dies
             continue
-        trial = optuna.trial.Trial(study, trial_id)
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        try:
+        try:  # from here on, however this ends, the trial does not stay RUNNING
+            trial = optuna.trial.Trial(study, trial_id)
+            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             with Heartbeat(storage, trial_id, heartbeat):
                 run_trial(trial)
         except KeyboardInterrupt as exc:
@@ -203,25 +206,38 @@ def work(
         except Exception as exc:
             # A bug, not the hyperparameters: record it (no retry, it would fail again).
             storage.set_trial_user_attr(trial_id, "fail_reason", f"error: {exc!r}")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
             raise
         ran += 1
         if on_trial_end is not None:
             on_trial_end()
 
 
-def sigterm_as_interrupt() -> None:
-    """Make SIGTERM raise ``KeyboardInterrupt("SIGTERM")`` in this process, as Ctrl-C does.
+_SIGNALLED: list[str] = []  # signals a worker process received, acted on at safe points
 
-    ``fit`` handles both signals itself while it trains; this covers the rest of a trial
-    (building data and model), so a terminated worker always gives its trial back.
+
+def defer_signals() -> None:
+    """In a worker process, note SIGINT and SIGTERM instead of raising where they land.
+
+    A ``KeyboardInterrupt`` raised at an arbitrary point can land inside a storage write
+    (a journal's file lock held, a transaction open). The worker acts on the note where
+    that cannot happen: before taking a trial (it leaves), as training starts (the trial
+    stops at once) and after it (the trial is given back). While ``fit`` trains it
+    handles both signals itself, the same way.
     """
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt("SIGTERM")
+    def note(signum: int, frame: object) -> None:
+        _SIGNALLED.append(signal.Signals(signum).name)
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, note)
+
+
+def signalled() -> str:
+    """The first signal :func:`defer_signals` noted, ``""`` if none."""
+    return _SIGNALLED[0] if _SIGNALLED else ""
 
 
 def finished_value(trial: Any) -> float | None:

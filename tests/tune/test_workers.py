@@ -69,7 +69,8 @@ def _running_trial_of(storage, name: str, pid: int, timeout: float = 120.0) -> i
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for t in storage.get_all_trials(study_id, states=(TrialState.RUNNING,)):
-            if str(t.user_attrs.get("worker", "")).endswith(f":{pid}"):
+            # Its hyperparameters drawn: the worker is training, mid-trial.
+            if str(t.user_attrs.get("worker", "")).endswith(f":{pid}") and t.params:
                 return t.number
         time.sleep(0.1)
     raise AssertionError(f"worker {pid} never started a trial")
