@@ -62,7 +62,14 @@ def _sparse_update(grad: Tensor, total: Tensor, eps: float, decay: float, step: 
         total.addcmul_(grad, grad, value=1)
         return grad / (total.sqrt() + eps) / (1 + (step - 1) * decay)
     grad = grad.coalesce()  # duplicate indices must add before they are squared
-    index, values = grad.indices(), grad.values()
-    total.add_(torch.sparse_coo_tensor(index, values * values, grad.shape))
+
+    def like_grad(values: Tensor) -> Tensor:
+        # The indices of a coalesced tensor: valid and sorted, nothing to check.
+        return torch.sparse_coo_tensor(
+            grad.indices(), values, grad.shape, check_invariants=False, is_coalesced=True
+        )
+
+    values = grad.values()
+    total.add_(like_grad(values * values))
     std = total.sparse_mask(grad).coalesce().values().sqrt_().add_(eps)
-    return torch.sparse_coo_tensor(index, values / std / (1 + (step - 1) * decay), grad.shape)
+    return like_grad(values / std / (1 + (step - 1) * decay))
