@@ -108,12 +108,17 @@ def _num(x: float | None) -> str:
 
 
 def validate(
-    owner: str, values: Mapping[str, Any], table: Mapping[str, Constraint | Iterable[Constraint]]
+    owner: str,
+    values: Mapping[str, Any],
+    table: Mapping[str, Constraint | Iterable[Constraint]],
+    words: Mapping[str, Callable[[Any], str]] | None = None,
 ) -> None:
     """Check each named value against its declared constraint(s); raise on the first violation.
 
     A value passes when any of its constraints accepts it. Names absent from
-    ``values`` are skipped (they keep their defaults).
+    ``values`` are skipped (they keep their defaults). ``words[name](value)``, when given,
+    is another library's wording of the same refusal, added in parentheses (torch.optim's,
+    which code written for torch may match).
     """
     for name, constraints in table.items():
         if name not in values:
@@ -126,8 +131,10 @@ def validate(
         value = values[name]
         if not any(c.contains(value) for c in cs):
             allowed = " or ".join(c.describe() for c in cs)
+            said = words.get(name) if words else None
             raise InvalidParameterError(
                 f"The {name!r} parameter of {owner} must be {allowed}. Got {value!r} instead."
+                + (f" ({said(value)})" if said else "")
             )
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One-time (idempotent) set-up: a virtual environment in .venv with descend and its
-# development tools. torch is pinned by constraints.txt to the local CPU wheel.
+# One-time (idempotent) set-up: a virtual environment in .venv with descend, its
+# development tools and the tune extra (Optuna, the PostgreSQL driver). torch is
+# pinned by constraints.txt to the local CPU wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q -c constraints.txt -e '.[dev]'
+.venv/bin/pip install -q -c constraints.txt -e '.[dev,tune]'

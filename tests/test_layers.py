@@ -17,6 +17,7 @@ ROWS = [
     {"train"},
     {"tasks"},
     {"diagnose"},
+    {"tune"},
     {"report"},
     {"comparison"},
     {"bench"},

@@ -21,14 +21,21 @@ from typing import Any
 
 from descend._validation import InvalidParameterError, unknown_choice
 
-# Named optimizers, on the fast path at any size (fused=True). Momentum SGD compiles on
-# its second step, after the first has created the momentum buffer.
+
+# Each named optimizer's rule as a compiled chain (compile=True): what a user who opts in
+# to compilation pays on the first step. Momentum SGD compiles on its second step, after
+# the first has created the momentum buffer (a first step runs eagerly while state is
+# missing, so that the compiled graph sees one layout).
+def _compiled(cls: str, hp: str) -> str:
+    return f"descend.Optimizer(ps, descend.{cls}.transform, compile=True, {hp})"
+
+
 OPTIMIZERS = {
-    "sgd": "descend.SGD(ps, lr=1e-3, fused=True)",
-    "momentum": "descend.SGD(ps, lr=1e-3, momentum=0.9, fused=True)",
-    "adam": "descend.Adam(ps, lr=1e-3, fused=True)",
-    "adamw": "descend.AdamW(ps, lr=1e-3, fused=True)",
-    "rmsprop": "descend.RMSprop(ps, lr=1e-3, fused=True)",
+    "sgd": _compiled("SGD", "lr=1e-3, momentum=0.0"),
+    "momentum": _compiled("SGD", "lr=1e-3, momentum=0.9"),
+    "adam": _compiled("Adam", "lr=1e-3"),
+    "adamw": _compiled("Adam", "lr=1e-3, weight_decay=1e-2, decoupled_weight_decay=True"),
+    "rmsprop": _compiled("RMSprop", "lr=1e-3, momentum=0.0"),
 }
 
 _CHILD = """

@@ -82,7 +82,7 @@ def _torch(cls: type, **opts: Any) -> Callable[[list[Tensor], str], Any]:
 
 
 def _decay(t: int) -> float:
-    # A schedule that changes every step: the fast path must not recompile for it.
+    # A schedule that changes every step: a compiled step must not recompile for it.
     return 1e-3 / (1.0 + 1e-3 * t)
 
 
@@ -196,7 +196,8 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 IMPLS = (
     "descend",
-    "descend_assigned_grads",
+    "descend_eager",
+    "descend_compiled",
     "torch_forloop",
     "torch_foreach",
     "torch_fused",
@@ -260,31 +261,36 @@ class _Runner:
         g = torch.Generator().manual_seed(seed)
         self.params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
         self.grads = [torch.randn(s, generator=g) * 1e-2 for s in shapes]
-        # "descend" keeps the same gradient tensors (as a loop without zero_grad does);
-        # "descend_assigned_grads" assigns gradient tensors by hand before every step
-        # (p.grad = g). Either way large parameters read them where they are and step()
-        # copies the small ones into the tail's buffer. What a loop with backward() pays
-        # is timed by training_step().
-        self.fresh = impl != "descend"
         self.impl, self.algo = impl, algo
         for p, gr in zip(self.params, self.grads, strict=True):
             p.grad = gr
         if impl.startswith("descend"):
             self.opt = algo.descend(self.params)
+            if impl != "descend":
+                self.opt = as_chain(self.opt, compile=impl == "descend_compiled")
         else:
             self.opt = algo.torch(self.params, impl.removeprefix("torch_"))
             if algo.name == "adamw_clip_sched":
                 self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda t: _decay(t) / 1e-3)
 
     def step(self) -> None:
-        if self.fresh:
-            for p, gr in zip(self.params, self.grads, strict=True):
-                p.grad = gr
+        # Gradients assigned before every step, as backward() leaves new ones.
+        for p, gr in zip(self.params, self.grads, strict=True):
+            p.grad = gr
         if self.algo.clip and not self.impl.startswith("descend"):
             torch.nn.utils.clip_grad_norm_(self.params, 1.0, foreach=self.impl != "torch_forloop")
         self.opt.step()
         if hasattr(self, "sched"):
             self.sched.step()
+
+
+def as_chain(opt: Any, *, compile: bool) -> Any:
+    """A descend optimizer's rule as a plain chain over the same parameters and settings:
+    its eager transforms (no fused kernel) or, with ``compile``, their compiled step."""
+    from descend.optim.flags import EXECUTION_DEFAULTS
+
+    hp = {k: v for k, v in opt.defaults.items() if k not in EXECUTION_DEFAULTS}
+    return descend.Optimizer(opt.param_groups[0]["params"], opt.transform, compile=compile, **hp)
 
 
 class _OptaxRunner:
@@ -403,9 +409,7 @@ def training_step(
     \\theta_i` (autograd writes one fresh gradient per parameter) and ``step()`` of
     ``descend.Adam`` (its default path) and of ``torch.optim.Adam(fused=True)``, and of
     the composed chain of ``adamw_clip_sched`` and torch's ``clip_grad_norm_`` + fused
-    ``AdamW`` + ``LambdaLR``, interleaved. This is what a training loop pays: it counts
-    any work descend's layout moves out of ``step()`` (a gather of the small tensors'
-    gradients). Returns the medians in ms, Adam's ratio to torch's, and what the
+    ``AdamW`` + ``LambdaLR``, interleaved. This is what a training loop pays. Returns the medians in ms, Adam's ratio to torch's, and what the
     composition adds to each side's Adam training step.
     """
     g = torch.Generator().manual_seed(seed)
@@ -414,7 +418,7 @@ def training_step(
         params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
         coefs = [torch.randn(s, generator=g) * 1e-2 for s in shapes]
         run = _training_step(make(params), params, coefs, clip=name.endswith("_clip"))
-        run()  # lays out descend's buffers (and compiles, or finds the compiled step)
+        run()  # the first step allocates state
         runs[name] = (run, Timing())
     for order in round_orders(list(runs), rounds, seed):
         for name in order:
@@ -457,13 +461,18 @@ def bench_size(
                 if algo.optax is None or not optax_available():
                     continue
                 runners[impl] = _OptaxRunner(algo, shapes, seed)
+            elif (
+                impl == "descend_eager"
+                and type(algo.descend([torch.zeros(1)])) is descend.Optimizer
+            ):
+                continue  # a chain's default is its eager step: the "descend" row
             else:
                 runners[impl] = _Runner(impl, algo, shapes, seed)
         timings = {impl: Timing() for impl in runners}
         with torch.no_grad():
             for impl, r in runners.items():
-                # The first steps pay for any compilation (descend's fast path starts on the
-                # second step when a momentum buffer is created by the first): report them
+                # The first steps pay for any compilation (a compiled chain compiles on the
+                # second step when the first has created a momentum buffer): report them
                 # separately, as their total.
                 timings[impl].first_step = 2 * _timed(r.step, 2)
                 r.step()
@@ -489,6 +498,7 @@ def bench_size(
         torch_best = min(
             (t.median for i, t in timings.items() if i.startswith("torch_")), default=None
         )
+        forloop = timings.get("torch_forloop")
         for impl, t in timings.items():
             lo, hi = t.spread
             rows.append(
@@ -505,6 +515,7 @@ def bench_size(
                     "gb_per_s": 4 * algo.traffic * n / t.median / 1e9,
                     "pct_of_floor": 100 * floor / t.median,
                     "vs_torch_best": t.median / torch_best if torch_best else None,
+                    "vs_torch_forloop": t.median / forloop.median if forloop else None,
                 }
             )
     return {
@@ -592,13 +603,16 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         (
             "| params | optimizer | implementation | median ms (min-max) | GB/s | % of floor | "
-            "vs torch best | bytes/param moved | state bytes/param | first 2 steps s |"
+            "vs torch best | vs torch for-loop | bytes/param moved | state bytes/param | "
+            "first 2 steps s |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in result["sizes"]:
         for r in size["rows"]:
             vs = f"{r['vs_torch_best']:.2f}x" if r["vs_torch_best"] is not None else "-"
+            vs_loop = r.get("vs_torch_forloop")
+            vs += f" | {vs_loop:.2f}x" if vs_loop is not None else " | -"
             lines.append(
                 f"| {r['params'] / 1e6:.1f}M | {r['algorithm']} | {r['impl']} | "
                 f"{r['median_ms']:.2f} ({r['min_ms']:.2f}-{r['max_ms']:.2f}) | {r['gb_per_s']:.1f} | "

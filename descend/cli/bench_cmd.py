@@ -5,7 +5,7 @@ foreach and fused paths (and optax's when jax and optax are installed) on the sa
 parameters, in interleaved rounds, and reports medians, spreads, GB/s and percent of the
 in-place memory-bandwidth floor. ``bench loop`` times ``descend.fit`` against a
 hand-written PyTorch loop on digits. ``bench compile`` times the first (compiling) step
-of the fast path in fresh processes with empty caches.
+of a compiled chain (compile=True) in fresh processes with empty caches.
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ def step(
         str | None,
         typer.Option(
             "--impls",
-            help="Comma-separated implementations (default: all): descend (gradients where "
-            "backward() leaves them), descend_assigned_grads (new gradient tensors every step), "
-            "torch_forloop, torch_foreach, torch_fused, optax.",
+            help="Comma-separated implementations (default: all): descend (the default "
+            "path: torch's fused kernel where torch has one), descend_eager (the transforms, "
+            "eagerly), descend_compiled (the transforms under compile=True), torch_forloop, "
+            "torch_foreach, torch_fused, optax.",
         ),
     ] = None,
     threads: Annotated[
@@ -101,14 +102,14 @@ def compile_(
         Path | None, typer.Option("--json", help="Write the results as JSON here.")
     ] = None,
 ) -> None:
-    """Time the first step of the fast path from empty caches (a fresh machine), and warm."""
+    """Time the first step of a compiled chain (compile=True) from empty caches, and warm."""
     from descend.bench.cold import bench_cold
     from descend.bench.step import parse_size
 
     names = [s.strip() for s in optimizers.split(",") if s.strip()]
     result = bench_cold(parse_size(params), names, repeats=repeats, echo=typer.echo)
     typer.echo(
-        f"first step of the fast path on {result['params'] / 1e6:.1f}M parameters "
+        f"first step of compile=True chains on {result['params'] / 1e6:.1f}M parameters "
         "(fresh processes; TMPDIR and the Inductor cache new and empty for each cold run)"
     )
     if json_path is not None:

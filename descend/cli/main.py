@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "descend.cli.lr_find_cmd",
     "descend.cli.landscape_cmd",
     "descend.cli.diagnose_cmd",
+    "descend.cli.tune_cmd",
 ]
 
 

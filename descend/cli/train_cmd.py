@@ -92,19 +92,67 @@ def check_divergence(diagnostics: list[dict[str, Any]], allowed: bool) -> None:
         raise typer.Exit(3)
 
 
+# The keys of ``descend train --config FILE`` (``best.yaml`` of ``descend tune`` has them).
+CONFIG_KEYS = (
+    "task",
+    "optimizer",
+    "lr",
+    "optimizer_options",
+    "seed",
+    "epochs",
+    "batch_size",
+    "schedule",
+)
+
+
+def read_train_config(path: Path) -> dict[str, Any]:
+    """The settings in a ``--config`` YAML file; unknown keys are refused, naming the allowed ones."""
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--config file {str(path)!r} does not exist.")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        # ValueError, not TypeError: a bad file is bad input (exit 2), not a bug.
+        raise ValueError(  # noqa: TRY004
+            f"--config file {str(path)!r} must hold a mapping of settings."
+        )
+    unknown = [k for k in loaded if k not in CONFIG_KEYS]
+    if unknown:
+        raise ValueError(
+            f"--config file {str(path)!r} has unknown key(s) {', '.join(map(str, unknown))}; "
+            f"allowed: {', '.join(CONFIG_KEYS)}."
+        )
+    return loaded
+
+
 @app.command("train")
 def train(
-    task: Annotated[str, typer.Argument(help="Built-in task name, e.g. digits.")],
+    task: Annotated[
+        str | None, typer.Argument(help="Built-in task name, e.g. digits (or from --config).")
+    ] = None,
     optimizer: TaskOptimizer = None,
     lr: TaskLr = None,
     schedule: Annotated[
-        str, typer.Option(help="Learning-rate schedule: " + ", ".join(SCHEDULE_NAMES) + ".")
-    ] = "constant",
+        str | None,
+        typer.Option(
+            help="Learning-rate schedule: " + ", ".join(SCHEDULE_NAMES) + " (default constant)."
+        ),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (default: the task's).")] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Mini-batch size (default: the task's).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for data split, initialization and order.")] = 0,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for data split, initialization and order (default 0).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="YAML settings (best.yaml of descend tune); flags given override them.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default: runs/train-TASK-OPT-TIME).")
     ] = None,
@@ -131,6 +179,20 @@ def train(
     from descend.report import write_run
     from descend.tasks import get_task, run_task, task_names
 
+    given = read_train_config(config) if config is not None else {}
+    task = task if task is not None else given.get("task")
+    if task is None:
+        raise typer.BadParameter("give a TASK, or a --config file that names one.")
+    optimizer = optimizer if optimizer is not None else given.get("optimizer")
+    lr = lr if lr is not None else given.get("lr")
+    schedule = schedule if schedule is not None else given.get("schedule", "constant")
+    seed = seed if seed is not None else given.get("seed", 0)
+    epochs = epochs if epochs is not None else given.get("epochs")
+    batch_size = batch_size if batch_size is not None else given.get("batch_size")
+    optimizer_options = dict(given.get("optimizer_options") or {})
+    if "betas" in optimizer_options:
+        optimizer_options["betas"] = tuple(optimizer_options["betas"])
+
     the_task = get_task(check_name("task", task, task_names()))
     name = check_name("optimizer", optimizer or the_task.default_optimizer, optimizer_names())
     if resume and out is None:
@@ -143,6 +205,7 @@ def train(
         "seed": seed,
         "schedule": schedule,
         "on_nonfinite": on_nonfinite,
+        "optimizer_options": optimizer_options,
     }
     if epochs is not None:
         options["epochs"] = epochs

@@ -7,7 +7,8 @@
 - the registry of names users type (:func:`make_optimizer`).
 """
 
-from descend.optim.named import SGD, Adagrad, Adam, AdamW, RMSprop
+from descend.optim.named import SGD, Adagrad, RMSprop
+from descend.optim.named_adam import Adam, AdamW
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,

@@ -1,6 +1,13 @@
-"""Constraints shared by several transforms (one definition each)."""
+"""Constraints shared by several transforms (one definition each), and torch.optim's own
+words for a value it refuses (its test suite matches them)."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from numbers import Real
+from typing import Any
+
+from torch import Tensor
 
 from descend._validation import BOOL, Interval, Satisfies
 
@@ -11,18 +18,56 @@ FLAG = BOOL
 
 
 def _is_schedule(value: object) -> bool:
-    return callable(value) and not isinstance(value, Real)
+    return callable(value) and not isinstance(value, Real | Tensor)
 
 
-LEARNING_RATE = (NON_NEGATIVE, Satisfies(_is_schedule, "a schedule (a callable step -> lr)"))
+def _scalar(value: object) -> object:
+    # A 1-element tensor stands for its value (torch.optim takes tensor lr, betas, decay).
+    return value.item() if isinstance(value, Tensor) and value.numel() == 1 else value
+
+
+def tensor_or(interval: Interval) -> tuple[Interval, Satisfies]:
+    """``interval``, or a 1-element tensor whose value is in it."""
+    return interval, Satisfies(
+        lambda v: isinstance(v, Tensor) and v.numel() == 1 and interval.contains(v.item()),
+        "a 1-element tensor holding one",
+    )
+
+
+LEARNING_RATE = (
+    *tensor_or(NON_NEGATIVE),
+    Satisfies(_is_schedule, "a schedule (a callable step -> lr)"),
+)
 
 
 def _is_beta_pair(value: object) -> bool:
     return (
         isinstance(value, tuple | list)
         and len(value) == 2
-        and all(UNIT_OPEN.contains(b) for b in value)
+        and all(UNIT_OPEN.contains(_scalar(b)) for b in value)
     )
 
 
-BETAS = Satisfies(_is_beta_pair, "a pair of floats, each in the range [0, 1)")
+BETAS = Satisfies(_is_beta_pair, "a pair of floats (or 1-element tensors), each in [0, 1)")
+
+
+def _betas_words(value: Any) -> str:
+    if isinstance(value, tuple | list) and len(value) == 2:
+        for i, b in enumerate(value):
+            if not UNIT_OPEN.contains(_scalar(b)):
+                return f"Invalid beta parameter at index {i}: {b}"
+    return f"Invalid betas: {value}"
+
+
+# What torch.optim says for the same refusal, added to descend's message so that code
+# (and PyTorch's own tests) matching torch's words keeps working.
+def _invalid(name: str) -> Callable[[Any], str]:
+    return lambda v: f"torch.optim: Invalid {name} value: {v}"
+
+
+TORCH_WORDS: dict[str, Callable[[Any], str]] = {
+    "lr": lambda v: f"torch.optim: Invalid learning rate: {v}",
+    "eps": lambda v: f"torch.optim: Invalid epsilon value: {v}",
+    "betas": lambda v: f"torch.optim: {_betas_words(v)}",
+    **{n: _invalid(n) for n in ("weight_decay", "momentum", "lr_decay", "alpha", "dampening")},
+}

@@ -3,36 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from descend._validation import InvalidParameterError, OneOf, reject_unknown, validate
-from descend.optim import compiled as _compiled
-from descend.optim import flat as _flat
-from descend.optim import plan as _plan
-from descend.optim._constraints import _is_schedule
-from descend.optim.backend import joint_norm
-from descend.optim.step_hooks import with_step_hooks, without_grad
-from descend.optim.transform import State, Transform
+from descend._validation import InvalidParameterError, reject_unknown, validate
+from descend.optim import fused as torch_fused
+from descend.optim._constraints import TORCH_WORDS
+from descend.optim.flags import (
+    BOOKKEEPING_KEYS,
+    EXECUTION_CONSTRAINTS,
+    EXECUTION_DEFAULTS,
+    as_number,
+    check_flags,
+    scalar_dtype,
+)
+from descend.optim.lr import GroupSchedules
+from descend.optim.transform import Hyper, State, Transform
 
-# Settings torch.optim keeps in every param group that select an execution path rather
-# than the algorithm. descend accepts them so state dicts and call sites stay unchanged.
-EXECUTION_CONSTRAINTS = {
-    "foreach": OneOf((None, True, False)),
-    "fused": OneOf((None, True, False)),
-    "capturable": OneOf((False,)),
-    "differentiable": OneOf((False,)),
-}
-# Group keys that are not hyperparameters: torch's own bookkeeping and descend's
-# position in a learning-rate schedule.
-BOOKKEEPING_KEYS = {"params", "param_names", "initial_lr", "lr_schedule_step"}
+# Attributes of a descend optimizer that pickling and deepcopy must carry besides torch's.
+_CARRIED = ("transform", "_schedules", "_compile")
 
 
-def _scalar_dtype() -> torch.dtype:
-    # The dtype torch.optim uses for ``state["step"]``, so state dicts load both ways.
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+def _apply(
+    transform: Transform, grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
+) -> None:
+    """``params += update(grads)``: the whole step in one function, so that compile=True
+    compiles exactly what eager runs. A chain ending in ``-lr * u`` adds ``u`` with
+    ``alpha=-lr`` (one pass over the parameters, not two) when ``lr`` is a number and
+    autograd is not recording the step."""
+    if transform.split is not None and not torch.is_grad_enabled():
+        unscaled, name = transform.split
+        h = hp[name]
+        if not isinstance(h, Tensor):
+            torch._foreach_add_(params, unscaled(grads, state, params, hp), alpha=-h)
+            return
+    torch._foreach_add_(params, transform.update(grads, state, params, hp))
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -45,31 +52,24 @@ class Optimizer(torch.optim.Optimizer):
         \\theta \\leftarrow \\theta + T(g;\\ \\text{state}, \\theta, \\text{hp})
 
     Hyperparameters are read from the param group at every step, so
-    ``torch.optim.lr_scheduler`` classes and ``group["lr"] = x`` work as with torch.
-    ``lr`` may also be a schedule (any callable ``step -> lr``, e.g. from
-    :mod:`descend.schedules`), per optimizer or per group: before update ``t`` (0-based)
-    the group's ``lr`` is set to ``schedule(t)``; the position is kept in the group as
-    ``lr_schedule_step`` and saved with the state dict (the schedule itself is
-    configuration and is given again when the optimizer is rebuilt).
+    ``torch.optim.lr_scheduler`` classes and ``group["lr"] = x`` work as with torch; ``lr``
+    may be a float, a 1-element tensor, or a schedule (any callable ``step -> lr``, e.g. from
+    :mod:`descend.schedules`), per optimizer or per group, which sets it before every
+    update (:mod:`descend.optim.lr` says which wins when two are given).
 
     State is created lazily for each parameter before its first update and keyed by
     ``torch.optim``'s names, so ``state_dict()`` has torch's layout.
 
-    Execution: by default (``compile=None``) a param group of at least
-    :data:`descend.optim.flat.MIN_NUMEL` CPU parameters, all with gradients and equal step
-    counts, takes the fast path: the chain runs as one compiled loop over each large
-    parameter where it is (gradient included) and over flat buffers holding the others
-    (:mod:`descend.optim.flat`);
-    other steps run eagerly with ``torch._foreach_*`` over the lists. Both run the same
-    transform source and give the same numbers up to floating-point rounding.
+    Execution: the transforms run eagerly over the group's lists with ``torch._foreach_*``
+    ops. ``compile=True`` compiles that same step with ``torch.compile`` (one graph per
+    param-group layout; ``lr`` and the step counts enter as 0-d tensors, so a schedule does
+    not recompile); ``torch.compile(opt.step)`` works too. The named optimizers run
+    torch's fused kernel where torch has one (:mod:`descend.optim.fused`).
 
     Args:
         params: parameters or param-group dicts, as for any torch optimizer.
         transform: the update rule.
-        compile: ``None`` (default) takes the fast path where it applies and pays (large CPU
-            groups); ``True`` takes it for groups of any size; ``False`` always runs eagerly.
-            The named optimizers take torch's ``fused`` flag for the same choice
-            (``fused=True`` as ``compile=True``, ``fused=False`` as ``compile=False``).
+        compile: compile the step with ``torch.compile`` (the first step pays the compile).
         **defaults: hyperparameters; names the transform does not read are refused.
 
     Example:
@@ -83,148 +83,196 @@ class Optimizer(torch.optim.Optimizer):
         [0.9, -1.9]
     """
 
-    # Subclasses that mirror a torch optimizer creating its state eagerly (Adagrad) set this.
-    _eager_state = False
-    # Named optimizers pass every torch hyperparameter explicitly and keep exactly those in
-    # their param groups (torch's layout); a generic chain takes its transforms' defaults.
-    _torch_layout = False
+    # Named optimizers set these on the class: the rule, whether it creates state at
+    # construction (torch's Adagrad), whether it keeps exactly torch's group keys, whether
+    # it takes sparse gradients, and torch's fused kernel with the devices it runs on.
+    transform: Transform
+    _eager_state: ClassVar[bool] = False
+    _torch_layout: ClassVar[bool] = False
+    _sparse_grads: ClassVar[bool] = False
+    _fused: ClassVar[Callable[..., None] | None] = None
+    _fused_devices: ClassVar[tuple[str, ...]] = torch_fused.FUSED_DEVICES
 
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
         transform: Transform,
         *,
-        compile: bool | None = None,
+        compile: bool = False,
         **defaults: Any,
     ) -> None:
-        self._owner = (
-            type(self).__name__ if type(self) is not Optimizer else f"Optimizer({transform.name})"
-        )
-        self.transform = transform
-        known = set(transform.defaults) | set(EXECUTION_CONSTRAINTS)
-        reject_unknown(self._owner, defaults, known)
+        if getattr(type(self), "transform", None) is not transform:
+            self.transform = transform
+        owner = self._owner
+        reject_unknown(owner, defaults, set(transform.defaults) | set(EXECUTION_DEFAULTS))
         merged = {} if self._torch_layout else dict(transform.defaults)
         merged.update(defaults)
-        params = list(params)
-        if not params:
+        lr = merged.get("lr")
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError(f"Tensor lr must be 1-element (the 'lr' of {owner} has {lr.numel()}).")
+        self._check(merged)
+        check_flags(owner, merged, has_kernel=self._fused is not None)
+        if isinstance(params, list | tuple) and not params:
             raise InvalidParameterError(
-                f"The 'params' argument of {self._owner} must be a non-empty iterable of tensors "
-                "or of param-group dicts. Got an empty list instead."
+                f"The 'params' argument of {owner} must be a non-empty iterable of tensors or "
+                "of param-group dicts. Got an empty list instead. (torch.optim: optimizer got "
+                "an empty parameter list)"
             )
-        self._constraints = {**transform.constraints, **EXECUTION_CONSTRAINTS}
-        self._lr_schedules: dict[int, Callable[[int], float]] = {}
-        # Named optimizers take torch's ``fused`` flag instead: True forces the fast path,
-        # False turns it off, None (torch's default too) lets descend choose.
-        fused = merged.get("fused")
-        self._compile = compile if fused is None else bool(fused)
-        self._flat: dict[int, _flat.FlatGroup] = {}
+        self._schedules = GroupSchedules(owner)
+        self._compile = bool(compile)
         super().__init__(params, merged)
+
+    @property
+    def _owner(self) -> str:
+        return (
+            type(self).__name__
+            if type(self) is not Optimizer
+            else f"Optimizer({self.transform.name})"
+        )
+
+    def _check(self, values: dict[str, Any]) -> None:
+        owner = self._owner
+        validate(
+            owner, values, {**self.transform.constraints, **EXECUTION_CONSTRAINTS}, TORCH_WORDS
+        )
+        for rule in self.transform.rules:
+            rule.check(owner, values)
+
+    # -- copies and old state dicts -----------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update({k: self.__dict__[k] for k in _CARRIED if k in self.__dict__})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Also what load_state_dict ends with: a state dict from an older torch lacks the
+        # newer group keys (maximize, foreach, ...) and may count steps in Python floats.
+        super().__setstate__(state)
+        self.__dict__.setdefault("_schedules", GroupSchedules(self._owner))
+        self.__dict__.setdefault("_compile", False)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+        for st in self.state.values():
+            step = st.get("step")
+            if step is not None and not torch.is_tensor(step):
+                st["step"] = torch.tensor(float(step), dtype=scalar_dtype())
 
     # -- param groups -------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a param group, validating its hyperparameters against the declared constraints."""
-        index = len(self.param_groups)
-        owner = self._owner
-        reject_unknown(owner, set(param_group) - BOOKKEEPING_KEYS, set(self.defaults))
-        params = param_group["params"]
-        params = [params] if isinstance(params, Tensor) else list(params)
-        seen = {id(p): i for i, g in enumerate(self.param_groups) for p in g["params"]}
-        for p in params:
-            if id(p) in seen:
-                raise InvalidParameterError(
-                    f"The 'params' of param group {index} of {owner} must not contain a parameter "
-                    f"of another group. Got a parameter of shape {tuple(p.shape)} that is already "
-                    f"in group {seen[id(p)]} instead."
-                )
+        """Add a param group (as torch does: ``params`` may be any iterable, a generator
+        included), validating its hyperparameters against the declared constraints."""
+        if isinstance(param_group, dict):
+            reject_unknown(self._owner, set(param_group) - BOOKKEEPING_KEYS, set(self.defaults))
+            params = param_group.get("params")
+            if not isinstance(params, Tensor | set | None):
+                # Once, here: a generator read twice (to check, then to keep) would be empty.
+                param_group["params"] = params = list(params)
+                self._refuse_shared(params)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        validate(owner, group, self._constraints)
-        for rule in self.transform.rules:
-            rule.check(owner, group)
-        if _is_schedule(group.get("lr")):
-            self._lr_schedules[index] = group["lr"]
-            group.setdefault("lr_schedule_step", 0)
-            group["lr"] = float(group["lr"](0))
+        try:
+            self._check(group)
+        except Exception:
+            self.param_groups.pop()
+            raise
+        self._schedules.adopt(len(self.param_groups) - 1, group)
         if self._eager_state:
             self._init_state(group, group["params"])
 
+    def _refuse_shared(self, params: list[Any]) -> None:
+        seen = {id(p): i for i, g in enumerate(self.param_groups) for p in g["params"]}
+        for p in params:
+            p = p[1] if isinstance(p, tuple) else p  # (name, tensor) pairs
+            if id(p) in seen:
+                raise InvalidParameterError(
+                    f"The 'params' of param group {len(self.param_groups)} of {self._owner} must "
+                    f"not contain a parameter of another group. Got a parameter of shape "
+                    f"{tuple(p.shape)} that is already in group {seen[id(p)]} instead. "
+                    "(torch.optim: some parameters appear in more than one parameter group)"
+                )
+
     # -- the step -----------------------------------------------------------------------
-    @with_step_hooks
-    @without_grad
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """Perform one update of every param group; ``closure`` re-evaluates the loss."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for index, group in enumerate(self.param_groups):
-            schedule = self._lr_schedules.get(index)
-            if schedule is not None:
-                group["lr"] = float(schedule(int(group.get("lr_schedule_step", 0))))
-            flat = self._flat.get(index)
-            if flat is not None and flat.steady(group["params"], self.state):
-                self._step_steady(index, flat, group)
-            else:
+        # differentiable=True: the update is recorded by autograd, as torch.optim's is.
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable", False))):
+            for index, group in enumerate(self.param_groups):
+                scheduled = self._schedules.before_update(index, group)
                 params = [p for p in group["params"] if p.grad is not None]
                 if params:
-                    self._step_group(index, group, params)
-            if schedule is not None:
-                group["lr_schedule_step"] = int(group.get("lr_schedule_step", 0)) + 1
+                    self._step_group(group, params)
+                if scheduled:
+                    self._schedules.after_update(group)
         return loss
 
-    def _init_state(self, group: dict[str, Any], params: list[Tensor]) -> None:
-        # ``self.state.get``: reading a defaultdict would add empty entries to the state dict.
-        fresh = [p for p in params if not self.state.get(p)]
-        if not fresh:
-            return
-        parts = self.transform.init([_real(p) for p in fresh], group)
-        if not parts and not self.transform.needs_step:
-            return  # a stateless chain (plain SGD) keeps no per-parameter entries, as torch
-        for i, p in enumerate(fresh):
-            state = self.state[p]
-            if self.transform.needs_step:
-                state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
-            for key, values in parts.items():
-                value = values[i]
-                state[key] = (
-                    torch.view_as_complex(value) if p.is_complex() and value is not None else value
-                )
+    @property
+    def lr_schedules(self) -> dict[int, Callable[[int], float]]:
+        """The param groups whose ``lr`` is a schedule, by index (a copy)."""
+        return dict(self._schedules.schedules)
 
-    def _step_group(self, index: int, group: dict[str, Any], params: list[Tensor]) -> None:
-        for p in params:
-            if p.grad.is_sparse:
-                raise InvalidParameterError(
-                    f"{self._owner} does not support sparse gradients. Got a sparse gradient for a "
-                    f"parameter of shape {tuple(p.shape)}; use torch.optim.SparseAdam or dense "
-                    "embeddings (sparse=False)."
-                )
-        self._init_state(group, params)
+    def _fuses(self, group: dict[str, Any], params: list[Tensor]) -> bool:
+        """Whether torch's fused kernel computes this group's step (see module fused)."""
+        if self._fused is None or group.get("fused") is False:
+            return False
+        if group.get("fused"):
+            torch_fused.check_devices(params, self._fused_devices)
+            return True
+        if group.get("foreach") is not None or group.get("differentiable") or self._compile:
+            return False
+        devices = tuple(d for d in torch_fused.DEFAULT_DEVICES if d in self._fused_devices)
+        return not torch.compiler.is_compiling() and torch_fused.eligible(params, devices)
+
+    def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        grads = [p.grad for p in params]
+        if not self._sparse_grads and any(g.is_sparse for g in grads):
+            raise RuntimeError(
+                f"{self._owner} does not support sparse gradients. Got a sparse gradient for a "
+                f"parameter of shape {tuple(params[0].shape)}; use torch.optim.SparseAdam, "
+                "descend.SGD or descend.Adagrad, or dense embeddings (sparse=False)."
+            )
+        fuses = self._fuses(group, params)
+        self._init_state(group, params, fused=fuses)
+        # ``self.state.get``: reading the defaultdict would add empty entries.
         states = [self.state.get(p, {}) for p in params]
+        if fuses:
+            type(self)._fused(self, group, params, grads, states)  # type: ignore[misc]
+            return
+        # Python numbers in an eager step (fast, and torch's for-loop's); 0-d tensors when
+        # the step is compiled, capturable or differentiable.
+        tensors = (
+            self._compile
+            or torch.compiler.is_compiling()
+            or group.get("capturable", False)
+            or group.get("differentiable", False)
+        )
         hp = {k: v for k, v in group.items() if k not in BOOKKEEPING_KEYS}
-        steps = None
+        if not tensors:
+            hp = {k: as_number(v) for k, v in hp.items()}
+        elif self._compile and not isinstance(hp["lr"], Tensor):
+            hp["lr"] = self._lr_tensor(group)
         if self.transform.needs_step:
             counts = [st["step"] for st in states]
             torch._foreach_add_(counts, 1)
-            steps = [float(c) for c in counts]
-        keys = [k for k in states[0] if k != "step"] if states[0] else []
-        flat = self._flat_group(index, group, params, states, keys, steps)
-        if (
-            flat is not None
-            and flat.gather_grads()
-            and self._run_flat(
-                flat, self._with_grad_norm(flat, hp), steps[0] if steps is not None else None
+            # float64, as the eager path's Python floats: 1 - beta2**t is a difference of
+            # nearly equal numbers, and float32 would cost it three digits.
+            hp["step"] = (
+                [c.to(torch.float64) for c in counts] if tensors else [c.item() for c in counts]
             )
-        ):
-            return
-        if steps is not None:
-            hp["step"] = steps
+        keys = [k for k in states[0] if k != "step"]
         lists: State = {k: [_real(st[k]) for st in states] for k in keys}
-        real_params = [_real(p) for p in params]
-        grads = [_real(p.grad) for p in params]
-        # Steps off the fast path run eagerly even with compile=True: compiling per-tensor
-        # lists makes a graph per tensor count and a recompile per learning rate
-        # (docs/bench.md has the measurements).
-        _compiled.apply(self.transform.update, grads, lists, real_params, hp)
+        if group.get("differentiable"):
+            # New state tensors each step: the last step's graph keeps the old ones, which
+            # the in-place state updates would otherwise change under it.
+            lists = {k: [v if v is None else v.clone() for v in vs] for k, vs in lists.items()}
+        apply = _apply
+        if self._compile and not any(v is None for values in lists.values() for v in values):
+            apply = self._compiled_apply()
+        apply(self.transform, [_real(g) for g in grads], lists, [_real(p) for p in params], hp)
         # Transforms may create state on their first update (the momentum buffer).
         for key, values in lists.items():
             for p, st, value in zip(params, states, values, strict=True):
@@ -232,109 +280,46 @@ class Optimizer(torch.optim.Optimizer):
                     torch.view_as_complex(value) if p.is_complex() and value is not None else value
                 )
 
-    def _step_steady(self, index: int, flat: _flat.FlatGroup, group: dict[str, Any]) -> None:
-        """A step of a group whose layout holds everything already (the training-loop
-        case): count it and run the compiled update, with no per-parameter work; through
-        the group's prepared plan (:mod:`descend.optim.plan`) when its hyperparameters
-        fit it."""
-        hp = {k: v for k, v in group.items() if k not in BOOKKEEPING_KEYS}
-        plan = flat.plan
-        if plan is not None and plan.accepts(hp):
-            count = flat.advance()  # every parameter's state["step"] is an element of it
-            flat.gather_grads()  # steady: every tail gradient is dense
-            # Before the calls, while the caches still hold the step's Python state.
-            torch.autograd.graph.increment_version(flat.params)
-            plan.run(count)
+    def _init_state(
+        self, group: dict[str, Any], params: list[Tensor], *, fused: bool = False
+    ) -> None:
+        fresh = [p for p in params if not self.state.get(p)]
+        if not fresh:
             return
-        count = flat.advance()
-        flat.gather_grads()
-        hp = self._with_grad_norm(flat, hp)
-        if not self._run_flat(flat, hp, count):
-            if flat.steps is not None:
-                flat.steps.sub_(1)  # the eager path counts the step again
-            self._step_group(index, group, list(group["params"]))
-            return
-        flat.plan = _plan.build(
-            _compiled.compiled_step(self.transform.update, _compiled.BACKEND),
-            flat.calls(),
-            hp,
-            count,
-        )
+        parts = self.transform.init([_real(p) for p in fresh], group)
+        if not parts and not self.transform.needs_step:
+            return  # a stateless chain (plain SGD) keeps no per-parameter entries, as torch
+        on_device = fused or group.get("fused") or group.get("capturable")
+        for i, p in enumerate(fresh):
+            state = self.state[p]
+            if self.transform.needs_step:
+                state["step"] = (
+                    torch.zeros((), dtype=torch.float32, device=p.device)
+                    if on_device
+                    else torch.tensor(0.0, dtype=scalar_dtype())
+                )
+            for key, values in parts.items():
+                value = values[i]
+                state[key] = (
+                    torch.view_as_complex(value) if p.is_complex() and value is not None else value
+                )
 
-    def _with_grad_norm(self, flat: _flat.FlatGroup, hp: dict[str, Any]) -> dict[str, Any]:
-        """``hp``, with the joint norm of the group's gradients when the chain reads it
-        (:attr:`descend.optim.Transform.grad_norm`): one value for all of the step's calls."""
-        if not self.transform.grad_norm:
-            return hp
-        return {**hp, _compiled.GRAD_NORM: joint_norm([g for g, _, _ in flat.buffers()])}
+    # -- compile=True ---------------------------------------------------------------------
+    def _compiled_apply(self) -> Callable[..., None]:
+        # Built on first use and not pickled: a compiled function belongs to one process.
+        compiled = self.__dict__.get("_compiled")
+        if compiled is None:
+            compiled = self.__dict__["_compiled"] = torch.compile(_apply)
+        return compiled
 
-    def _run_flat(self, flat: _flat.FlatGroup, hp: dict[str, Any], step: float | None) -> bool:
-        """Run the compiled update over ``flat``; ``False`` when it cannot compile (said once:
-        this optimizer runs eagerly from then on)."""
-        if step is not None:
-            # A 0-d tensor, not a float: Inductor specializes on Python floats that reach
-            # foreach scalar lists (a recompile per step); float64 keeps the bias
-            # corrections as exact as the eager path's Python floats.
-            hp = {**hp, "step": [torch.tensor(step, dtype=torch.float64)]}
-        try:
-            _compiled.run_compiled(
-                self._owner, self.transform.update, flat.buffers(), _compiled.dynamic_hyper(hp)
-            )
-            # The update went around autograd's bookkeeping (the tail through its buffer,
-            # pieces through Inductor's entry point): a backward through a graph that saved
-            # the parameters must fail, as after torch.optim's in-place update.
-            torch.autograd.graph.increment_version(flat.params)
-            return True
-        except Exception as exc:  # noqa: BLE001 - a compiler that cannot run is not fatal
-            # Compilation failed before the update ran (no C++ compiler, an unsupported
-            # op in a custom transform): say so once and run this optimizer eagerly.
-            _compiled.logger.warning(
-                "descend: %s could not compile its fused update (%s: %s); running eagerly.",
-                self._owner,
-                type(exc).__name__,
-                exc,
-            )
-            self._compile = False
-            for group in self._flat.values():
-                group.close()
-            self._flat.clear()
-            return False
-
-    def _flat_group(
-        self,
-        index: int,
-        group: dict[str, Any],
-        params: list[Tensor],
-        states: list[dict[str, Any]],
-        keys: list[str],
-        steps: list[float] | None,
-    ) -> _flat.FlatGroup | None:
-        """The group's flat buffers when this step can take the fast path, else ``None``."""
-        if self._compile is False:
-            return None
-        flat = self._flat.get(index)
-        if (
-            flat is not None
-            and flat.matches(params, states, keys)
-            and (steps is None or steps.count(steps[0]) == len(steps))
-        ):
-            return flat  # the views are the ones checked when the group was built
-        if _flat.ineligible(params, group["params"], states, steps) is not None:
-            return None
-        if self._compile is None and sum(p.numel() for p in params) < _flat.MIN_NUMEL:
-            return None
-        # Separate calls for large parameters: each is updated where it is, its gradient
-        # read where autograd wrote it. A chain that clips by the global norm is split too;
-        # the norm is computed over all calls first (_with_grad_norm).
-        split = self.transform.elementwise or self.transform.grad_norm
-        if not _flat.FlatGroup.can_build(params, flat, split):
-            return None
-        # First step, or storage replaced since the last one (model.to(), p.data = ...,
-        # load_state_dict): lay parameters and state out afresh.
-        if flat is not None:
-            flat.close()
-        self._flat[index] = flat = _flat.FlatGroup(params, states, keys, split)
-        return flat
+    def _lr_tensor(self, group: dict[str, Any]) -> Tensor:
+        # One 0-d tensor per group, refilled each step: a changing lr is a graph input.
+        lrs = self.__dict__.setdefault("_lr_tensors", {})
+        t = lrs.get(id(group))
+        if t is None:
+            t = lrs[id(group)] = torch.tensor(0.0, dtype=torch.float64)
+        t.fill_(float(group["lr"]))
+        return t
 
 
 def _real(t: Tensor | None) -> Any:

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 
 from descend._validation import reject_unknown_keywords, unknown_choice
-from descend.optim.named import SGD, Adagrad, Adam, AdamW, RMSprop
+from descend.optim.named import SGD, Adagrad, RMSprop
+from descend.optim.named_adam import Adam, AdamW
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ parameter of a param group)::
 
 ``hp`` is the param group's hyperparameters (read at every step, so schedulers
 and ``group["lr"] = x`` keep working); when a transform ``needs_step``, ``hp["step"]``
-holds each parameter's update count (1 on the first update) as floats.
+holds each parameter's update count (1 on the first update): Python floats in an eager
+step, 0-d tensors when the step is compiled, capturable or differentiable. Write
+arithmetic on the step and on ``lr`` so that it works for both (``1 - beta ** s``).
 
 Rules every transform follows, so that transforms compose in any order:
 
@@ -20,13 +22,19 @@ Rules every transform follows, so that transforms compose in any order:
 - Each transform declares the hyperparameters it reads, with defaults and
   constraints; ``chain`` merges the declarations and the optimizer validates
   every param group against them in one place.
+
+Transforms made by the factories in this package pickle (and so do optimizers built
+on them): a transform remembers the factory call that made it and is rebuilt from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, TypeVar
 
+import torch
 from torch import Tensor
 
 from descend._validation import BOOL, Constraint, Rule
@@ -35,14 +43,23 @@ State = dict[str, list[Any]]
 Hyper = Mapping[str, Any]
 InitFn = Callable[[list[Tensor], Hyper], State]
 UpdateFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[Tensor]]
+F = TypeVar("F", bound=Callable[..., "Transform"])
 
 
 def _no_state(params: list[Tensor], hp: Hyper) -> State:
     return {}
 
 
-class Transform(NamedTuple):
-    """One update rule: ``init`` creates its state, ``update`` maps gradients to updates.
+def owned(tensors: list[Tensor]) -> list[Tensor]:
+    """``tensors``, safe to change in place next. In a differentiable step (grad mode on)
+    a copy: ops such as ``sqrt`` keep their output for the backward pass, which an
+    in-place change would invalidate. Otherwise the tensors themselves (no copy)."""
+    return torch._foreach_mul(tensors, 1.0) if torch.is_grad_enabled() else tensors
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    r"""One update rule: ``init`` creates its state, ``update`` maps gradients to updates.
 
     Attributes:
         init: ``(params, hp) -> state``, called once per parameter before its first update.
@@ -52,51 +69,63 @@ class Transform(NamedTuple):
         needs_step: whether ``hp["step"]`` (per-parameter update counts) is required.
         name: a short label used in reprs and error messages.
         rules: constraints between several hyperparameters.
-        elementwise: whether each element of the update depends only on the same element
-            of the gradients, state and parameters (and on the hyperparameters): then the
-            fast path may update a param group's tensors in separate calls
-            (:mod:`descend.optim.flat`). ``False`` for anything that reduces over
-            elements, such as a global norm.
-        grad_norm: whether the only thing it reduces over elements is the joint 2-norm of
-            the gradients it is given, which it takes from ``hp["grad_norm"]`` (a 0-d
-            tensor) when that key is present. A chain whose first transform reads it and
-            whose others are elementwise reads the norm of the raw gradients: the fast
-            path computes it once per step and updates the group in separate calls too.
+        recipe: the factory call that made it (how it pickles); set by :func:`picklable`.
+        split: for a transform whose last act is :math:`u \leftarrow -h\,u` with
+            :math:`h` = ``hp[name]`` (:func:`scale_by_lr`): ``(update without it, name)``.
+            The optimizer then adds :math:`-h\,u` to the parameters in one pass
+            (``_foreach_add_(params, u, alpha=-h)``) instead of two; the numbers are the same.
     """
 
     init: InitFn
     update: UpdateFn
-    defaults: Mapping[str, Any] = {}
-    constraints: Mapping[str, Constraint | Sequence[Constraint]] = {}
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    constraints: Mapping[str, Constraint | Sequence[Constraint]] = dataclasses.field(
+        default_factory=dict
+    )
     needs_step: bool = False
     name: str = "transform"
     rules: tuple[Rule, ...] = ()
-    elementwise: bool = False
-    grad_norm: bool = False
+    recipe: tuple[Callable[..., Transform], tuple[Any, ...], dict[str, Any]] | None = (
+        dataclasses.field(default=None, compare=False, repr=False)
+    )
+
+    split: tuple[UpdateFn, str] | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __reduce__(self) -> Any:
+        # Closures do not pickle; the factory call that made them does.
+        if self.recipe is None:
+            return super().__reduce__()
+        return _rebuild, self.recipe
 
 
+def _rebuild(factory: Callable[..., Transform], args: tuple[Any, ...], kwargs: dict[str, Any]):
+    return factory(*args, **kwargs)
+
+
+def picklable(factory: F) -> F:
+    """Decorate a module-level transform factory so that what it returns pickles and
+    deep-copies (through the factory call, since its closures cannot)."""
+
+    @functools.wraps(factory)
+    def build(*args: Any, **kwargs: Any) -> Transform:
+        return dataclasses.replace(factory(*args, **kwargs), recipe=(build, args, kwargs))
+
+    return build  # type: ignore[return-value]
+
+
+@picklable
 def stateless(
     update: UpdateFn,
     *,
     name: str,
     defaults: Mapping[str, Any] | None = None,
     constraints: Mapping[str, Any] | None = None,
-    elementwise: bool = False,
-    grad_norm: bool = False,
 ) -> Transform:
-    """A transform without state."""
-    return Transform(
-        _no_state,
-        update,
-        dict(defaults or {}),
-        dict(constraints or {}),
-        False,
-        name,
-        elementwise=elementwise,
-        grad_norm=grad_norm,
-    )
+    """A transform without state (pickles when ``update`` is a module-level function)."""
+    return Transform(_no_state, update, dict(defaults or {}), dict(constraints or {}), False, name)
 
 
+@picklable
 def chain(*transforms: Transform) -> Transform:
     """Compose transforms left to right: the updates of one are the gradients of the next.
 
@@ -134,6 +163,19 @@ def chain(*transforms: Transform) -> Transform:
             grads = t.update(grads, state, params, hp)
         return grads
 
+    split = None
+    if transforms[-1].split is not None:
+        last, name = transforms[-1].split
+
+        def unscaled(
+            grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
+        ) -> list[Tensor]:
+            for t in transforms[:-1]:
+                grads = t.update(grads, state, params, hp)
+            return last(grads, state, params, hp)
+
+        split = (unscaled, name)
+
     defaults: dict[str, Any] = {}
     constraints: dict[str, Any] = {}
     for t in transforms:
@@ -148,12 +190,11 @@ def chain(*transforms: Transform) -> Transform:
         any(t.needs_step for t in transforms),
         " -> ".join(t.name for t in transforms),
         tuple(r for t in transforms for r in t.rules),
-        all(t.elementwise for t in transforms),
-        # The norm of the raw gradients: only the first transform sees them.
-        transforms[0].grad_norm and all(t.elementwise for t in transforms[1:]),
+        split=split,
     )
 
 
+@picklable
 def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
     """Apply ``transform`` only on steps where ``hp[flag] == value`` (e.g. Adam's coupled vs
     decoupled weight decay, chosen by ``decoupled_weight_decay``). Its state is always created."""
@@ -163,7 +204,8 @@ def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
             return transform.update(grads, state, params, hp)
         return grads
 
-    return transform._replace(
+    return dataclasses.replace(
+        transform,
         update=update,
         name=f"{transform.name}[{flag}={value}]",
         defaults={**transform.defaults, flag: False},

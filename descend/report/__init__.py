@@ -11,6 +11,8 @@ from descend.report.plots import loss_figure, lr_figure, png_bytes, validation_f
 from descend.report.run_folder import write_run, write_single_run
 from descend.report.summary import summarize_runs
 from descend.report.tensorboard_events import tensorboard_available, write_tensorboard
+from descend.report.tune_folder import write_tune_run
+from descend.report.tune_plots import sensitivity_figure
 
 __all__ = [
     "append_metrics_csv",
@@ -18,6 +20,7 @@ __all__ = [
     "loss_figure",
     "lr_figure",
     "png_bytes",
+    "sensitivity_figure",
     "summarize_runs",
     "tensorboard_available",
     "validation_figure",
@@ -27,4 +30,5 @@ __all__ = [
     "write_single_run",
     "write_tensorboard",
     "write_text_atomic",
+    "write_tune_run",
 ]

@@ -88,6 +88,7 @@ def run_task(
     device: str = "cpu",
     eval_train: bool = True,
     on_nonfinite: str = "raise",
+    optimizer_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Train ``task``'s model with ``optimizer`` by its default recipe, overriding what is given.
 
@@ -107,6 +108,9 @@ def run_task(
             many epochs as ``max_steps`` needs; with ``epochs`` both limits apply.
         callbacks, checkpoint_dir, checkpoint_every, resume, progress, device, eval_train,
         on_nonfinite: passed to ``fit``.
+        optimizer_options: the optimizer's other hyperparameters (``{"momentum": 0.95}``,
+            ``{"betas": (0.9, 0.99)}``), over the registry's defaults; ``lr`` is given
+            by ``lr``, never here.
 
     Returns:
         The :class:`RunResult`.
@@ -125,6 +129,12 @@ def run_task(
         },
         _TABLE,
     )
+    options = dict(optimizer_options or {})
+    if "lr" in options:
+        raise ValueError(
+            "run_task takes the learning rate as lr=, not in optimizer_options; "
+            f"got optimizer_options={options!r}."
+        )
     lr_source = LR_FROM_TASK if lr is None else LR_FROM_CALLER
     lr = float(task.lrs[optimizer] if lr is None else lr)
     batch_size = task.batch_size if batch_size is None else batch_size
@@ -147,7 +157,7 @@ def run_task(
         data.train,
         task.loss,
         optimizer,
-        optimizer_options={"lr": lr},
+        optimizer_options={**options, "lr": lr},
         epochs=epochs,
         max_steps=max_steps,
         batch_size=batch_size,
@@ -170,6 +180,7 @@ def run_task(
         "optimizer": optimizer,
         "lr": lr,
         "lr_source": lr_source,
+        "optimizer_options": {k: _plain_option(v) for k, v in options.items()},
         "schedule": schedule if schedule is None or isinstance(schedule, str) else repr(schedule),
         "seed": seed,
         "epochs": epochs,
@@ -182,6 +193,11 @@ def run_task(
         "target": task.target.describe(),
     }
     return RunResult(task.name, optimizer, seed, history, model, config, lr_source)
+
+
+def _plain_option(value: Any) -> Any:
+    # betas=(0.9, 0.999) is a tuple; the config is YAML/JSON, where it is a list.
+    return [_plain(v) for v in value] if isinstance(value, tuple | list) else _plain(value)
 
 
 def _plain(value: Any) -> Any:

@@ -55,6 +55,13 @@ class ReduceLROnPlateau(Callback):
         self._plateaus: list[ReduceOnPlateau] = []
 
     def on_fit_start(self, state: TrainState) -> None:
+        scheduled = getattr(state.optimizer, "lr_schedules", None)
+        if scheduled:
+            raise InvalidParameterError(
+                f"ReduceLROnPlateau sets the learning rate itself, and param group "
+                f"{min(scheduled)} of the optimizer has a schedule as its lr, which sets it "
+                "before every update. Use one or the other."
+            )
         if state.has_schedule:
             raise InvalidParameterError(
                 "ReduceLROnPlateau sets the learning rate itself and cannot be combined with "

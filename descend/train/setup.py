@@ -47,6 +47,13 @@ def split_schedule(
     lr_scheduler = torch.optim.lr_scheduler
     if schedule is None:
         return None, None
+    scheduled = getattr(optimizer, "lr_schedules", None)
+    if scheduled:
+        raise InvalidParameterError(
+            f"The learning rate is given twice: param group {min(scheduled)} of the optimizer "
+            f"has a schedule as its lr, and fit got schedule={schedule!r}. Give one: a "
+            "schedule as the optimizer's lr, or a float lr and fit's schedule=."
+        )
     if isinstance(schedule, lr_scheduler.ReduceLROnPlateau):
         raise InvalidParameterError(
             "torch's ReduceLROnPlateau needs a metric; use the callback "

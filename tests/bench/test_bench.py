@@ -83,46 +83,38 @@ def test_bench_step_rows_are_consistent() -> None:
     assert "Training step at" in table(result)
 
 
-def test_training_step_reads_large_gradients_where_backward_wrote_them() -> None:
-    from descend.bench import step as bench
+def test_eager_and_compiled_rows_are_the_named_rule_as_a_chain() -> None:
+    result = bench_step(
+        [4096],
+        ["adam", "adamw_clip_sched"],
+        rounds=1,
+        steps=1,
+        impls=["descend", "descend_eager", "descend_compiled", "torch_forloop"],
+    )
+    rows = {(r["algorithm"], r["impl"]): r for r in result["sizes"][0]["rows"]}
+    # A chain's default is its eager step, so it has no separate eager row.
+    assert set(rows) == {
+        ("adam", "descend"),
+        ("adam", "descend_eager"),
+        ("adam", "descend_compiled"),
+        ("adam", "torch_forloop"),
+        ("adamw_clip_sched", "descend"),
+        ("adamw_clip_sched", "descend_compiled"),
+        ("adamw_clip_sched", "torch_forloop"),
+    }
+    r = rows[("adam", "descend_eager")]
+    assert r["vs_torch_forloop"] == pytest.approx(
+        r["median_ms"] / rows[("adam", "torch_forloop")]["median_ms"]
+    )
 
-    seen = []
-    real = bench._training_step
 
-    def spy(opt, params, coefs, clip=False):
-        run = real(opt, params, coefs, clip)
+def test_as_chain_keeps_the_rule_and_drops_the_kernel() -> None:
+    from descend.bench.step import as_chain
 
-        def checked() -> None:
-            run()
-            flat = opt._flat.get(0) if isinstance(opt, descend.Optimizer) else None
-            if flat is not None:
-                tail = flat.tail_params
-                grads = [p.grad.untyped_storage().data_ptr() for p in params]
-                buffer = flat.grad.untyped_storage().data_ptr()
-                seen.append(
-                    (
-                        clip,
-                        len(tail) == 1
-                        and tail[0] is params[1]
-                        and buffer not in grads
-                        and torch.equal(flat.grad, params[1].grad),
-                    )
-                )
-
-        return checked
-
-    bench._training_step = spy
-    try:
-        # At least MIN_NUMEL parameters: descend.Adam's default path is the fast path.
-        result = bench.training_step([(1024, 1024), (64,)], rounds=2, steps=1)
-    finally:
-        bench._training_step = real
-    # The large parameter is a piece (its gradient read where backward wrote it); the
-    # small one's gradient is copied into the tail's buffer. The same for the chain that
-    # clips by the global norm.
-    assert {clip for clip, _ in seen} == {False, True}
-    assert all(ok for _, ok in seen)
-    assert result["ratio"] > 0 and result["clip_ratio"] > 0
+    params = [torch.randn(5, requires_grad=True)]
+    opt = as_chain(descend.AdamW(params, lr=0.1, weight_decay=0.1), compile=False)
+    assert type(opt) is descend.Optimizer and opt.transform is descend.AdamW.transform
+    assert opt.defaults["lr"] == 0.1 and opt.defaults["decoupled_weight_decay"] is True
 
 
 def test_every_algorithm_builds_for_every_implementation() -> None:

@@ -72,3 +72,37 @@ def test_per_group_schedules() -> None:
     assert [s[1] for s in seen] == [0.1, 0.1, 0.1]
     assert [s[0] for s in seen] == [cosine(1.0, 10)(t) for t in range(3)]
     assert a.item() == pytest.approx(-sum(cosine(1.0, 10)(t) for t in range(3)))
+
+
+def test_a_scheduled_lr_written_by_something_else_is_replaced_with_a_warning() -> None:
+    x = torch.zeros(2, requires_grad=True)
+    x.grad = torch.ones(2)
+    opt = descend.SGD([x], lr=cosine(0.1, total_steps=10))
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    opt.step()
+    scheduler.step()  # writes 0.5 x the schedule's value into the group
+    with pytest.warns(UserWarning, match="param group 0 of SGD is a schedule"):
+        opt.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(cosine(0.1, total_steps=10)(1))
+    assert opt.lr_schedules == {0: cosine(0.1, total_steps=10)}
+
+
+def test_fit_refuses_a_second_learning_rate_mechanism() -> None:
+    from descend._validation import InvalidParameterError
+    from descend.train import ReduceLROnPlateau, fit
+
+    model = torch.nn.Linear(2, 1)
+    data = (torch.randn(8, 2), torch.randn(8, 1))
+    scheduled = descend.SGD(model.parameters(), lr=cosine(0.1, total_steps=10))
+    with pytest.raises(InvalidParameterError, match="The learning rate is given twice"):
+        fit(model, data, torch.nn.functional.mse_loss, scheduled, epochs=1, schedule=cosine(0.1, 4))
+    with pytest.raises(InvalidParameterError, match="ReduceLROnPlateau sets the learning rate"):
+        fit(
+            model,
+            data,
+            torch.nn.functional.mse_loss,
+            scheduled,
+            epochs=1,
+            val_data=data,
+            callbacks=[ReduceLROnPlateau(monitor="val_loss")],
+        )

@@ -18,19 +18,19 @@ def p() -> list[torch.Tensor]:
     [
         (
             lambda: descend.SGD(p(), lr=-1),
-            "The 'lr' parameter of SGD must be a float >= 0 or a schedule (a callable step -> lr). Got -1 instead.",
+            "The 'lr' parameter of SGD must be a float >= 0 or a 1-element tensor holding one or a schedule (a callable step -> lr). Got -1 instead. (torch.optim: Invalid learning rate: -1)",
         ),
         (
             lambda: descend.Adam(p(), betas=(1.0, 0.999)),
-            "The 'betas' parameter of Adam must be a pair of floats, each in the range [0, 1). Got (1.0, 0.999) instead.",
+            "The 'betas' parameter of Adam must be a pair of floats (or 1-element tensors), each in [0, 1). Got (1.0, 0.999) instead. (torch.optim: Invalid beta parameter at index 0: 1.0)",
         ),
         (
             lambda: descend.AdamW(p(), betas=(0.9, -0.1)),
-            "The 'betas' parameter of AdamW must be a pair of floats, each in the range [0, 1). Got (0.9, -0.1) instead.",
+            "The 'betas' parameter of AdamW must be a pair of floats (or 1-element tensors), each in [0, 1). Got (0.9, -0.1) instead. (torch.optim: Invalid beta parameter at index 1: -0.1)",
         ),
         (
             lambda: descend.RMSprop(p(), alpha=1.0),
-            "The 'alpha' parameter of RMSprop must be a float in the range [0, 1). Got 1.0 instead.",
+            "The 'alpha' parameter of RMSprop must be a float in the range [0, 1). Got 1.0 instead. (torch.optim: Invalid alpha value: 1.0)",
         ),
         (
             lambda: descend.SGD(p(), lr=0.1, nesterov=True),
@@ -48,15 +48,15 @@ def p() -> list[torch.Tensor]:
         ),
         (
             lambda: descend.Adam([]),
-            "The 'params' argument of Adam must be a non-empty iterable of tensors or of param-group dicts. Got an empty list instead.",
+            "The 'params' argument of Adam must be a non-empty iterable of tensors or of param-group dicts. Got an empty list instead. (torch.optim: optimizer got an empty parameter list)",
         ),
         (
             lambda: descend.Adagrad(p(), eps=-1e-10),
-            "The 'eps' parameter of Adagrad must be a float >= 0. Got -1e-10 instead.",
+            "The 'eps' parameter of Adagrad must be a float >= 0. Got -1e-10 instead. (torch.optim: Invalid epsilon value: -1e-10)",
         ),
         (
             lambda: descend.SGD(p(), lr=float("nan")),
-            "The 'lr' parameter of SGD must be a float >= 0 or a schedule (a callable step -> lr). Got nan instead.",
+            "The 'lr' parameter of SGD must be a float >= 0 or a 1-element tensor holding one or a schedule (a callable step -> lr). Got nan instead. (torch.optim: Invalid learning rate: nan)",
         ),
     ],
 )
@@ -104,9 +104,17 @@ def test_unknown_registry_name_lists_the_names() -> None:
         descend.make_optimizer("adan", p())
 
 
-def test_capturable_is_refused_clearly() -> None:
-    with pytest.raises(
-        InvalidParameterError,
-        match=r"The 'capturable' parameter of Adam must be one of \{False\}\. Got True instead\.",
-    ):
-        descend.Adam(p(), capturable=True)
+def test_fused_and_foreach_together_are_refused_in_torchs_words() -> None:
+    with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together"):
+        descend.Adam(p(), fused=True, foreach=True)
+    with pytest.raises(RuntimeError, match="`fused` does not support `differentiable`"):
+        descend.SGD(p(), fused=True, differentiable=True)
+    from descend.optim import chain, scale_by_adam, scale_by_lr
+
+    with pytest.raises(RuntimeError, match=r"has no fused kernel.*compile=True"):
+        descend.Optimizer(p(), chain(scale_by_adam(), scale_by_lr()), fused=True)
+
+
+def test_a_tensor_lr_must_hold_one_value() -> None:
+    with pytest.raises(ValueError, match="Tensor lr must be 1-element"):
+        descend.SGD(p(), lr=torch.tensor([0.1, 0.2]))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from descend.optim._constraints import NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform
+from descend.optim.transform import Hyper, State, Transform, owned, picklable
 
 
+@picklable
 def scale_by_adagrad() -> Transform:
     r"""Divide by the root of the accumulated squared gradients (Duchi et al., 2011).
 
@@ -28,8 +31,13 @@ def scale_by_adagrad() -> Transform:
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         sums = state["sum"]
+        if any(g.is_sparse for g in grads):
+            return [
+                _sparse_update(g, s, hp["eps"], hp["lr_decay"], step)
+                for g, s, step in zip(grads, sums, hp["step"], strict=True)
+            ]
         torch._foreach_addcmul_(sums, grads, grads, value=1)
-        denom = torch._foreach_sqrt(sums)
+        denom = owned(torch._foreach_sqrt(sums))
         torch._foreach_add_(denom, hp["eps"])
         updates = torch._foreach_div(grads, denom)
         decay = hp["lr_decay"]
@@ -44,5 +52,24 @@ def scale_by_adagrad() -> Transform:
         {"lr_decay": NON_NEGATIVE, "initial_accumulator_value": NON_NEGATIVE, "eps": NON_NEGATIVE},
         True,
         "scale_by_adagrad",
-        elementwise=True,
     )
+
+
+def _sparse_update(grad: Tensor, total: Tensor, eps: float, decay: float, step: Any) -> Tensor:
+    """The same rule for one gradient that may be sparse (``nn.Embedding(sparse=True)``):
+    only the rows it holds change their sum, and the update holds only those rows."""
+    if not grad.is_sparse:
+        total.addcmul_(grad, grad, value=1)
+        return grad / (total.sqrt() + eps) / (1 + (step - 1) * decay)
+    grad = grad.coalesce()  # duplicate indices must add before they are squared
+
+    def like_grad(values: Tensor) -> Tensor:
+        # The indices of a coalesced tensor: valid and sorted, nothing to check.
+        return torch.sparse_coo_tensor(
+            grad.indices(), values, grad.shape, check_invariants=False, is_coalesced=True
+        )
+
+    values = grad.values()
+    total.add_(like_grad(values * values))
+    std = total.sparse_mask(grad).coalesce().values().sqrt_().add_(eps)
+    return like_grad(values / std / (1 + (step - 1) * decay))

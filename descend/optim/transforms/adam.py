@@ -6,9 +6,10 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import BETAS, FLAG, NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform
+from descend.optim.transform import Hyper, State, Transform, owned, picklable
 
 
+@picklable
 def scale_by_adam() -> Transform:
     r"""Scale by bias-corrected first and second moment estimates (Kingma & Ba, 2015).
 
@@ -56,13 +57,13 @@ def scale_by_adam() -> Transform:
         if hp["amsgrad"]:
             torch._foreach_maximum_(state["max_exp_avg_sq"], v)
             v = state["max_exp_avg_sq"]
-        steps = hp["step"]
-        denom = torch._foreach_sqrt(v)
-        torch._foreach_div_(denom, [(1 - beta2**s) ** 0.5 for s in steps])
-        torch._foreach_add_(denom, hp["eps"])
-        updates = torch._foreach_div(m, denom)
-        torch._foreach_div_(updates, [1 - beta1**s for s in steps])
-        return updates
+        # u = m / (c1 (sqrt(v) / c2 + eps)) with c1 = 1 - beta1^t, c2 = sqrt(1 - beta2^t):
+        # both corrections go into the denominator, one pass over it each way.
+        c1 = [1 - beta1**s for s in hp["step"]]
+        denom = owned(torch._foreach_sqrt(v))
+        torch._foreach_mul_(denom, [a / (1 - beta2**s) ** 0.5 for a, s in zip(c1, hp["step"])])
+        torch._foreach_add_(denom, [a * hp["eps"] for a in c1])
+        return torch._foreach_div(m, denom)
 
     return Transform(
         init,
@@ -71,5 +72,4 @@ def scale_by_adam() -> Transform:
         {"betas": BETAS, "eps": NON_NEGATIVE, "amsgrad": FLAG},
         True,
         "scale_by_adam",
-        elementwise=True,
     )

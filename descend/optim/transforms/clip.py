@@ -6,11 +6,12 @@ import torch
 from torch import Tensor
 
 from descend._validation import Interval
-from descend.optim.transform import Hyper, State, Transform, stateless
+from descend.optim.transform import Hyper, State, Transform, picklable, stateless
 
 POSITIVE_OR_INF = Interval(0.0, None, closed="neither")
 
 
+@picklable
 def clip_by_global_norm() -> Transform:
     r"""Rescale the gradients of a param group so their joint L2 norm is at most ``max_norm``.
 
@@ -19,31 +20,27 @@ def clip_by_global_norm() -> Transform:
 
     The same rule and epsilon as ``torch.nn.utils.clip_grad_norm_``; the norm is taken over
     the parameters of one param group (pass all parameters in one group to clip globally).
-    Hyperparameter: ``max_norm`` (:math:`c`, default 1.0). The norm is
-    ``hp["grad_norm"]`` when the caller has computed it (the fast path, which updates a
-    large group in several calls, computes it once per step over all of them).
+    Hyperparameter: ``max_norm`` (:math:`c`, default 1.0).
     """
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         max_norm = float(hp["max_norm"])
         if not grads:
             return grads
-        total = hp.get("grad_norm")
-        if total is None:
-            norms = torch._foreach_norm(grads)
-            total = torch.linalg.vector_norm(torch.stack([n.to(norms[0].dtype) for n in norms]))
+        norms = torch._foreach_norm(grads)
+        total = torch.linalg.vector_norm(torch.stack([n.to(norms[0].dtype) for n in norms]))
         coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-        return [g * coef.to(g.dtype) for g in grads]
+        return torch._foreach_mul(grads, coef.to(grads[0].dtype))
 
     return stateless(
         update,
         name="clip_by_global_norm",
-        grad_norm=True,
         defaults={"max_norm": 1.0},
         constraints={"max_norm": POSITIVE_OR_INF},
     )
 
 
+@picklable
 def clip_by_value() -> Transform:
     r"""Clamp every gradient coordinate to :math:`[-c, c]`.
 
@@ -60,7 +57,6 @@ def clip_by_value() -> Transform:
     return stateless(
         update,
         name="clip_by_value",
-        elementwise=True,
         defaults={"clip_value": 1.0},
         constraints={"clip_value": POSITIVE_OR_INF},
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from descend.optim._constraints import NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, stateless
+from descend.optim._constraints import NON_NEGATIVE, tensor_or
+from descend.optim.transform import Hyper, State, Transform, picklable, stateless
 
 
+@picklable
 def add_weight_decay() -> Transform:
     r"""Coupled weight decay: add the gradient of :math:`\tfrac{\lambda}{2}\lVert\theta\rVert^2`.
 
@@ -21,18 +22,17 @@ def add_weight_decay() -> Transform:
     """
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        wd = hp["weight_decay"]
-        return torch._foreach_add(grads, params, alpha=wd) if wd != 0 else grads
+        return _plus_decay(grads, params, hp["weight_decay"])
 
     return stateless(
         update,
         name="add_weight_decay",
-        elementwise=True,
         defaults={"weight_decay": 0.0},
-        constraints={"weight_decay": NON_NEGATIVE},
+        constraints={"weight_decay": tensor_or(NON_NEGATIVE)},
     )
 
 
+@picklable
 def add_decayed_weights() -> Transform:
     r"""Decoupled weight decay (Loshchilov & Hutter, AdamW): add :math:`\lambda\theta` to the
     *update*, after the adaptive scaling, so the decay is not divided by :math:`\sqrt{v}`.
@@ -50,13 +50,24 @@ def add_decayed_weights() -> Transform:
     """
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        wd = hp["weight_decay"]
-        return torch._foreach_add(grads, params, alpha=wd) if wd != 0 else grads
+        return _plus_decay(grads, params, hp["weight_decay"])
 
     return stateless(
         update,
         name="add_decayed_weights",
-        elementwise=True,
         defaults={"weight_decay": 1e-2},
-        constraints={"weight_decay": NON_NEGATIVE},
+        constraints={"weight_decay": tensor_or(NON_NEGATIVE)},
     )
+
+
+def _plus_decay(grads: list[Tensor], params: list[Tensor], wd: float | Tensor) -> list[Tensor]:
+    """``g + wd * theta`` for each pair (both transforms' rule; they differ in where they
+    stand in a chain)."""
+    if isinstance(wd, float | int) and wd == 0:
+        return grads
+    if torch.is_grad_enabled() or isinstance(wd, Tensor):
+        # A differentiable step: foreach's products save their inputs for backward (the
+        # parameters, which the step then changes in place); a tensor's own do not. (And
+        # ``alpha`` must be a number, so a tensor decay takes this form too.)
+        return [g + p * wd for g, p in zip(grads, params, strict=True)]
+    return torch._foreach_add(grads, params, alpha=wd)

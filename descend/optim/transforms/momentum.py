@@ -7,9 +7,10 @@ from torch import Tensor
 
 from descend._validation import Interval, Rule
 from descend.optim._constraints import FLAG, NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform
+from descend.optim.transform import Hyper, State, Transform, picklable
 
 
+@picklable
 def trace() -> Transform:
     r"""Accumulate a velocity and follow it (heavy-ball), or look ahead along it (Nesterov).
 
@@ -47,7 +48,7 @@ def trace() -> Transform:
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         mu = hp["momentum"]
-        if not isinstance(mu, Tensor) and mu == 0:  # the fast path passes a nonzero mu as a tensor
+        if not isinstance(mu, Tensor) and mu == 0:
             return grads
         damp = hp.get("dampening", 0.0)
         bufs = state["momentum_buffer"]
@@ -83,5 +84,4 @@ def trace() -> Transform:
                 ("momentum", "dampening"),
             ),
         ),
-        elementwise=True,
     )

@@ -6,9 +6,10 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import FLAG, NON_NEGATIVE, UNIT_OPEN
-from descend.optim.transform import Hyper, State, Transform
+from descend.optim.transform import Hyper, State, Transform, owned, picklable
 
 
+@picklable
 def scale_by_rms() -> Transform:
     r"""Divide by an exponential moving RMS of the gradients (Hinton, 2012), optionally centered.
 
@@ -46,9 +47,12 @@ def scale_by_rms() -> Transform:
             # v − m² ≥ 0 in exact arithmetic; rounding can leave it a hair below zero (always
             # with alpha=0), where torch's sqrt gives NaN. Clamping changes nothing else.
             torch._foreach_clamp_min_(avg, 0.0)
-            torch._foreach_sqrt_(avg)
+            if torch.is_grad_enabled():  # a differentiable step: sqrt's backward reads its output
+                avg = owned(torch._foreach_sqrt(avg))
+            else:
+                torch._foreach_sqrt_(avg)
         else:
-            avg = torch._foreach_sqrt(sq)
+            avg = owned(torch._foreach_sqrt(sq))
         torch._foreach_add_(avg, hp["eps"])
         return torch._foreach_div(grads, avg)
 
@@ -59,5 +63,4 @@ def scale_by_rms() -> Transform:
         {"alpha": UNIT_OPEN, "eps": NON_NEGATIVE, "centered": FLAG},
         True,
         "scale_by_rms",
-        elementwise=True,
     )

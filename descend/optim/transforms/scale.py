@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
 from descend.optim._constraints import FLAG, LEARNING_RATE
-from descend.optim.transform import Hyper, State, Transform, stateless
+from descend.optim.transform import Hyper, State, Transform, picklable, stateless
 
 
+@picklable
 def scale_by_lr() -> Transform:
     r"""Multiply the updates by minus the learning rate: the step of gradient descent.
 
@@ -28,19 +31,21 @@ def scale_by_lr() -> Transform:
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         lr = hp["lr"]
-        # A 0-d tensor lr (the compiled fast path's, or a user's) stays a tensor, so a
-        # changing lr is a graph input instead of a constant to recompile for.
+        # A 0-d tensor lr (a compiled step's, or a differentiable one's) stays a tensor, so
+        # a changing lr is a graph input instead of a constant to recompile for.
         return torch._foreach_mul(grads, -lr if isinstance(lr, Tensor) else -float(lr))
 
-    return stateless(
-        update,
-        name="scale_by_lr",
-        defaults={"lr": 1e-3},
-        constraints={"lr": LEARNING_RATE},
-        elementwise=True,
+    scale = stateless(
+        update, name="scale_by_lr", defaults={"lr": 1e-3}, constraints={"lr": LEARNING_RATE}
     )
+    return dataclasses.replace(scale, split=(_unchanged, "lr"))
 
 
+def _unchanged(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+    return grads
+
+
+@picklable
 def maximize() -> Transform:
     r"""Negate the gradients when ``maximize`` is set, so that descent climbs the objective.
 
@@ -52,14 +57,11 @@ def maximize() -> Transform:
         return torch._foreach_neg(grads) if hp["maximize"] else grads
 
     return stateless(
-        update,
-        name="maximize",
-        defaults={"maximize": False},
-        constraints={"maximize": FLAG},
-        elementwise=True,
+        update, name="maximize", defaults={"maximize": False}, constraints={"maximize": FLAG}
     )
 
 
+@picklable
 def sign() -> Transform:
     r"""Keep only the sign of each coordinate (signSGD; with momentum before it, Signum).
 
@@ -70,4 +72,4 @@ def sign() -> Transform:
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         return [torch.sign(g) for g in grads]
 
-    return stateless(update, name="sign", elementwise=True)
+    return stateless(update, name="sign")
