@@ -179,6 +179,14 @@ def compare(
             help="Learning-rate schedule: " + ", ".join(SCHEDULE_NAMES) + " (default: constant)."
         ),
     ] = None,
+    tune: Annotated[
+        str | None,
+        typer.Option(
+            help="How --budget is spent: grid (log-spaced lrs on a split of the training "
+            "set; the default), lr (an Optuna study of the lr) or all (an Optuna study of "
+            "every hyperparameter the optimizer declares tunable; needs descend[tune])."
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Run folder (default: runs/compare-TASK-TIME); must be new or empty."),
@@ -264,7 +272,10 @@ def compare(
         "on_nonfinite": on_nonfinite,
         "checkpoint_every": checkpoint_every,
         "budget": budget,
+        "tune": tune,
     }
+    if tune is not None and budget is None and resume is None:
+        raise typer.BadParameter("--tune says how --budget is spent; give --budget N too.")
     if tasks is not None or (resume is not None and (resume / "suite-plan.json").exists()):
         _compare_suite(
             tasks,

@@ -37,6 +37,7 @@ class Plan:
     on_nonfinite: str = "raise"
     checkpoint_every: int | None = None
     budget: int | None = None
+    tune: str = "grid"
 
     def runs(self) -> list[tuple[str, int]]:
         """``(optimizer, seed)`` in the order they run: all seeds of one optimizer, then the next."""

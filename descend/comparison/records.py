@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from descend.optim import make_optimizer
@@ -27,23 +28,31 @@ def task_info(task: Task) -> dict[str, Any]:
     }
 
 
-def hyperparameters(optimizer: str, lr: float, lr_source: str) -> dict[str, dict[str, Any]]:
+def hyperparameters(
+    optimizer: str,
+    lr: float,
+    lr_source: str,
+    options: Mapping[str, Any] | None = None,
+    options_source: str = FROM_COMMAND_LINE,
+) -> dict[str, dict[str, Any]]:
     """Every hyperparameter ``optimizer`` runs with, ``{name: {"value", "source"}}``.
 
     The learning rate comes from the task's table, the caller or tuning (``lr_source``);
-    every other value is the optimizer's own default (the registry's, e.g.
-    ``momentum=0.9``, else torch's).
+    ``options`` (the run's ``optimizer_options``: ``{"momentum": 0.95}``) from
+    ``options_source``; every other value is the optimizer's own default (the
+    registry's, e.g. ``momentum=0.9``, else torch's).
     """
     import torch
 
-    built = make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr=lr)
+    options = dict(options or {})
+    built = make_optimizer(optimizer, [torch.zeros(1, requires_grad=True)], lr=lr, **options)
     found: dict[str, dict[str, Any]] = {}
     for name, value in built.defaults.items():
         if name in _NOT_HYPERPARAMETERS:
             continue
         if isinstance(value, tuple):
             value = list(value)
-        source = FROM_DEFAULT
+        source = options_source if name in options else FROM_DEFAULT
         if name == "lr":
             source = {LR_FROM_CALLER: FROM_COMMAND_LINE, FROM_TUNING: FROM_TUNING}.get(
                 lr_source, FROM_TASK
@@ -68,7 +77,13 @@ def run_record(
     config = dict(result.config)
     source = lr_source or result.lr_source
     config["lr_source"] = source
-    config["hyperparameters"] = hyperparameters(result.optimizer, config["lr"], source)
+    config["hyperparameters"] = hyperparameters(
+        result.optimizer,
+        config["lr"],
+        source,
+        config.get("optimizer_options"),
+        FROM_TUNING if source == FROM_TUNING else FROM_COMMAND_LINE,
+    )
     record = {
         "optimizer": result.optimizer,
         "seed": result.seed,

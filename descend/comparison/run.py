@@ -30,7 +30,7 @@ from descend.comparison import store
 from descend.comparison.folder import claim, disk_full
 from descend.comparison.plan import Plan, change_entry, load_plan, save_plan
 from descend.comparison.records import FROM_TUNING, run_record, task_info
-from descend.comparison.tuning import Tuned, Tuner, TuningInterrupted, lr_grid
+from descend.comparison.tuning import Tuned, Tuner, TuningInterrupted, lr_grid, optuna_tuner
 from descend.diagnose import GradientHealth, verdicts_for_runs
 from descend.report import write_text_atomic
 from descend.tasks import Task, get_task, run_task, warm_up
@@ -40,6 +40,8 @@ from descend.train.interrupts import catch_interrupts
 
 SEED_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 """The optimizers the source articles name, compared by default."""
+TUNE_METHODS = ("grid", "lr", "all")
+"""How --budget is spent: an lr grid, or an Optuna study of the lr or of every tunable."""
 
 # Settings of a run kept next to its checkpoint: a resume continues it only when equal.
 _RUN_SETTINGS = "settings.json"
@@ -95,6 +97,8 @@ def _check_plan(plan: Plan) -> None:
             f"lrs names {extra}, which are not being compared. "
             f"Compared: {', '.join(plan.optimizers)}."
         )
+    if plan.tune not in TUNE_METHODS:
+        raise unknown_choice("tune", plan.tune, TUNE_METHODS)
     if plan.budget is not None and (
         isinstance(plan.budget, bool) or not isinstance(plan.budget, int) or plan.budget < 1
     ):
@@ -117,6 +121,7 @@ def compare(
     on_nonfinite: str = "raise",
     checkpoint_every: int | None = None,
     budget: int | None = None,
+    tune: str = "grid",
     tuner: Tuner | None = None,
     overwrite: bool = False,
     progress: bool = False,
@@ -140,8 +145,11 @@ def compare(
         budget: tune each optimizer first with this many trials, the same number for every
             one (:mod:`descend.comparison.tuning`; an optimizer with an lr in ``lrs`` is not
             tuned); the runs over ``seeds`` then use the chosen values.
-        tuner: the tuning method, ``(task, optimizer, budget, *, recipe) -> Tuned``
-            (default :func:`~descend.comparison.tuning.lr_grid`).
+        tune: how ``budget`` is spent: ``"grid"`` (:func:`~descend.comparison.tuning.lr_grid`,
+            log-spaced learning rates), or an Optuna study of the ``tune`` layer over
+            ``"lr"`` or ``"all"`` the hyperparameters the optimizer declares tunable.
+        tuner: any tuning method, ``(task, optimizer, budget, *, recipe) -> Tuned``
+            (overrides ``tune``; not saved, so pass it again to :func:`resume`).
         log: called with one line as each run starts (``"[3/18] adam, seed 2"``).
 
     Returns:
@@ -167,6 +175,7 @@ def compare(
         on_nonfinite=on_nonfinite,
         checkpoint_every=checkpoint_every,
         budget=budget,
+        tune=tune,
     )
     _check_plan(plan)
     folder = Path(out)
@@ -273,6 +282,7 @@ def _config(plan: Plan, task: Task, history: Sequence[Mapping[str, Any]]) -> dic
         "lr_overrides": dict(plan.lrs),
         "checkpoint_every": plan.checkpoint_every,
         "budget": plan.budget,
+        "tune": plan.tune if plan.budget is not None else None,
     }
     if history:
         config["changes_on_resume"] = list(history)
@@ -362,8 +372,10 @@ def _run(
     todo = [(n, s) for n, s in plan.runs() if not store.record_path(folder, n, s).exists()]
     warm_up(sorted({n for n, _ in todo}))
     total, interrupted_by = len(plan.runs()), ""
-    chosen: dict[str, tuple[float | None, str | None]] = {
-        name: (plan.lrs.get(name), None) for name in plan.optimizers
+    # Per optimizer: its lr, where that came from (None: the caller or the task table),
+    # and its other tuned hyperparameters.
+    chosen: dict[str, tuple[float | None, str | None, dict[str, Any]]] = {
+        name: (plan.lrs.get(name), None, {}) for name in plan.optimizers
     }
     tuned: dict[str, Tuned] = {}
 
@@ -377,19 +389,21 @@ def _run(
     with catch_interrupts() as interrupt:
         if plan.budget is not None:
             try:
-                tuned = _tune(folder, plan, task, tuner or lr_grid, log, interrupt)
+                default = lr_grid if plan.tune == "grid" else optuna_tuner(plan.tune)
+                tuned = _tune(folder, plan, task, tuner or default, log, interrupt)
             except TuningInterrupted as stop:
                 interrupted_by = stop.signal_name
                 interrupt.signum = signal.Signals[stop.signal_name].value
                 todo = []
             for name, found in tuned.items():
-                chosen[name] = (float(found.hyperparameters["lr"]), FROM_TUNING)
+                others = {k: v for k, v in found.hyperparameters.items() if k != "lr"}
+                chosen[name] = (float(found.hyperparameters["lr"]), FROM_TUNING, others)
             config["tuning"] = {name: found.to_dict() for name, found in tuned.items()}
         for name, seed in todo:
             if interrupt.signum is not None:
                 interrupted_by = interrupt.name
                 break
-            lr, lr_source = chosen[name]
+            lr, lr_source, options = chosen[name]
             if log is not None:
                 done = total - len(store.missing_runs(folder, plan))
                 log(f"[{done + 1}/{total}] {name}, seed {seed}")
@@ -399,7 +413,7 @@ def _run(
                 "a checkpoint",
                 _prepare_checkpoint,
                 where,
-                _run_settings(plan, name, lr),
+                {**_run_settings(plan, name, lr), "optimizer_options": options},
             )
             health = GradientHealth(every_n_steps=10)
             callbacks: list[Any] = [health]
@@ -413,6 +427,7 @@ def _run(
                     task,
                     name,
                     lr=lr,
+                    optimizer_options=options or None,
                     seed=seed,
                     epochs=plan.epochs,
                     batch_size=plan.batch_size,

@@ -152,3 +152,50 @@ def lr_grid(task: Task, optimizer: str, budget: int, *, recipe: Mapping[str, Any
     else:  # every trial diverged: keep the task's value, and the trials say why
         chosen = {"lr": float(task.lrs[optimizer])}
     return Tuned(chosen, trials, f"lr grid ({budget} trials)", task.target.metric)
+
+
+def optuna_tuner(tune: str = "lr") -> Tuner:
+    """A tuner that runs an Optuna study of the ``tune`` layer (:func:`descend.tune.tune`).
+
+    ``tune="lr"`` tunes the learning rate; ``"all"`` every hyperparameter the optimizer's
+    search space declares (momentum, betas, eps, ...). The study scores trials on the
+    task's validation split (the tune layer's objective), unlike :func:`lr_grid`, which
+    holds out part of the training set. Needs Optuna (``pip install 'descend[tune]'``).
+    """
+
+    def tuner(task: Task, optimizer: str, budget: int, *, recipe: Mapping[str, Any]) -> Tuned:
+        from descend.tune import optimizer_options
+        from descend.tune import tune as run_study
+
+        result = run_study(
+            task.name,
+            optimizer,
+            trials=budget,
+            tune=tune,
+            seed=0,
+            epochs=recipe.get("epochs"),
+            batch_size=recipe.get("batch_size"),
+            schedule=recipe.get("schedule") or "constant",
+            task_options=dict(task.options) or None,
+        )
+        trials = [
+            {
+                "hyperparameters": dict(t["params"]),
+                "score": t["value"],
+                "diverged": t["value"] is None,
+                "state": t["state"],
+            }
+            for t in result.counted()
+        ]
+        params = result.best_params
+        if not params:  # no trial completed: keep the task's rate; the trials say why
+            chosen: dict[str, Any] = {"lr": float(task.lrs[optimizer])}
+        else:
+            options = {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in optimizer_options(params).items()
+            }
+            chosen = {"lr": float(params["lr"]), **options}
+        return Tuned(chosen, trials, f"optuna, tune {tune} ({budget} trials)", task.target.metric)
+
+    return tuner

@@ -64,3 +64,19 @@ def test_a_tuner_can_be_swapped_in_and_resume_does_not_tune_again(tmp_path) -> N
     result = resume(out, tuner=fixed)
     assert calls == [("sgd", 2)]  # the saved choice is reused
     assert result.records[0]["lr"] == 0.02 and result.records[0]["lr_source"] == "tuned"
+
+
+def test_tune_all_runs_an_optuna_study_and_the_runs_use_every_tuned_value(tmp_path) -> None:
+    import pytest
+
+    pytest.importorskip("optuna")
+    out = tmp_path / "cmp"
+    result = compare("logreg", ["adam"], out=out, seeds=[0], epochs=2, budget=2, tune="all")
+    tuned = json.loads((out / "tuning" / "adam.json").read_text())
+    assert len(tuned["trials"]) == 2 and tuned["method"] == "optuna, tune all (2 trials)"
+    hyper = result.records[0]["config"]["hyperparameters"]
+    assert hyper["lr"] == {"value": tuned["hyperparameters"]["lr"], "source": "tuned"}
+    assert hyper["betas"] == {"value": tuned["hyperparameters"]["betas"], "source": "tuned"}
+    assert (
+        result.records[0]["config"]["optimizer_options"]["eps"] == tuned["hyperparameters"]["eps"]
+    )
