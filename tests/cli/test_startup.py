@@ -10,7 +10,9 @@ import pytest
 
 from descend.cli.main import COMMAND_MODULES
 
-COMMANDS = ["terrain", "train", "compare", "tasks", "lr-find", "landscape", "diagnose", "bench"]
+COMMANDS = [
+    "terrain", "train", "compare", "tasks", "lr-find", "landscape", "diagnose", "bench", "tune",
+]  # fmt: skip
 BENCH = ["step", "compile", "loop"]
 
 # Imports the CLI as `descend` does, runs the given arguments, and reports what got imported.
