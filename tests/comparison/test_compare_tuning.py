@@ -80,3 +80,32 @@ def test_tune_all_runs_an_optuna_study_and_the_runs_use_every_tuned_value(tmp_pa
     assert (
         result.records[0]["config"]["optimizer_options"]["eps"] == tuned["hyperparameters"]["eps"]
     )
+
+
+def test_a_signal_during_tuning_keeps_the_optimizers_already_tuned(tmp_path) -> None:
+    from descend.comparison.tuning import TuningInterrupted
+
+    calls: list[str] = []
+
+    def stopped_at_adam(task, optimizer, budget, *, recipe):
+        calls.append(optimizer)
+        if optimizer == "adam":
+            raise TuningInterrupted("SIGINT")  # as lr_grid does when a trial was interrupted
+        return Tuned({"lr": 0.05}, [], "fixed")
+
+    out = tmp_path / "cmp"
+    result = compare(
+        "linreg", ["sgd", "adam"], out=out, seeds=[0], epochs=3, budget=2, tuner=stopped_at_adam
+    )
+    assert result.interrupted_by == "SIGINT" and result.records == []
+    assert result.missing == ["sgd-seed0", "adam-seed0"]
+    assert (out / "tuning" / "sgd.json").exists() and not (out / "tuning" / "adam.json").exists()
+
+    def fixed(task, optimizer, budget, *, recipe):
+        calls.append(optimizer)
+        return Tuned({"lr": 0.01}, [], "fixed")
+
+    finished = resume(out, tuner=fixed)
+    assert calls == ["sgd", "adam", "adam"]  # sgd's choice was kept, adam tuned again
+    assert finished.complete
+    assert [r["lr"] for r in finished.records] == [0.05, 0.01]
