@@ -1,6 +1,7 @@
-"""torch.optim's execution flags (``foreach``, ``fused``, ``capturable``,
-``differentiable``): their defaults, allowed values and torch's refusals, and the group
-keys that are bookkeeping rather than hyperparameters."""
+"""What torch.optim checks besides hyperparameters: its execution flags (``foreach``,
+``fused``, ``capturable``, ``differentiable``) with their defaults, allowed values and
+torch's refusals; the group keys that are bookkeeping; and the parameters given (none,
+or one in two groups), each refusal in descend's words with torch's added."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from descend._validation import BOOL, OneOf
+from descend._validation import BOOL, InvalidParameterError, OneOf
 
 # Settings torch.optim keeps in every param group that select an execution path rather
 # than the algorithm, with torch's defaults.
@@ -53,3 +54,26 @@ def as_number(value: Any) -> Any:
     if isinstance(value, tuple) and any(isinstance(v, Tensor) for v in value):
         return tuple(as_number(v) for v in value)
     return value
+
+
+def refuse_empty(owner: str, params: Any) -> None:
+    if isinstance(params, list | tuple) and not params:
+        raise InvalidParameterError(
+            f"The 'params' argument of {owner} must be a non-empty iterable of tensors or "
+            "of param-group dicts. Got an empty list instead. (torch.optim: optimizer got "
+            "an empty parameter list)"
+        )
+
+
+def refuse_shared(owner: str, groups: list[dict[str, Any]], params: list[Any]) -> None:
+    """A new group's parameters must not be in an earlier group."""
+    seen = {id(p): i for i, g in enumerate(groups) for p in g["params"]}
+    for p in params:
+        p = p[1] if isinstance(p, tuple) else p  # (name, tensor) pairs
+        if id(p) in seen:
+            raise InvalidParameterError(
+                f"The 'params' of param group {len(groups)} of {owner} must not contain a "
+                f"parameter of another group. Got a parameter of shape {tuple(p.shape)} that "
+                f"is already in group {seen[id(p)]} instead. (torch.optim: some parameters "
+                "appear in more than one parameter group)"
+            )

@@ -57,6 +57,15 @@ def owned(tensors: list[Tensor]) -> list[Tensor]:
     return torch._foreach_mul(tensors, 1.0) if torch.is_grad_enabled() else tensors
 
 
+def scalars_like(values: list[Any], tensors: list[Tensor]) -> list[Any]:
+    """Per-tensor scalars (numbers, or 0-d float64 tensors in a compiled step) in each
+    tensor's dtype: a float64 scalar would make a compiled kernel compute every element in
+    float64. Computed in float64 first, so only the final value is rounded."""
+    return [
+        v.to(t.dtype) if isinstance(v, Tensor) else v for v, t in zip(values, tensors, strict=True)
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class Transform:
     r"""One update rule: ``init`` creates its state, ``update`` maps gradients to updates.
@@ -70,6 +79,10 @@ class Transform:
         name: a short label used in reprs and error messages.
         rules: constraints between several hyperparameters.
         recipe: the factory call that made it (how it pickles); set by :func:`picklable`.
+        elementwise: whether each element of the update depends only on the same element
+            of the gradients, state and parameters (and on the hyperparameters): then the
+            optimizer may run it over a group's tensors a few at a time, while their data
+            is in cache, as torch's for-loop does. ``False`` for a global norm.
         split: for a transform whose last act is :math:`u \leftarrow -h\,u` with
             :math:`h` = ``hp[name]`` (:func:`scale_by_lr`): ``(update without it, name)``.
             The optimizer then adds :math:`-h\,u` to the parameters in one pass
@@ -89,6 +102,7 @@ class Transform:
         dataclasses.field(default=None, compare=False, repr=False)
     )
 
+    elementwise: bool = False
     split: tuple[UpdateFn, str] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __reduce__(self) -> Any:
@@ -120,9 +134,18 @@ def stateless(
     name: str,
     defaults: Mapping[str, Any] | None = None,
     constraints: Mapping[str, Any] | None = None,
+    elementwise: bool = False,
 ) -> Transform:
     """A transform without state (pickles when ``update`` is a module-level function)."""
-    return Transform(_no_state, update, dict(defaults or {}), dict(constraints or {}), False, name)
+    return Transform(
+        _no_state,
+        update,
+        dict(defaults or {}),
+        dict(constraints or {}),
+        False,
+        name,
+        elementwise=elementwise,
+    )
 
 
 @picklable
@@ -190,6 +213,7 @@ def chain(*transforms: Transform) -> Transform:
         any(t.needs_step for t in transforms),
         " -> ".join(t.name for t in transforms),
         tuple(r for t in transforms for r in t.rules),
+        elementwise=all(t.elementwise for t in transforms),
         split=split,
     )
 
@@ -211,3 +235,19 @@ def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
         defaults={**transform.defaults, flag: False},
         constraints={**transform.constraints, flag: BOOL},
     )
+
+
+def apply_updates(
+    transform: Transform, grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
+) -> None:
+    """``params += update(grads)``: the whole step in one function, so that compile=True
+    compiles exactly what eager runs. A chain ending in ``-lr * u`` adds ``u`` with
+    ``alpha=-lr`` (one pass over the parameters, not two) when ``lr`` is a number and
+    autograd is not recording the step."""
+    if transform.split is not None and not torch.is_grad_enabled():
+        unscaled, name = transform.split
+        h = hp[name]
+        if not isinstance(h, Tensor):
+            torch._foreach_add_(params, unscaled(grads, state, params, hp), alpha=-h)
+            return
+    torch._foreach_add_(params, transform.update(grads, state, params, hp))

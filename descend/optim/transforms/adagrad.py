@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, owned, picklable
+from descend.optim.transform import Hyper, State, Transform, owned, picklable, scalars_like
 
 
 @picklable
@@ -42,7 +42,8 @@ def scale_by_adagrad() -> Transform:
         updates = torch._foreach_div(grads, denom)
         decay = hp["lr_decay"]
         if decay != 0:
-            torch._foreach_div_(updates, [1 + (s - 1) * decay for s in hp["step"]])
+            factors = [1 + (s - 1) * decay for s in hp["step"]]
+            torch._foreach_div_(updates, scalars_like(factors, updates))
         return updates
 
     return Transform(
@@ -52,6 +53,7 @@ def scale_by_adagrad() -> Transform:
         {"lr_decay": NON_NEGATIVE, "initial_accumulator_value": NON_NEGATIVE, "eps": NON_NEGATIVE},
         True,
         "scale_by_adagrad",
+        elementwise=True,
     )
 
 

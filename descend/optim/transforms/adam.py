@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import BETAS, FLAG, NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, owned, picklable
+from descend.optim.transform import Hyper, State, Transform, owned, picklable, scalars_like
 
 
 @picklable
@@ -61,8 +61,9 @@ def scale_by_adam() -> Transform:
         # both corrections go into the denominator, one pass over it each way.
         c1 = [1 - beta1**s for s in hp["step"]]
         denom = owned(torch._foreach_sqrt(v))
-        torch._foreach_mul_(denom, [a / (1 - beta2**s) ** 0.5 for a, s in zip(c1, hp["step"])])
-        torch._foreach_add_(denom, [a * hp["eps"] for a in c1])
+        scale = [a / (1 - beta2**s) ** 0.5 for a, s in zip(c1, hp["step"], strict=True)]
+        torch._foreach_mul_(denom, scalars_like(scale, denom))
+        torch._foreach_add_(denom, scalars_like([a * hp["eps"] for a in c1], denom))
         return torch._foreach_div(m, denom)
 
     return Transform(
@@ -72,4 +73,5 @@ def scale_by_adam() -> Transform:
         {"betas": BETAS, "eps": NON_NEGATIVE, "amsgrad": FLAG},
         True,
         "scale_by_adam",
+        elementwise=True,
     )

@@ -57,6 +57,7 @@ def clip_by_value() -> Transform:
     return stateless(
         update,
         name="clip_by_value",
+        elementwise=True,
         defaults={"clip_value": 1.0},
         constraints={"clip_value": POSITIVE_OR_INF},
     )

@@ -27,6 +27,7 @@ def add_weight_decay() -> Transform:
     return stateless(
         update,
         name="add_weight_decay",
+        elementwise=True,
         defaults={"weight_decay": 0.0},
         constraints={"weight_decay": tensor_or(NON_NEGATIVE)},
     )
@@ -55,6 +56,7 @@ def add_decayed_weights() -> Transform:
     return stateless(
         update,
         name="add_decayed_weights",
+        elementwise=True,
         defaults={"weight_decay": 1e-2},
         constraints={"weight_decay": tensor_or(NON_NEGATIVE)},
     )

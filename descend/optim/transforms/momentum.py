@@ -84,4 +84,5 @@ def trace() -> Transform:
                 ("momentum", "dampening"),
             ),
         ),
+        elementwise=True,
     )

@@ -63,4 +63,5 @@ def scale_by_rms() -> Transform:
         {"alpha": UNIT_OPEN, "eps": NON_NEGATIVE, "centered": FLAG},
         True,
         "scale_by_rms",
+        elementwise=True,
     )

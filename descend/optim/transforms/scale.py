@@ -36,7 +36,11 @@ def scale_by_lr() -> Transform:
         return torch._foreach_mul(grads, -lr if isinstance(lr, Tensor) else -float(lr))
 
     scale = stateless(
-        update, name="scale_by_lr", defaults={"lr": 1e-3}, constraints={"lr": LEARNING_RATE}
+        update,
+        name="scale_by_lr",
+        defaults={"lr": 1e-3},
+        constraints={"lr": LEARNING_RATE},
+        elementwise=True,
     )
     return dataclasses.replace(scale, split=(_unchanged, "lr"))
 
@@ -57,7 +61,11 @@ def maximize() -> Transform:
         return torch._foreach_neg(grads) if hp["maximize"] else grads
 
     return stateless(
-        update, name="maximize", defaults={"maximize": False}, constraints={"maximize": FLAG}
+        update,
+        name="maximize",
+        defaults={"maximize": False},
+        constraints={"maximize": FLAG},
+        elementwise=True,
     )
 
 
@@ -72,4 +80,4 @@ def sign() -> Transform:
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         return [torch.sign(g) for g in grads]
 
-    return stateless(update, name="sign")
+    return stateless(update, name="sign", elementwise=True)
