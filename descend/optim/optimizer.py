@@ -233,6 +233,12 @@ class Optimizer(torch.optim.Optimizer):
             hp["step"] = (
                 [c.to(torch.float64) for c in counts] if tensors else [c.item() for c in counts]
             )
+        per_tensor = ["step"] if "step" in hp else []
+        if self.transform.scalars is not None:
+            # Outside a compiled step, whose kernels would recompute them per element.
+            scalars = self.transform.scalars(hp)
+            hp.update(scalars)
+            per_tensor += list(scalars)
         keys = [k for k in states[0] if k != "step"]
         lists: State = {k: [_real(st[k]) for st in states] for k in keys}
         if group.get("differentiable"):
@@ -246,7 +252,7 @@ class Optimizer(torch.optim.Optimizer):
         whole = tensors or not self.transform.elementwise or params[0].device.type != "cpu"
         for part in [range(len(params))] if whole else cache_sized(params):
             sub = {k: [v[i] for i in part] for k, v in lists.items()}
-            sub_hp = {**hp, "step": [hp["step"][i] for i in part]} if "step" in hp else hp
+            sub_hp = {**hp, **{k: [hp[k][i] for i in part] for k in per_tensor}}
             apply(
                 self.transform,
                 [real_grads[i] for i in part],

@@ -83,6 +83,10 @@ class Transform:
             of the gradients, state and parameters (and on the hyperparameters): then the
             optimizer may run it over a group's tensors a few at a time, while their data
             is in cache, as torch's for-loop does. ``False`` for a global norm.
+        scalars: ``hp -> {name: [value per tensor]}``, numbers computed from the
+            hyperparameters and step counts (Adam's bias corrections), which the optimizer
+            adds to ``hp`` once per step before the update runs, outside a compiled step
+            (inside one, a kernel recomputes a power of a 0-d tensor for every element).
         split: for a transform whose last act is :math:`u \leftarrow -h\,u` with
             :math:`h` = ``hp[name]`` (:func:`scale_by_lr`): ``(update without it, name)``.
             The optimizer then adds :math:`-h\,u` to the parameters in one pass
@@ -103,6 +107,9 @@ class Transform:
     )
 
     elementwise: bool = False
+    scalars: Callable[[Hyper], dict[str, list[Any]]] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
     split: tuple[UpdateFn, str] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __reduce__(self) -> Any:
@@ -199,6 +206,11 @@ def chain(*transforms: Transform) -> Transform:
 
         split = (unscaled, name)
 
+    parts = [t.scalars for t in transforms if t.scalars is not None]
+
+    def scalars(hp: Hyper) -> dict[str, list[Any]]:
+        return {k: v for f in parts for k, v in f(hp).items()}
+
     defaults: dict[str, Any] = {}
     constraints: dict[str, Any] = {}
     for t in transforms:
@@ -214,6 +226,7 @@ def chain(*transforms: Transform) -> Transform:
         " -> ".join(t.name for t in transforms),
         tuple(r for t in transforms for r in t.rules),
         elementwise=all(t.elementwise for t in transforms),
+        scalars=scalars if parts else None,
         split=split,
     )
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from descend.optim._constraints import BETAS, FLAG, NON_NEGATIVE
 from descend.optim.transform import Hyper, State, Transform, owned, picklable, scalars_like
+
+# Per-tensor factors of Adam's denominator, computed once per step (Transform.scalars).
+_SCALE, _EPS = "adam_denominator_scale", "adam_denominator_eps"
 
 
 @picklable
@@ -57,14 +62,21 @@ def scale_by_adam() -> Transform:
         if hp["amsgrad"]:
             torch._foreach_maximum_(state["max_exp_avg_sq"], v)
             v = state["max_exp_avg_sq"]
+        given = hp if _SCALE in hp else corrections(hp)
+        denom = owned(torch._foreach_sqrt(v))
+        torch._foreach_mul_(denom, scalars_like(given[_SCALE], denom))
+        torch._foreach_add_(denom, scalars_like(given[_EPS], denom))
+        return torch._foreach_div(m, denom)
+
+    def corrections(hp: Hyper) -> dict[str, list[Any]]:
         # u = m / (c1 (sqrt(v) / c2 + eps)) with c1 = 1 - beta1^t, c2 = sqrt(1 - beta2^t):
         # both corrections go into the denominator, one pass over it each way.
+        beta1, beta2 = hp["betas"]
         c1 = [1 - beta1**s for s in hp["step"]]
-        denom = owned(torch._foreach_sqrt(v))
-        scale = [a / (1 - beta2**s) ** 0.5 for a, s in zip(c1, hp["step"], strict=True)]
-        torch._foreach_mul_(denom, scalars_like(scale, denom))
-        torch._foreach_add_(denom, scalars_like([a * hp["eps"] for a in c1], denom))
-        return torch._foreach_div(m, denom)
+        return {
+            _SCALE: [a / (1 - beta2**s) ** 0.5 for a, s in zip(c1, hp["step"], strict=True)],
+            _EPS: [a * hp["eps"] for a in c1],
+        }
 
     return Transform(
         init,
@@ -74,4 +86,5 @@ def scale_by_adam() -> Transform:
         True,
         "scale_by_adam",
         elementwise=True,
+        scalars=corrections,
     )
