@@ -239,6 +239,9 @@ class Optimizer(torch.optim.Optimizer):
             scalars = self.transform.scalars(hp)
             hp.update(scalars)
             per_tensor += list(scalars)
+        if self.transform.prepare is not None:
+            # Over the whole group, before the update runs (a few tensors at a time).
+            hp.update(self.transform.prepare([_real(g) for g in grads], hp))
         keys = [k for k in states[0] if k != "step"]
         lists: State = {k: [_real(st[k]) for st in states] for k in keys}
         if group.get("differentiable"):

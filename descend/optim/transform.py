@@ -87,6 +87,11 @@ class Transform:
             hyperparameters and step counts (Adam's bias corrections), which the optimizer
             adds to ``hp`` once per step before the update runs, outside a compiled step
             (inside one, a kernel recomputes a power of a 0-d tensor for every element).
+        prepare: ``(grads, hp) -> {name: value}``, what the update needs from the whole
+            group's gradients (a global norm's clipping factor). The optimizer adds it to
+            ``hp`` before the update, so that the update itself is elementwise and may run
+            a few tensors at a time; an update called without it computes it. A chain
+            keeps its first transform's, the only one that sees the raw gradients.
         split: for a transform whose last act is :math:`u \leftarrow -h\,u` with
             :math:`h` = ``hp[name]`` (:func:`scale_by_lr`): ``(update without it, name)``.
             The optimizer then adds :math:`-h\,u` to the parameters in one pass
@@ -108,6 +113,9 @@ class Transform:
 
     elementwise: bool = False
     scalars: Callable[[Hyper], dict[str, list[Any]]] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
+    prepare: Callable[[list[Tensor], Hyper], dict[str, Any]] | None = dataclasses.field(
         default=None, compare=False, repr=False
     )
     split: tuple[UpdateFn, str] | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -225,8 +233,11 @@ def chain(*transforms: Transform) -> Transform:
         any(t.needs_step for t in transforms),
         " -> ".join(t.name for t in transforms),
         tuple(r for t in transforms for r in t.rules),
-        elementwise=all(t.elementwise for t in transforms),
+        # With its global part prepared, the first transform acts elementwise too.
+        elementwise=all(t.elementwise or t.prepare is not None for t in transforms[:1])
+        and all(t.elementwise for t in transforms[1:]),
         scalars=scalars if parts else None,
+        prepare=transforms[0].prepare,
         split=split,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
@@ -23,21 +25,28 @@ def clip_by_global_norm() -> Transform:
     Hyperparameter: ``max_norm`` (:math:`c`, default 1.0).
     """
 
-    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        max_norm = float(hp["max_norm"])
-        if not grads:
-            return grads
+    def coefficient(grads: list[Tensor], hp: Hyper) -> dict[str, Tensor]:
         norms = torch._foreach_norm(grads)
         total = torch.linalg.vector_norm(torch.stack([n.to(norms[0].dtype) for n in norms]))
-        coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+        return {_COEF: torch.clamp(float(hp["max_norm"]) / (total + 1e-6), max=1.0)}
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        if not grads:
+            return grads
+        coef = hp[_COEF] if _COEF in hp else coefficient(grads, hp)[_COEF]
         return torch._foreach_mul(grads, coef.to(grads[0].dtype))
 
-    return stateless(
+    clip = stateless(
         update,
         name="clip_by_global_norm",
         defaults={"max_norm": 1.0},
         constraints={"max_norm": POSITIVE_OR_INF},
     )
+    return dataclasses.replace(clip, prepare=coefficient)
+
+
+# The clipping factor of a step, computed over the whole group (Transform.prepare).
+_COEF = "clip_by_global_norm_coef"
 
 
 @picklable

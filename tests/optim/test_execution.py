@@ -1,0 +1,62 @@
+"""How a step runs does not change its numbers: cache-sized runs of tensors against whole
+lists, a prepared clipping factor against one computed inside the update."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import descend
+from descend.optim import (
+    add_decayed_weights,
+    chain,
+    clip_by_global_norm,
+    optimizer,
+    scale_by_adam,
+    scale_by_lr,
+)
+from descend.optim.optimizer import cache_sized
+from tests.optim.problems import run
+
+
+def test_cache_sized_runs_cover_every_tensor_once_in_order() -> None:
+    params = [torch.zeros(n) for n in (5, 3, 9, 1, 1, 20)]
+    parts = cache_sized(params)
+    assert [i for part in parts for i in part] == list(range(6))
+    assert all(sum(params[i].numel() for i in part) <= optimizer.CACHE_ELEMENTS for part in parts)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda g: descend.Optimizer(
+            g,
+            chain(clip_by_global_norm(), scale_by_adam(), add_decayed_weights(), scale_by_lr()),
+            lr=0.01,
+            max_norm=0.5,
+            weight_decay=0.01,
+        ),
+        lambda g: descend.RMSprop(g, lr=0.01, momentum=0.9, centered=True),
+        lambda g: descend.Adam(g, lr=0.01, foreach=True, amsgrad=True),
+    ],
+    ids=["clip-adamw-chain", "rmsprop", "adam-eager"],
+)
+def test_runs_of_tensors_give_the_numbers_of_whole_lists(make, monkeypatch) -> None:
+    whole, _ = run(make, torch.float64, steps=30)
+    monkeypatch.setattr(optimizer, "CACHE_ELEMENTS", 8)  # the problem's tensors: 12, 1, 0, 5, 24
+    assert len(cache_sized(whole)) >= 3
+    pieces, _ = run(make, torch.float64, steps=30)
+    for a, b in zip(whole, pieces, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_prepared_clipping_factor_is_the_one_the_update_computes() -> None:
+    clip = clip_by_global_norm()
+    grads = [torch.randn(4, 3, dtype=torch.float64), torch.randn(7, dtype=torch.float64)]
+    hp = {"max_norm": 0.1}
+    inside = clip.update(grads, {}, grads, hp)
+    prepared = clip.update(grads, {}, grads, {**hp, **clip.prepare(grads, hp)})
+    expected = 0.1 / (torch.cat([g.flatten() for g in grads]).norm() + 1e-6)
+    for a, b, g in zip(inside, prepared, grads, strict=True):
+        assert torch.equal(a, b)
+        torch.testing.assert_close(a, g * expected, rtol=1e-12, atol=0)
