@@ -20,6 +20,7 @@ from descend.optim import (
     SGD,
     Adagrad,
     Adam,
+    Adamax,
     AdamW,
     Optimizer,
     RMSprop,
@@ -37,6 +38,7 @@ adagrad = Adagrad
 rmsprop = RMSprop
 adam = Adam
 adamw = AdamW
+adamax = Adamax
 
 __version__ = "0.1.0"
 
@@ -45,6 +47,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "History",
     "MinimizeResult",
     "Optimizer",
@@ -52,6 +55,7 @@ __all__ = [
     "__version__",
     "adagrad",
     "adam",
+    "adamax",
     "adamw",
     "chain",
     "fit",

@@ -9,6 +9,7 @@
 
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
+from descend.optim.named_adam_family import Adamax
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,
@@ -26,6 +27,7 @@ from descend.optim.transforms import (
     maximize,
     scale_by_adagrad,
     scale_by_adam,
+    scale_by_adamax,
     scale_by_lr,
     scale_by_rms,
     sign,
@@ -38,6 +40,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "Optimizer",
     "OptimizerSpec",
     "RMSprop",
@@ -53,6 +56,7 @@ __all__ = [
     "optimizer_names",
     "scale_by_adagrad",
     "scale_by_adam",
+    "scale_by_adamax",
     "scale_by_lr",
     "scale_by_rms",
     "sign",

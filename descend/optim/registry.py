@@ -14,6 +14,7 @@ adagrad    ``Adagrad``                                lr=0.01
 rmsprop    ``RMSprop``                                lr=0.001
 adam       ``Adam``                                   lr=0.001
 adamw      ``AdamW``                                  lr=0.001, weight_decay=0.01
+adamax     ``Adamax``                                 lr=0.002
 =========  =========================================  =============================
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
@@ -31,6 +32,7 @@ import torch
 from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
+from descend.optim.named_adam_family import Adamax
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             {"lr": 0.001, "weight_decay": 0.01},
             "AdamW: Adam with decoupled weight decay",
         ),
+        OptimizerSpec("adamax", Adamax, {"lr": 0.002}, "Adamax: Adam over an infinity norm"),
     ]
 }
 

@@ -34,6 +34,7 @@ QUADRATIC: dict[str, tuple[dict[str, Any], int, float]] = {
     "rmsprop": ({"lr": cosine(1e-2, 1000), "momentum": 0.9}, 1000, 1e-6),
     "adam": ({"lr": 0.05}, 1000, 1e-6),
     "adamw": ({"lr": 0.05, "weight_decay": 0.0}, 1000, 1e-6),  # decay would move the minimizer
+    "adamax": ({"lr": 0.1}, 1000, 1e-8),
 }
 ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "gd": ({"lr": 1.9e-3}, 12000, 1e-3),  # the curved valley makes plain GD crawl
@@ -44,6 +45,7 @@ ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "rmsprop": ({"lr": cosine(1e-3, 6000), "momentum": 0.9}, 6000, 1e-4),
     "adam": ({"lr": 0.02}, 4000, 1e-4),
     "adamw": ({"lr": 0.02, "weight_decay": 0.0}, 4000, 1e-4),
+    "adamax": ({"lr": 0.1}, 4000, 1e-6),
 }
 
 

@@ -13,6 +13,9 @@ from torch import nn
 
 import descend
 
+# The rest of torch.optim, added to the checks below that every named optimizer passes.
+CATALOGUE = ["Adamax"]
+
 
 def _model(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
@@ -91,7 +94,7 @@ def test_a_composed_chain_pickles() -> None:
     assert _same(model, twin)
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", *CATALOGUE])
 def test_a_tensor_lr_steps_as_the_same_float(name: str) -> None:
     a, b = _model(), _model()
     opt_a = getattr(descend, name)(a.parameters(), lr=0.01)
@@ -111,6 +114,7 @@ def test_a_tensor_lr_steps_as_the_same_float(name: str) -> None:
         ("RMSprop", {"lr": 0.01, "centered": True}),
         ("Adam", {"lr": 0.01, "amsgrad": True}),
         ("AdamW", {"lr": 0.01}),
+        ("Adamax", {"lr": 0.01, "weight_decay": 0.1}),
     ],
 )
 def test_differentiable_steps_give_torchs_gradients(name: str, kwargs: dict) -> None:
@@ -170,7 +174,7 @@ def test_sparse_gradients_are_refused_by_rules_that_cannot_take_them() -> None:
         opt.step()
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", *CATALOGUE])
 def test_older_state_dicts_load_and_step_as_torchs(name: str) -> None:
     """A state dict from an older torch: no maximize/foreach/differentiable/capturable/fused
     keys, steps as Python floats."""

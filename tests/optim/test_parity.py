@@ -41,6 +41,11 @@ GRID = {
         {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1},
         {"lr": 0.02, "betas": (0.8, 0.99)},
     ],
+    "Adamax": [
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.1},
+        {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-4},
+    ],
 }
 # Near a minimum, Adam with a constant learning rate hovers chaotically when beta1 is small
 # (e.g. betas=(0.5, 0.9)): there a 1-ulp rounding difference grows ~10x every 25 steps.

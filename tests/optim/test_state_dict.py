@@ -16,6 +16,7 @@ OPTIONS = {
     "RMSprop": {"lr": 0.01, "momentum": 0.5, "centered": True},
     "Adam": {"lr": 0.01, "amsgrad": True},
     "AdamW": {"lr": 0.01, "weight_decay": 0.1},
+    "Adamax": {"lr": 0.01, "weight_decay": 0.1},
 }
 
 

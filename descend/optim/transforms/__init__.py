@@ -2,6 +2,7 @@
 
 from descend.optim.transforms.adagrad import scale_by_adagrad
 from descend.optim.transforms.adam import scale_by_adam
+from descend.optim.transforms.adamax import scale_by_adamax
 from descend.optim.transforms.clip import clip_by_global_norm, clip_by_value
 from descend.optim.transforms.decay import add_decayed_weights, add_weight_decay
 from descend.optim.transforms.momentum import trace
@@ -16,6 +17,7 @@ __all__ = [
     "maximize",
     "scale_by_adagrad",
     "scale_by_adam",
+    "scale_by_adamax",
     "scale_by_lr",
     "scale_by_rms",
     "sign",
