@@ -22,6 +22,7 @@ from descend.optim import (
     Adam,
     Adamax,
     AdamW,
+    NAdam,
     Optimizer,
     RMSprop,
     chain,
@@ -39,6 +40,7 @@ rmsprop = RMSprop
 adam = Adam
 adamw = AdamW
 adamax = Adamax
+nadam = NAdam
 
 __version__ = "0.1.0"
 
@@ -50,6 +52,7 @@ __all__ = [
     "Adamax",
     "History",
     "MinimizeResult",
+    "NAdam",
     "Optimizer",
     "RMSprop",
     "__version__",
@@ -62,6 +65,7 @@ __all__ = [
     "get_terrain",
     "make_optimizer",
     "minimize",
+    "nadam",
     "optimizer_names",
     "rmsprop",
     "sgd",

@@ -9,7 +9,7 @@
 
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
-from descend.optim.named_adam_family import Adamax
+from descend.optim.named_adam_family import Adamax, NAdam
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,
@@ -29,6 +29,7 @@ from descend.optim.transforms import (
     scale_by_adam,
     scale_by_adamax,
     scale_by_lr,
+    scale_by_nadam,
     scale_by_rms,
     sign,
     trace,
@@ -41,6 +42,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "NAdam",
     "Optimizer",
     "OptimizerSpec",
     "RMSprop",
@@ -58,6 +60,7 @@ __all__ = [
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_lr",
+    "scale_by_nadam",
     "scale_by_rms",
     "sign",
     "stateless",

@@ -69,5 +69,15 @@ TORCH_WORDS: dict[str, Callable[[Any], str]] = {
     "lr": lambda v: f"torch.optim: Invalid learning rate: {v}",
     "eps": lambda v: f"torch.optim: Invalid epsilon value: {v}",
     "betas": lambda v: f"torch.optim: {_betas_words(v)}",
-    **{n: _invalid(n) for n in ("weight_decay", "momentum", "lr_decay", "alpha", "dampening")},
+    **{
+        n: _invalid(n)
+        for n in (
+            "weight_decay",
+            "momentum",
+            "lr_decay",
+            "alpha",
+            "dampening",
+            "momentum_decay",
+        )
+    },
 }

@@ -276,9 +276,7 @@ class Optimizer(torch.optim.Optimizer):
         # Transforms may create state on their first update (the momentum buffer).
         for key, values in lists.items():
             for p, st, value in zip(params, states, values, strict=True):
-                st[key] = (
-                    torch.view_as_complex(value) if p.is_complex() and value is not None else value
-                )
+                st[key] = _like_param(p, value)
 
     def _init_state(
         self, group: dict[str, Any], params: list[Tensor], *, fused: bool = False
@@ -299,10 +297,7 @@ class Optimizer(torch.optim.Optimizer):
                     else torch.tensor(0.0, dtype=scalar_dtype())
                 )
             for key, values in parts.items():
-                value = values[i]
-                state[key] = (
-                    torch.view_as_complex(value) if p.is_complex() and value is not None else value
-                )
+                state[key] = _like_param(p, values[i])
 
     # -- compile=True ---------------------------------------------------------------------
     def _compiled_apply(self) -> Callable[..., None]:
@@ -320,6 +315,14 @@ class Optimizer(torch.optim.Optimizer):
             t = lrs[id(group)] = torch.tensor(0.0, dtype=torch.float64)
         t.fill_(float(group["lr"]))
         return t
+
+
+def _like_param(p: Tensor, value: Any) -> Any:
+    # A state tensor shaped like a complex parameter is kept complex, as torch keeps it;
+    # per-parameter scalars (NAdam's ``mu_product``, ASGD's ``eta``) stay real.
+    if p.is_complex() and isinstance(value, Tensor) and value.dim() == p.dim() + 1:
+        return torch.view_as_complex(value)
+    return value
 
 
 def _real(t: Tensor | None) -> Any:

@@ -15,6 +15,7 @@ rmsprop    ``RMSprop``                                lr=0.001
 adam       ``Adam``                                   lr=0.001
 adamw      ``AdamW``                                  lr=0.001, weight_decay=0.01
 adamax     ``Adamax``                                 lr=0.002
+nadam      ``NAdam``                                  lr=0.002, momentum_decay=0.004
 =========  =========================================  =============================
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
@@ -32,7 +33,7 @@ import torch
 from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
-from descend.optim.named_adam_family import Adamax
+from descend.optim.named_adam_family import Adamax, NAdam
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "AdamW: Adam with decoupled weight decay",
         ),
         OptimizerSpec("adamax", Adamax, {"lr": 0.002}, "Adamax: Adam over an infinity norm"),
+        OptimizerSpec(
+            "nadam",
+            NAdam,
+            {"lr": 0.002, "momentum_decay": 0.004},
+            "NAdam: Adam with Nesterov momentum",
+        ),
     ]
 }
 

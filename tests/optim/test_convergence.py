@@ -35,6 +35,7 @@ QUADRATIC: dict[str, tuple[dict[str, Any], int, float]] = {
     "adam": ({"lr": 0.05}, 1000, 1e-6),
     "adamw": ({"lr": 0.05, "weight_decay": 0.0}, 1000, 1e-6),  # decay would move the minimizer
     "adamax": ({"lr": 0.1}, 1000, 1e-8),
+    "nadam": ({"lr": 0.05}, 1000, 1e-8),
 }
 ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "gd": ({"lr": 1.9e-3}, 12000, 1e-3),  # the curved valley makes plain GD crawl
@@ -46,6 +47,8 @@ ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "adam": ({"lr": 0.02}, 4000, 1e-4),
     "adamw": ({"lr": 0.02, "weight_decay": 0.0}, 4000, 1e-4),
     "adamax": ({"lr": 0.1}, 4000, 1e-6),
+    # Constant-lr NAdam (torch's too) circles the minimum ~1e-2 away for 10k steps: decay it.
+    "nadam": ({"lr": cosine(0.02, 8000)}, 8000, 1e-5),
 }
 
 

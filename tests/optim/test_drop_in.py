@@ -14,7 +14,7 @@ from torch import nn
 import descend
 
 # The rest of torch.optim, added to the checks below that every named optimizer passes.
-CATALOGUE = ["Adamax"]
+CATALOGUE = ["Adamax", "NAdam"]
 
 
 def _model(seed: int = 0) -> nn.Sequential:
@@ -115,6 +115,7 @@ def test_a_tensor_lr_steps_as_the_same_float(name: str) -> None:
         ("Adam", {"lr": 0.01, "amsgrad": True}),
         ("AdamW", {"lr": 0.01}),
         ("Adamax", {"lr": 0.01, "weight_decay": 0.1}),
+        ("NAdam", {"lr": 0.01, "weight_decay": 0.1}),
     ],
 )
 def test_differentiable_steps_give_torchs_gradients(name: str, kwargs: dict) -> None:
@@ -144,7 +145,8 @@ def test_differentiable_steps_give_torchs_gradients(name: str, kwargs: dict) -> 
     # torch's differentiable Adam computes its bias corrections from a float32 step count
     # (relative error ~1e-7 in 1 - beta**t, amplified by 1/(1 - beta2) at t = 1); the other
     # rules round alike.
-    rtol = 1e-4 if name.startswith("Adam") else 1e-10
+    # NAdam's momentum schedule likewise (0.96 ** (t * psi) from a float32 t).
+    rtol = 1e-4 if name.startswith("Adam") or name == "NAdam" else 1e-10
     torch.testing.assert_close(g_ours, g_torch, rtol=rtol, atol=1e-12)
 
 

@@ -46,6 +46,12 @@ GRID = {
         {"lr": 0.01, "weight_decay": 0.1},
         {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-4},
     ],
+    "NAdam": [
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.1},
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        {"lr": 0.01, "momentum_decay": 6e-3, "eps": 1e-6},
+    ],
 }
 # Near a minimum, Adam with a constant learning rate hovers chaotically when beta1 is small
 # (e.g. betas=(0.5, 0.9)): there a 1-ulp rounding difference grows ~10x every 25 steps.
@@ -53,6 +59,8 @@ GRID = {
 # separate multiplications), measured 1e-15 apart at step 100 and 5e-3 at step 300; torch's
 # fused kernel mirrors its loop's order and stays 3e-13 apart. The grid keeps out of that
 # regime so that 1e-10 is a meaningful bound on the algorithm, not on rounding order.
+# NAdam is the same: betas=(0.8, 0.99) is 1e-15 from torch's loop at step 100, 2e-8 at 200
+# and 4e-6 at 300, while torch's loop and foreach (one rounding order) stay 1e-15 apart.
 CASES = [(name, opts) for name, grid in GRID.items() for opts in grid]
 
 

@@ -17,6 +17,7 @@ OPTIONS = {
     "Adam": {"lr": 0.01, "amsgrad": True},
     "AdamW": {"lr": 0.01, "weight_decay": 0.1},
     "Adamax": {"lr": 0.01, "weight_decay": 0.1},
+    "NAdam": {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
 }
 
 
