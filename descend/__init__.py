@@ -24,6 +24,7 @@ from descend.optim import (
     AdamW,
     NAdam,
     Optimizer,
+    RAdam,
     RMSprop,
     chain,
     make_optimizer,
@@ -41,6 +42,7 @@ adam = Adam
 adamw = AdamW
 adamax = Adamax
 nadam = NAdam
+radam = RAdam
 
 __version__ = "0.1.0"
 
@@ -54,6 +56,7 @@ __all__ = [
     "MinimizeResult",
     "NAdam",
     "Optimizer",
+    "RAdam",
     "RMSprop",
     "__version__",
     "adagrad",
@@ -67,6 +70,7 @@ __all__ = [
     "minimize",
     "nadam",
     "optimizer_names",
+    "radam",
     "rmsprop",
     "sgd",
 ]

@@ -9,7 +9,7 @@
 
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
-from descend.optim.named_adam_family import Adamax, NAdam
+from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,
@@ -30,6 +30,7 @@ from descend.optim.transforms import (
     scale_by_adamax,
     scale_by_lr,
     scale_by_nadam,
+    scale_by_radam,
     scale_by_rms,
     sign,
     trace,
@@ -45,6 +46,7 @@ __all__ = [
     "NAdam",
     "Optimizer",
     "OptimizerSpec",
+    "RAdam",
     "RMSprop",
     "Transform",
     "add_decayed_weights",
@@ -61,6 +63,7 @@ __all__ = [
     "scale_by_adamax",
     "scale_by_lr",
     "scale_by_nadam",
+    "scale_by_radam",
     "scale_by_rms",
     "sign",
     "stateless",

@@ -18,6 +18,7 @@ from descend.optim.transforms import (
     scale_by_adamax,
     scale_by_lr,
     scale_by_nadam,
+    scale_by_radam,
 )
 
 _ADAMAX = chain(maximize(), add_weight_decay(), scale_by_adamax(), scale_by_lr())
@@ -36,6 +37,7 @@ def _decay_either_way(rule: Transform) -> Transform:
 
 
 _NADAM = _decay_either_way(scale_by_nadam())
+_RADAM = _decay_either_way(scale_by_radam())
 
 
 class Adamax(_Named):
@@ -185,3 +187,71 @@ class NAdam(_Named):
                 if torch.is_tensor(product):
                     device = p.device if group["capturable"] else "cpu"
                     self.state[p]["mu_product"] = product.to(dtype=scalar_dtype(), device=device)
+
+
+class RAdam(_Named):
+    r"""RAdam: Adam with its adaptive step rectified while the second moment is young.
+
+    A drop-in ``torch.optim.RAdam``, including ``decoupled_weight_decay``.
+
+    .. math::
+        g_t &\leftarrow \pm\nabla L(\theta_{t-1}) \;[+\ \lambda\theta_{t-1}\ \text{coupled}]\\
+        m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2\\
+        \rho_\infty &= \frac{2}{1-\beta_2} - 1, \qquad
+        \rho_t = \rho_\infty - \frac{2t\beta_2^t}{1-\beta_2^t}, \qquad
+        r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}\\
+        \theta_t &= \theta_{t-1} - \eta\left(\frac{m_t}{1-\beta_1^t}
+            \begin{cases} r_t\frac{\sqrt{1-\beta_2^t}}{\sqrt{v_t}+\epsilon} & \rho_t > 5\\
+            1 & \text{otherwise}\end{cases}
+            \;[+\ \lambda\theta_{t-1}\ \text{decoupled}]\right)
+
+    Symbols: :math:`\eta` ``lr``, :math:`(\beta_1,\beta_2)` ``betas``, :math:`\epsilon`
+    ``eps``, :math:`\lambda` ``weight_decay`` — added to the gradient (L2) or, with
+    ``decoupled_weight_decay=True``, to the update (as AdamW). With the default
+    :math:`\beta_2 = 0.999` the first 5 steps are momentum SGD (a built-in warmup).
+    Chain: maximize → add_weight_decay[coupled] → scale_by_radam →
+    add_decayed_weights[decoupled] → scale_by_lr.
+
+    Example:
+        >>> import torch, descend
+        >>> x = torch.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = descend.RAdam([x], lr=0.1)
+        >>> for _ in range(300):
+        ...     opt.zero_grad(); (x ** 2).sum().backward(); opt.step()
+        >>> bool(x.abs().max() < 1e-2)
+        True
+
+    References:
+        Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", ICLR 2020.
+        https://arxiv.org/abs/1908.03265
+    """
+
+    transform = _RADAM
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            _RADAM,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+        )

@@ -16,6 +16,7 @@ adam       ``Adam``                                   lr=0.001
 adamw      ``AdamW``                                  lr=0.001, weight_decay=0.01
 adamax     ``Adamax``                                 lr=0.002
 nadam      ``NAdam``                                  lr=0.002, momentum_decay=0.004
+radam      ``RAdam``                                  lr=0.001
 =========  =========================================  =============================
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
@@ -33,7 +34,7 @@ import torch
 from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
-from descend.optim.named_adam_family import Adamax, NAdam
+from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             {"lr": 0.002, "momentum_decay": 0.004},
             "NAdam: Adam with Nesterov momentum",
         ),
+        OptimizerSpec("radam", RAdam, {"lr": 0.001}, "RAdam: Adam with a rectified warmup"),
     ]
 }
 

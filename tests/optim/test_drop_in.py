@@ -14,7 +14,7 @@ from torch import nn
 import descend
 
 # The rest of torch.optim, added to the checks below that every named optimizer passes.
-CATALOGUE = ["Adamax", "NAdam"]
+CATALOGUE = ["Adamax", "NAdam", "RAdam"]
 
 
 def _model(seed: int = 0) -> nn.Sequential:
@@ -116,6 +116,7 @@ def test_a_tensor_lr_steps_as_the_same_float(name: str) -> None:
         ("AdamW", {"lr": 0.01}),
         ("Adamax", {"lr": 0.01, "weight_decay": 0.1}),
         ("NAdam", {"lr": 0.01, "weight_decay": 0.1}),
+        ("RAdam", {"lr": 0.01}),  # unrectified: rho_t <= 2 on any 2nd step
     ],
 )
 def test_differentiable_steps_give_torchs_gradients(name: str, kwargs: dict) -> None:
@@ -146,7 +147,7 @@ def test_differentiable_steps_give_torchs_gradients(name: str, kwargs: dict) -> 
     # (relative error ~1e-7 in 1 - beta**t, amplified by 1/(1 - beta2) at t = 1); the other
     # rules round alike.
     # NAdam's momentum schedule likewise (0.96 ** (t * psi) from a float32 t).
-    rtol = 1e-4 if name.startswith("Adam") or name == "NAdam" else 1e-10
+    rtol = 1e-4 if name.startswith("Adam") or name in ("NAdam", "RAdam") else 1e-10
     torch.testing.assert_close(g_ours, g_torch, rtol=rtol, atol=1e-12)
 
 

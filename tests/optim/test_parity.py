@@ -52,6 +52,14 @@ GRID = {
         {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
         {"lr": 0.01, "momentum_decay": 6e-3, "eps": 1e-6},
     ],
+    # beta2 = 0.999: the first 5 steps are unrectified, the rest rectified, and parameters
+    # whose gradients start later are at other steps, so groups mix the two forms.
+    "RAdam": [
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.1},
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        {"lr": 0.01, "betas": (0.9, 0.99), "eps": 1e-6},
+    ],
 }
 # Near a minimum, Adam with a constant learning rate hovers chaotically when beta1 is small
 # (e.g. betas=(0.5, 0.9)): there a 1-ulp rounding difference grows ~10x every 25 steps.

@@ -18,6 +18,7 @@ OPTIONS = {
     "AdamW": {"lr": 0.01, "weight_decay": 0.1},
     "Adamax": {"lr": 0.01, "weight_decay": 0.1},
     "NAdam": {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+    "RAdam": {"lr": 0.01, "weight_decay": 0.1},
 }
 
 

@@ -7,6 +7,7 @@ from descend.optim.transforms.clip import clip_by_global_norm, clip_by_value
 from descend.optim.transforms.decay import add_decayed_weights, add_weight_decay
 from descend.optim.transforms.momentum import trace
 from descend.optim.transforms.nadam import scale_by_nadam
+from descend.optim.transforms.radam import scale_by_radam
 from descend.optim.transforms.rms import scale_by_rms
 from descend.optim.transforms.scale import maximize, scale_by_lr, sign
 
@@ -21,6 +22,7 @@ __all__ = [
     "scale_by_adamax",
     "scale_by_lr",
     "scale_by_nadam",
+    "scale_by_radam",
     "scale_by_rms",
     "sign",
     "trace",
