@@ -18,6 +18,7 @@ Example:
 from descend.minimize import MinimizeResult, minimize
 from descend.optim import (
     SGD,
+    Adadelta,
     Adagrad,
     Adam,
     Adamax,
@@ -40,6 +41,7 @@ adagrad = Adagrad
 rmsprop = RMSprop
 adam = Adam
 adamw = AdamW
+adadelta = Adadelta
 adamax = Adamax
 nadam = NAdam
 radam = RAdam
@@ -48,6 +50,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -59,6 +62,7 @@ __all__ = [
     "RAdam",
     "RMSprop",
     "__version__",
+    "adadelta",
     "adagrad",
     "adam",
     "adamax",

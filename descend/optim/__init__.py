@@ -10,6 +10,7 @@
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
+from descend.optim.named_classic import Adadelta
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,
@@ -25,6 +26,7 @@ from descend.optim.transforms import (
     clip_by_global_norm,
     clip_by_value,
     maximize,
+    scale_by_adadelta,
     scale_by_adagrad,
     scale_by_adam,
     scale_by_adamax,
@@ -39,6 +41,7 @@ from descend.optim.transforms import (
 __all__ = [
     "OPTIMIZERS",
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -58,6 +61,7 @@ __all__ = [
     "make_optimizer",
     "maximize",
     "optimizer_names",
+    "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",

@@ -78,6 +78,7 @@ TORCH_WORDS: dict[str, Callable[[Any], str]] = {
             "alpha",
             "dampening",
             "momentum_decay",
+            "rho",
         )
     },
 }

@@ -17,6 +17,7 @@ adamw      ``AdamW``                                  lr=0.001, weight_decay=0.0
 adamax     ``Adamax``                                 lr=0.002
 nadam      ``NAdam``                                  lr=0.002, momentum_decay=0.004
 radam      ``RAdam``                                  lr=0.001
+adadelta   ``Adadelta``                               lr=1.0, rho=0.9, eps=1e-6
 =========  =========================================  =============================
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
@@ -35,6 +36,7 @@ from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
+from descend.optim.named_classic import Adadelta
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "NAdam: Adam with Nesterov momentum",
         ),
         OptimizerSpec("radam", RAdam, {"lr": 0.001}, "RAdam: Adam with a rectified warmup"),
+        OptimizerSpec(
+            "adadelta",
+            Adadelta,
+            {"lr": 1.0, "rho": 0.9, "eps": 1e-6},
+            "Adadelta: RMS of updates over RMS of gradients",
+        ),
     ]
 }
 

@@ -37,6 +37,9 @@ QUADRATIC: dict[str, tuple[dict[str, Any], int, float]] = {
     "adamax": ({"lr": 0.1}, 1000, 1e-8),
     "nadam": ({"lr": 0.05}, 1000, 1e-8),
     "radam": ({"lr": 0.05}, 1000, 1e-8),
+    # Constant-lr Adadelta settles where its ratio of RMS makes the stiff coordinates
+    # unstable (~2e-2 from 0): a decaying rate takes it in.
+    "adadelta": ({"lr": cosine(1.0, 2000)}, 2000, 1e-8),
 }
 ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "gd": ({"lr": 1.9e-3}, 12000, 1e-3),  # the curved valley makes plain GD crawl
@@ -53,6 +56,7 @@ ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     # RAdam's first 5 steps are momentum SGD: at lr=0.05 the gradient of ~200 at (-1.2, 1)
     # throws it out (torch's too); a short warm-up of the rate keeps it in the valley.
     "radam": ({"lr": linear_warmup(0.0, 0.05, 50)}, 5000, 1e-6),
+    "adadelta": ({"lr": cosine(1.0, 12000)}, 12000, 1e-3),  # crawls along the valley, as gd
 }
 
 

@@ -60,6 +60,11 @@ GRID = {
         {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
         {"lr": 0.01, "betas": (0.9, 0.99), "eps": 1e-6},
     ],
+    "Adadelta": [
+        {"lr": 1.0},
+        {"lr": 1.0, "weight_decay": 0.1},
+        {"lr": 0.5, "rho": 0.5, "eps": 1e-4},
+    ],
 }
 # Near a minimum, Adam with a constant learning rate hovers chaotically when beta1 is small
 # (e.g. betas=(0.5, 0.9)): there a 1-ulp rounding difference grows ~10x every 25 steps.

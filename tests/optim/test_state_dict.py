@@ -19,6 +19,7 @@ OPTIONS = {
     "Adamax": {"lr": 0.01, "weight_decay": 0.1},
     "NAdam": {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
     "RAdam": {"lr": 0.01, "weight_decay": 0.1},
+    "Adadelta": {"lr": 1.0, "rho": 0.8, "eps": 1e-4},
 }
 
 

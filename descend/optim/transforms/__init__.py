@@ -1,5 +1,6 @@
 """The update rules, each written once, as transforms over lists of tensors."""
 
+from descend.optim.transforms.adadelta import scale_by_adadelta
 from descend.optim.transforms.adagrad import scale_by_adagrad
 from descend.optim.transforms.adam import scale_by_adam
 from descend.optim.transforms.adamax import scale_by_adamax
@@ -17,6 +18,7 @@ __all__ = [
     "clip_by_global_norm",
     "clip_by_value",
     "maximize",
+    "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
