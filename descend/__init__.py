@@ -17,6 +17,7 @@ Example:
 
 from descend.minimize import MinimizeResult, minimize
 from descend.optim import (
+    ASGD,
     SGD,
     Adadelta,
     Adagrad,
@@ -42,6 +43,7 @@ rmsprop = RMSprop
 adam = Adam
 adamw = AdamW
 adadelta = Adadelta
+asgd = ASGD
 adamax = Adamax
 nadam = NAdam
 radam = RAdam
@@ -49,6 +51,7 @@ radam = RAdam
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGD",
     "SGD",
     "Adadelta",
     "Adagrad",
@@ -67,6 +70,7 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "asgd",
     "chain",
     "fit",
     "get_terrain",

@@ -10,7 +10,7 @@
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
-from descend.optim.named_classic import Adadelta
+from descend.optim.named_classic import ASGD, Adadelta
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,
@@ -23,6 +23,7 @@ from descend.optim.transform import Transform, chain, stateless, when
 from descend.optim.transforms import (
     add_decayed_weights,
     add_weight_decay,
+    asgd,
     clip_by_global_norm,
     clip_by_value,
     maximize,
@@ -39,6 +40,7 @@ from descend.optim.transforms import (
 )
 
 __all__ = [
+    "ASGD",
     "OPTIMIZERS",
     "SGD",
     "Adadelta",
@@ -54,6 +56,7 @@ __all__ = [
     "Transform",
     "add_decayed_weights",
     "add_weight_decay",
+    "asgd",
     "chain",
     "clip_by_global_norm",
     "clip_by_value",

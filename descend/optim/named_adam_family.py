@@ -3,12 +3,8 @@ signatures, defaults and state layout, each one a chain of transforms."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
 from torch import Tensor
 
-from descend.optim.flags import scalar_dtype
 from descend.optim.named import Params, _Named
 from descend.optim.transform import Transform, chain, when
 from descend.optim.transforms import (
@@ -136,6 +132,7 @@ class NAdam(_Named):
     """
 
     transform = _NADAM
+    _scalar_state = ("mu_product",)
 
     def __init__(
         self,
@@ -166,27 +163,6 @@ class NAdam(_Named):
             capturable=capturable,
             differentiable=differentiable,
         )
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Older state dicts keep ``mu_product`` as a Python float, as torch's loader accepts.
-        super().__setstate__(state)
-        for st in self.state.values():
-            product = st.get("mu_product")
-            if product is not None and not torch.is_tensor(product):
-                st["mu_product"] = torch.tensor(float(product), dtype=scalar_dtype())
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """torch's, except that ``mu_product`` keeps the step's dtype: torch's loader casts
-        it to the parameter's (float64 parameters resume with a float64 product that was
-        float32 before), so a resumed torch run drifts from an uninterrupted one by ~1e-9;
-        descend's continues bit-identically."""
-        super().load_state_dict(state_dict)
-        for group in self.param_groups:
-            for p in group["params"]:
-                product = self.state.get(p, {}).get("mu_product")
-                if torch.is_tensor(product):
-                    device = p.device if group["capturable"] else "cpu"
-                    self.state[p]["mu_product"] = product.to(dtype=scalar_dtype(), device=device)
 
 
 class RAdam(_Named):

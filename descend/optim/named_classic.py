@@ -3,13 +3,23 @@ signatures, defaults and state layout, each one a chain of transforms."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import Tensor
 
 from descend.optim.named import Params, _Named
 from descend.optim.transform import chain
-from descend.optim.transforms import add_weight_decay, maximize, scale_by_adadelta, scale_by_lr
+from descend.optim.transforms import (
+    add_weight_decay,
+    asgd,
+    maximize,
+    scale_by_adadelta,
+    scale_by_lr,
+)
 
 _ADADELTA = chain(maximize(), add_weight_decay(), scale_by_adadelta(), scale_by_lr())
+_ASGD = chain(maximize(), add_weight_decay(), asgd())
 
 
 class Adadelta(_Named):
@@ -71,3 +81,73 @@ class Adadelta(_Named):
             maximize=maximize,
             differentiable=differentiable,
         )
+
+
+class ASGD(_Named):
+    r"""ASGD: SGD with a slowly decaying step size, and the running average of its iterates.
+
+    A drop-in ``torch.optim.ASGD``. The parameters follow SGD; the average
+    :math:`\bar\theta` (``optimizer.state[p]["ax"]``) is what converges at the optimal
+    rate, so evaluate with it (copy it into the model for evaluation).
+
+    .. math::
+        g_t &\leftarrow \pm\nabla L(\theta_{t-1}) + \lambda_{wd}\,\theta_{t-1}\\
+        \theta_t &= \theta_{t-1}(1 - \lambda\eta_{t-1}) - \eta_{t-1}\, g_t, \qquad
+        \bar\theta_t = \bar\theta_{t-1} + \mu_{t-1}(\theta_t - \bar\theta_{t-1})\\
+        \eta_t &= \frac{\eta}{(1 + \lambda\eta t)^{\alpha}}, \qquad
+        \mu_t = \frac{1}{\max(1, t - t_0)} \qquad (\eta_0 = \eta,\ \mu_0 = 1)
+
+    Symbols: :math:`\eta` ``lr``, :math:`\lambda` ``lambd``, :math:`\alpha` ``alpha``,
+    :math:`t_0` ``t0`` (averaging starts after it; before, :math:`\bar\theta` tracks
+    :math:`\theta`), :math:`\lambda_{wd}` ``weight_decay`` (coupled). Chain: maximize →
+    add_weight_decay → asgd. With the default ``t0=1e6`` no averaging happens in a short
+    run; set ``t0`` to the step where averaging should begin.
+
+    Example:
+        >>> import torch, descend
+        >>> x = torch.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = descend.ASGD([x], lr=0.1, t0=50)
+        >>> for _ in range(300):
+        ...     opt.zero_grad(); (x ** 2).sum().backward(); opt.step()
+        >>> bool(opt.state[x]["ax"].abs().max() < 1e-2)
+        True
+
+    References:
+        Polyak & Juditsky, "Acceleration of Stochastic Approximation by Averaging", 1992.
+        https://doi.org/10.1137/0330046
+        Bottou, "Stochastic Gradient Descent Tricks", 2012 (the step-size schedule).
+        https://doi.org/10.1007/978-3-642-35289-8_25
+    """
+
+    transform = _ASGD
+    _scalar_state = ("eta", "mu")
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float | Tensor = 1e-2,
+        lambd: float = 1e-4,
+        alpha: float = 0.75,
+        t0: float = 1e6,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            _ASGD,
+            lr=lr,
+            lambd=lambd,
+            alpha=alpha,
+            t0=t0,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            capturable=capturable,
+        )
+
+    def _scalar_device(self, p: Tensor, group: dict[str, Any]) -> torch.device:
+        return p.device  # torch keeps ASGD's eta and mu with the parameter

@@ -18,6 +18,7 @@ adamax     ``Adamax``                                 lr=0.002
 nadam      ``NAdam``                                  lr=0.002, momentum_decay=0.004
 radam      ``RAdam``                                  lr=0.001
 adadelta   ``Adadelta``                               lr=1.0, rho=0.9, eps=1e-6
+asgd       ``ASGD``                                   lr=0.01, lambd=1e-4, alpha=0.75, t0=1e6
 =========  =========================================  =============================
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
@@ -36,7 +37,7 @@ from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
-from descend.optim.named_classic import Adadelta
+from descend.optim.named_classic import ASGD, Adadelta
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             Adadelta,
             {"lr": 1.0, "rho": 0.9, "eps": 1e-6},
             "Adadelta: RMS of updates over RMS of gradients",
+        ),
+        OptimizerSpec(
+            "asgd",
+            ASGD,
+            {"lr": 0.01, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6},
+            "ASGD: SGD with iterate averaging",
         ),
     ]
 }

@@ -14,7 +14,7 @@ from torch import nn
 import descend
 
 # The rest of torch.optim, added to the checks below that every named optimizer passes.
-CATALOGUE = ["Adamax", "NAdam", "RAdam", "Adadelta"]
+CATALOGUE = ["Adamax", "NAdam", "RAdam", "Adadelta", "ASGD"]
 
 
 def _model(seed: int = 0) -> nn.Sequential:
@@ -118,6 +118,7 @@ def test_a_tensor_lr_steps_as_the_same_float(name: str) -> None:
         ("NAdam", {"lr": 0.01, "weight_decay": 0.1}),
         ("RAdam", {"lr": 0.01}),  # unrectified: rho_t <= 2 on any 2nd step
         ("Adadelta", {"lr": 1.0, "eps": 1e-4, "weight_decay": 0.1}),
+        ("ASGD", {"lr": 0.05, "t0": 1, "lambd": 0.1}),
     ],
 )
 def test_differentiable_steps_give_torchs_gradients(name: str, kwargs: dict) -> None:

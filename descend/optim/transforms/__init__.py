@@ -4,6 +4,7 @@ from descend.optim.transforms.adadelta import scale_by_adadelta
 from descend.optim.transforms.adagrad import scale_by_adagrad
 from descend.optim.transforms.adam import scale_by_adam
 from descend.optim.transforms.adamax import scale_by_adamax
+from descend.optim.transforms.asgd import asgd
 from descend.optim.transforms.clip import clip_by_global_norm, clip_by_value
 from descend.optim.transforms.decay import add_decayed_weights, add_weight_decay
 from descend.optim.transforms.momentum import trace
@@ -15,6 +16,7 @@ from descend.optim.transforms.scale import maximize, scale_by_lr, sign
 __all__ = [
     "add_decayed_weights",
     "add_weight_decay",
+    "asgd",
     "clip_by_global_norm",
     "clip_by_value",
     "maximize",
