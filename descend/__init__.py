@@ -28,6 +28,7 @@ from descend.optim import (
     Optimizer,
     RAdam,
     RMSprop,
+    Rprop,
     chain,
     make_optimizer,
     optimizer_names,
@@ -47,6 +48,7 @@ asgd = ASGD
 adamax = Adamax
 nadam = NAdam
 radam = RAdam
+rprop = Rprop
 
 __version__ = "0.1.0"
 
@@ -64,6 +66,7 @@ __all__ = [
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "__version__",
     "adadelta",
     "adagrad",
@@ -80,5 +83,6 @@ __all__ = [
     "optimizer_names",
     "radam",
     "rmsprop",
+    "rprop",
     "sgd",
 ]

@@ -10,7 +10,7 @@
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
-from descend.optim.named_classic import ASGD, Adadelta
+from descend.optim.named_classic import ASGD, Adadelta, Rprop
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,
@@ -35,6 +35,7 @@ from descend.optim.transforms import (
     scale_by_nadam,
     scale_by_radam,
     scale_by_rms,
+    scale_by_rprop,
     sign,
     trace,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "OptimizerSpec",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "Transform",
     "add_decayed_weights",
     "add_weight_decay",
@@ -72,6 +74,7 @@ __all__ = [
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",
+    "scale_by_rprop",
     "sign",
     "stateless",
     "trace",

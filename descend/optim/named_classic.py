@@ -16,10 +16,12 @@ from descend.optim.transforms import (
     maximize,
     scale_by_adadelta,
     scale_by_lr,
+    scale_by_rprop,
 )
 
 _ADADELTA = chain(maximize(), add_weight_decay(), scale_by_adadelta(), scale_by_lr())
 _ASGD = chain(maximize(), add_weight_decay(), asgd())
+_RPROP = chain(maximize(), scale_by_rprop())
 
 
 class Adadelta(_Named):
@@ -151,3 +153,65 @@ class ASGD(_Named):
 
     def _scalar_device(self, p: Tensor, group: dict[str, Any]) -> torch.device:
         return p.device  # torch keeps ASGD's eta and mu with the parameter
+
+
+class Rprop(_Named):
+    r"""Rprop: a step size per coordinate that grows while the gradient keeps its sign and
+    shrinks when it flips; only the sign of the gradient is used.
+
+    A drop-in ``torch.optim.Rprop``.
+
+    .. math::
+        f_t &= \eta_+ \text{ if } g_t g'_{t-1} > 0,\quad \eta_- \text{ if } g_t g'_{t-1} < 0,
+        \quad 1 \text{ otherwise}\\
+        s_t &= \operatorname{clip}(s_{t-1} f_t,\ s_{\min},\ s_{\max}) \qquad (s_0 = \text{lr}),
+        \qquad g'_t = 0 \text{ if } f_t = \eta_- \text{ else } g_t\\
+        \theta_t &= \theta_{t-1} - \operatorname{sign}(g'_t)\, s_t
+
+    Symbols: ``lr`` is the initial step size :math:`s_0` (read once, as torch),
+    :math:`(\eta_-, \eta_+)` ``etas``, :math:`(s_{\min}, s_{\max})` ``step_sizes``;
+    ``maximize`` flips the sign of the gradient. Chain: maximize → scale_by_rprop.
+
+    .. warning:: A full-batch method: with mini-batch noise the signs flip at random and
+       the step sizes collapse to ``step_sizes[0]``; use it with ``batch_size=None``.
+
+    Example:
+        >>> import torch, descend
+        >>> x = torch.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = descend.Rprop([x], lr=0.1)
+        >>> for _ in range(100):
+        ...     opt.zero_grad(); (x ** 2).sum().backward(); opt.step()
+        >>> bool(x.abs().max() < 1e-3)
+        True
+
+    References:
+        Riedmiller & Braun, "A Direct Adaptive Method for Faster Backpropagation Learning:
+        The RPROP Algorithm", 1993. https://doi.org/10.1109/ICNN.1993.298623
+    """
+
+    transform = _RPROP
+    _ignored_keys = frozenset({"weight_decay"})  # torch's Rprop has none and ignores it
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float | Tensor = 1e-2,
+        etas: tuple[float, float] = (0.5, 1.2),
+        step_sizes: tuple[float, float] = (1e-6, 50),
+        *,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            _RPROP,
+            lr=lr,
+            etas=etas,
+            step_sizes=step_sizes,
+            capturable=capturable,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+        )

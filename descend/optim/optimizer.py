@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -90,6 +91,8 @@ class Optimizer(torch.optim.Optimizer):
     _eager_state: ClassVar[bool] = False
     _torch_layout: ClassVar[bool] = False
     _sparse_grads: ClassVar[bool] = False
+    # Group keys torch's class accepts and ignores (Rprop's weight_decay): kept, with a warning.
+    _ignored_keys: ClassVar[frozenset[str]] = frozenset()
     _fused: ClassVar[Callable[..., None] | None] = None
     _fused_devices: ClassVar[tuple[str, ...]] = torch_fused.FUSED_DEVICES
 
@@ -163,7 +166,15 @@ class Optimizer(torch.optim.Optimizer):
         """Add a param group (as torch does: ``params`` may be any iterable, a generator
         included), validating its hyperparameters against the declared constraints."""
         if isinstance(param_group, dict):
-            reject_unknown(self._owner, set(param_group) - BOOKKEEPING_KEYS, set(self.defaults))
+            given = set(param_group) - BOOKKEEPING_KEYS
+            ignored = given & self._ignored_keys - set(self.defaults)
+            if ignored:
+                warnings.warn(
+                    f"{self._owner} has no {', '.join(sorted(ignored))}: the param group's value "
+                    "is kept but not used, as torch.optim does.",
+                    stacklevel=3,
+                )
+            reject_unknown(self._owner, given - ignored, set(self.defaults))
             params = param_group.get("params")
             if not isinstance(params, Tensor | set | None):
                 # Once, here: a generator read twice (to check, then to keep) would be empty.

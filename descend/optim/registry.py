@@ -19,6 +19,7 @@ nadam      ``NAdam``                                  lr=0.002, momentum_decay=0
 radam      ``RAdam``                                  lr=0.001
 adadelta   ``Adadelta``                               lr=1.0, rho=0.9, eps=1e-6
 asgd       ``ASGD``                                   lr=0.01, lambd=1e-4, alpha=0.75, t0=1e6
+rprop      ``Rprop``                                  lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50)
 =========  =========================================  =============================
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
@@ -37,7 +38,7 @@ from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
-from descend.optim.named_classic import ASGD, Adadelta
+from descend.optim.named_classic import ASGD, Adadelta, Rprop
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             ASGD,
             {"lr": 0.01, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6},
             "ASGD: SGD with iterate averaging",
+        ),
+        OptimizerSpec(
+            "rprop",
+            Rprop,
+            {"lr": 0.01, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50)},
+            "Rprop: sign-based steps, full batch",
         ),
     ]
 }

@@ -50,6 +50,7 @@ def test_compiled_chain_gives_the_same_numbers_as_eager() -> None:
         ("RAdam", {"lr": 0.01, "betas": (0.9, 0.9)}),  # rectified from step 6 of 8
         ("Adadelta", {"lr": 1.0, "eps": 1e-4}),
         ("ASGD", {"lr": 0.01, "t0": 3, "lambd": 0.1}),
+        ("Rprop", {"lr": 0.01}),
     ],
 )
 def test_compiled_catalogue_rules_give_the_eager_numbers(name: str, kwargs: dict) -> None:

@@ -41,6 +41,8 @@ QUADRATIC: dict[str, tuple[dict[str, Any], int, float]] = {
     # unstable (~2e-2 from 0): a decaying rate takes it in.
     "adadelta": ({"lr": cosine(1.0, 2000)}, 2000, 1e-8),
     "asgd": ({"lr": 0.015}, 1000, 1e-6),  # the iterates, as gd (the average: below)
+    # Rprop's steps stop shrinking at step_sizes[0] (1e-6 by default): lowered to 1e-12.
+    "rprop": ({"lr": 0.01, "step_sizes": (1e-12, 50)}, 1000, 1e-10),
 }
 ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "gd": ({"lr": 1.9e-3}, 12000, 1e-3),  # the curved valley makes plain GD crawl
@@ -61,6 +63,7 @@ ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     # lambd also decays the parameters (theta * (1 - lambd * eta)), which moves Rosenbrock's
     # minimizer by ~lambd: 0 here.
     "asgd": ({"lr": 1.9e-3, "lambd": 0.0}, 12000, 1e-3),
+    "rprop": ({"lr": 0.01, "step_sizes": (1e-9, 50)}, 6000, 1e-4),
 }
 
 

@@ -14,7 +14,7 @@ from torch import nn
 import descend
 
 # The rest of torch.optim, added to the checks below that every named optimizer passes.
-CATALOGUE = ["Adamax", "NAdam", "RAdam", "Adadelta", "ASGD"]
+CATALOGUE = ["Adamax", "NAdam", "RAdam", "Adadelta", "ASGD", "Rprop"]
 
 
 def _model(seed: int = 0) -> nn.Sequential:
@@ -119,6 +119,7 @@ def test_a_tensor_lr_steps_as_the_same_float(name: str) -> None:
         ("RAdam", {"lr": 0.01}),  # unrectified: rho_t <= 2 on any 2nd step
         ("Adadelta", {"lr": 1.0, "eps": 1e-4, "weight_decay": 0.1}),
         ("ASGD", {"lr": 0.05, "t0": 1, "lambd": 0.1}),
+        ("Rprop", {"lr": 0.05}),
     ],
 )
 def test_differentiable_steps_give_torchs_gradients(name: str, kwargs: dict) -> None:
@@ -266,3 +267,14 @@ def test_compile_true_makes_one_graph_under_a_schedule() -> None:
     opt.__dict__["_compiled"] = torch.compile(descend.optim.optimizer._apply, backend=counter)
     _train(model, opt, steps=8)
     assert counter.graphs == 1
+
+
+def test_rprop_keeps_and_ignores_a_weight_decay_group_key_as_torch_does() -> None:
+    """torch.optim.Rprop has no weight decay; a param group's ``weight_decay`` (PyTorch's
+    own tests pass one) is kept in the group and ignored, with a warning from descend."""
+    w = torch.zeros(2, requires_grad=True)
+    with pytest.warns(UserWarning, match="Rprop has no weight_decay"):
+        opt = descend.Rprop([{"params": [w], "weight_decay": 0.1}])
+    assert opt.param_groups[0]["weight_decay"] == 0.1
+    with pytest.raises(ValueError, match="Rprop has no parameter 'momentum'"):
+        descend.Rprop([{"params": [torch.zeros(1, requires_grad=True)], "momentum": 0.9}])

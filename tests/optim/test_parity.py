@@ -70,6 +70,10 @@ GRID = {
         {"lr": 0.01, "t0": 100, "lambd": 0.01},
         {"lr": 0.02, "t0": 20, "alpha": 0.5, "weight_decay": 0.1},
     ],
+    "Rprop": [
+        {"lr": 0.01},
+        {"lr": 0.01, "etas": (0.3, 1.5), "step_sizes": (1e-4, 0.1)},
+    ],
 }
 # Near a minimum, Adam with a constant learning rate hovers chaotically when beta1 is small
 # (e.g. betas=(0.5, 0.9)): there a 1-ulp rounding difference grows ~10x every 25 steps.
@@ -122,7 +126,7 @@ def test_matches_torch(
         # from the count as a Python float: the for-loop is the reference.
         theirs = IMPLS["forloop"][1]
     # The second group overrides hyperparameters, so per-group values must be read.
-    groups = ({}, {"lr": opts["lr"] / 2, "weight_decay": 0.05})
+    groups = ({}, {"lr": opts["lr"] / 2, **({} if name == "Rprop" else {"weight_decay": 0.05})})
     # float32 runs stop before the parameters reach the minimum: there RMSprop and Adam
     # divide by a vanishing root-mean-square, and a 1-ulp difference in a gradient (which
     # instruction set rounded it: AVX2 and AVX-512 differ) comes out as an O(lr) step.

@@ -21,6 +21,7 @@ OPTIONS = {
     "RAdam": {"lr": 0.01, "weight_decay": 0.1},
     "Adadelta": {"lr": 1.0, "rho": 0.8, "eps": 1e-4},
     "ASGD": {"lr": 0.01, "t0": 10, "lambd": 0.01},
+    "Rprop": {"lr": 0.01, "etas": (0.4, 1.3)},
 }
 
 

@@ -11,6 +11,7 @@ from descend.optim.transforms.momentum import trace
 from descend.optim.transforms.nadam import scale_by_nadam
 from descend.optim.transforms.radam import scale_by_radam
 from descend.optim.transforms.rms import scale_by_rms
+from descend.optim.transforms.rprop import scale_by_rprop
 from descend.optim.transforms.scale import maximize, scale_by_lr, sign
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",
+    "scale_by_rprop",
     "sign",
     "trace",
 ]
