@@ -31,6 +31,12 @@ _EXPORTS = {
         "AdamW",
         "Optimizer",
         "RMSprop",
+        "ASGD",
+        "Adadelta",
+        "Adamax",
+        "NAdam",
+        "RAdam",
+        "Rprop",
         "chain",
         "make_optimizer",
         "optimizer_names",
@@ -47,6 +53,12 @@ _ALIASES = {
     "rmsprop": "RMSprop",
     "adam": "Adam",
     "adamw": "AdamW",
+    "adadelta": "Adadelta",
+    "asgd": "ASGD",
+    "adamax": "Adamax",
+    "nadam": "NAdam",
+    "radam": "RAdam",
+    "rprop": "Rprop",
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -54,12 +66,18 @@ if TYPE_CHECKING:
     from descend.comparison import Comparison, compare
     from descend.minimize import MinimizeResult, minimize
     from descend.optim import (
+        ASGD,
         SGD,
+        Adadelta,
         Adagrad,
         Adam,
+        Adamax,
         AdamW,
+        NAdam,
         Optimizer,
+        RAdam,
         RMSprop,
+        Rprop,
         chain,
         make_optimizer,
         optimizer_names,
@@ -72,6 +90,12 @@ if TYPE_CHECKING:
     rmsprop = RMSprop
     adam = Adam
     adamw = AdamW
+    adadelta = Adadelta
+    asgd = ASGD
+    adamax = Adamax
+    nadam = NAdam
+    radam = RAdam
+    rprop = Rprop
 
 
 def __getattr__(name: str) -> Any:
@@ -90,26 +114,38 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGD",
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
     "Comparison",
     "History",
     "MinimizeResult",
+    "NAdam",
     "Optimizer",
+    "RAdam",
     "RMSprop",
+    "Rprop",
     "__version__",
+    "adadelta",
     "adagrad",
     "adam",
+    "adamax",
     "adamw",
+    "asgd",
     "chain",
     "compare",
     "fit",
     "get_terrain",
     "make_optimizer",
     "minimize",
+    "nadam",
     "optimizer_names",
+    "radam",
     "rmsprop",
+    "rprop",
     "sgd",
 ]

@@ -9,6 +9,8 @@
 
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
+from descend.optim.named_adam_family import Adamax, NAdam, RAdam
+from descend.optim.named_classic import ASGD, Adadelta, Rprop
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,
@@ -21,29 +23,42 @@ from descend.optim.transform import Transform, chain, stateless, when
 from descend.optim.transforms import (
     add_decayed_weights,
     add_weight_decay,
+    asgd,
     clip_by_global_norm,
     clip_by_value,
     maximize,
+    scale_by_adadelta,
     scale_by_adagrad,
     scale_by_adam,
+    scale_by_adamax,
     scale_by_lr,
+    scale_by_nadam,
+    scale_by_radam,
     scale_by_rms,
+    scale_by_rprop,
     sign,
     trace,
 )
 
 __all__ = [
+    "ASGD",
     "OPTIMIZERS",
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
+    "NAdam",
     "Optimizer",
     "OptimizerSpec",
+    "RAdam",
     "RMSprop",
+    "Rprop",
     "Transform",
     "add_decayed_weights",
     "add_weight_decay",
+    "asgd",
     "chain",
     "clip_by_global_norm",
     "clip_by_value",
@@ -51,10 +66,15 @@ __all__ = [
     "make_optimizer",
     "maximize",
     "optimizer_names",
+    "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
+    "scale_by_adamax",
     "scale_by_lr",
+    "scale_by_nadam",
+    "scale_by_radam",
     "scale_by_rms",
+    "scale_by_rprop",
     "sign",
     "stateless",
     "trace",

@@ -65,9 +65,27 @@ def _invalid(name: str) -> Callable[[Any], str]:
     return lambda v: f"torch.optim: Invalid {name} value: {v}"
 
 
+def _etas_words(value: Any) -> str:
+    if isinstance(value, tuple | list) and len(value) == 2:
+        return f"Invalid eta values: {value[0]}, {value[1]}"
+    return f"Invalid eta values: {value}"
+
+
 TORCH_WORDS: dict[str, Callable[[Any], str]] = {
+    "etas": lambda v: f"torch.optim: {_etas_words(v)}",
     "lr": lambda v: f"torch.optim: Invalid learning rate: {v}",
     "eps": lambda v: f"torch.optim: Invalid epsilon value: {v}",
     "betas": lambda v: f"torch.optim: {_betas_words(v)}",
-    **{n: _invalid(n) for n in ("weight_decay", "momentum", "lr_decay", "alpha", "dampening")},
+    **{
+        n: _invalid(n)
+        for n in (
+            "weight_decay",
+            "momentum",
+            "lr_decay",
+            "alpha",
+            "dampening",
+            "momentum_decay",
+            "rho",
+        )
+    },
 }

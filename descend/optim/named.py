@@ -5,11 +5,13 @@ in :mod:`descend.optim.named_adam`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
 from descend.optim import fused as torch_fused
+from descend.optim.flags import scalar_dtype
 from descend.optim.optimizer import Optimizer
 from descend.optim.transform import chain
 from descend.optim.transforms import (
@@ -29,6 +31,28 @@ _RMSPROP = chain(maximize(), add_weight_decay(), scale_by_rms(), trace(), scale_
 
 class _Named(Optimizer):
     _torch_layout = True
+    # Per-parameter 0-d state besides ``step`` (NAdam's ``mu_product``, ASGD's ``eta`` and
+    # ``mu``), created in the step's dtype, as torch creates it.
+    _scalar_state: ClassVar[tuple[str, ...]] = ()
+
+    def _scalar_device(self, p: Tensor, group: dict[str, Any]) -> torch.device:
+        return p.device if group["capturable"] else torch.device("cpu")
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Also what load_state_dict ends with. torch's loader casts every state tensor but
+        # ``step`` to its parameter's dtype, so a float64 model would resume with float64
+        # scalars that were float32 and drift from the uninterrupted run; they go back to
+        # the step's dtype (and a Python number from an old state dict becomes a tensor).
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for p in group["params"]:
+                st = self.state.get(p)
+                for key in self._scalar_state if st else ():
+                    value = st.get(key)
+                    if value is not None:
+                        st[key] = torch.as_tensor(value).to(
+                            dtype=scalar_dtype(), device=self._scalar_device(p, group)
+                        )
 
 
 class SGD(_Named):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -77,6 +78,8 @@ class Optimizer(torch.optim.Optimizer):
     _eager_state: ClassVar[bool] = False
     _torch_layout: ClassVar[bool] = False
     _sparse_grads: ClassVar[bool] = False
+    # Group keys torch's class accepts and ignores (Rprop's weight_decay): kept, with a warning.
+    _ignored_keys: ClassVar[frozenset[str]] = frozenset()
     _fused: ClassVar[Callable[..., None] | None] = None
     _fused_devices: ClassVar[tuple[str, ...]] = torch_fused.FUSED_DEVICES
 
@@ -145,7 +148,15 @@ class Optimizer(torch.optim.Optimizer):
         """Add a param group (as torch does: ``params`` may be any iterable, a generator
         included), validating its hyperparameters against the declared constraints."""
         if isinstance(param_group, dict):
-            reject_unknown(self._owner, set(param_group) - BOOKKEEPING_KEYS, set(self.defaults))
+            given = set(param_group) - BOOKKEEPING_KEYS
+            ignored = given & self._ignored_keys - set(self.defaults)
+            if ignored:
+                warnings.warn(
+                    f"{self._owner} has no {', '.join(sorted(ignored))}: the param group's value "
+                    "is kept but not used, as torch.optim does.",
+                    stacklevel=3,
+                )
+            reject_unknown(self._owner, given - ignored, set(self.defaults))
             params = param_group.get("params")
             if not isinstance(params, Tensor | set | None):
                 # Once, here: a generator read twice (to check, then to keep) would be empty.
@@ -269,9 +280,7 @@ class Optimizer(torch.optim.Optimizer):
         # Transforms may create state on their first update (the momentum buffer).
         for key, values in lists.items():
             for p, st, value in zip(params, states, values, strict=True):
-                st[key] = (
-                    torch.view_as_complex(value) if p.is_complex() and value is not None else value
-                )
+                st[key] = _like_param(p, value)
 
     def _init_state(
         self, group: dict[str, Any], params: list[Tensor], *, fused: bool = False
@@ -292,10 +301,7 @@ class Optimizer(torch.optim.Optimizer):
                     else torch.tensor(0.0, dtype=scalar_dtype())
                 )
             for key, values in parts.items():
-                value = values[i]
-                state[key] = (
-                    torch.view_as_complex(value) if p.is_complex() and value is not None else value
-                )
+                state[key] = _like_param(p, values[i])
 
     # -- compile=True ---------------------------------------------------------------------
     def _compiled_apply(self) -> Callable[..., None]:
@@ -339,6 +345,14 @@ def cache_sized(params: list[Tensor]) -> list[list[int]]:
         parts[-1].append(i)
         size += p.numel()
     return parts
+
+
+def _like_param(p: Tensor, value: Any) -> Any:
+    # A state tensor shaped like a complex parameter is kept complex, as torch keeps it;
+    # per-parameter scalars (NAdam's ``mu_product``, ASGD's ``eta``) stay real.
+    if p.is_complex() and isinstance(value, Tensor) and value.dim() == p.dim() + 1:
+        return torch.view_as_complex(value)
+    return value
 
 
 def _real(t: Tensor | None) -> Any:

@@ -14,6 +14,12 @@ adagrad    ``Adagrad``                                lr=0.01
 rmsprop    ``RMSprop``                                lr=0.001
 adam       ``Adam``                                   lr=0.001
 adamw      ``AdamW``                                  lr=0.001, weight_decay=0.01
+adamax     ``Adamax``                                 lr=0.002
+nadam      ``NAdam``                                  lr=0.002, momentum_decay=0.004
+radam      ``RAdam``                                  lr=0.001
+adadelta   ``Adadelta``                               lr=1.0, rho=0.9, eps=1e-6
+asgd       ``ASGD``                                   lr=0.01, lambd=1e-4, alpha=0.75, t0=1e6
+rprop      ``Rprop``                                  lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50)
 =========  =========================================  =============================
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
@@ -31,6 +37,8 @@ import torch
 from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
+from descend.optim.named_adam_family import Adamax, NAdam, RAdam
+from descend.optim.named_classic import ASGD, Adadelta, Rprop
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,32 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             AdamW,
             {"lr": 0.001, "weight_decay": 0.01},
             "AdamW: Adam with decoupled weight decay",
+        ),
+        OptimizerSpec("adamax", Adamax, {"lr": 0.002}, "Adamax: Adam over an infinity norm"),
+        OptimizerSpec(
+            "nadam",
+            NAdam,
+            {"lr": 0.002, "momentum_decay": 0.004},
+            "NAdam: Adam with Nesterov momentum",
+        ),
+        OptimizerSpec("radam", RAdam, {"lr": 0.001}, "RAdam: Adam with a rectified warmup"),
+        OptimizerSpec(
+            "adadelta",
+            Adadelta,
+            {"lr": 1.0, "rho": 0.9, "eps": 1e-6},
+            "Adadelta: RMS of updates over RMS of gradients",
+        ),
+        OptimizerSpec(
+            "asgd",
+            ASGD,
+            {"lr": 0.01, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6},
+            "ASGD: SGD with iterate averaging",
+        ),
+        OptimizerSpec(
+            "rprop",
+            Rprop,
+            {"lr": 0.01, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50)},
+            "Rprop: sign-based steps, full batch",
         ),
     ]
 }

@@ -13,6 +13,9 @@ from torch import nn
 
 import descend
 
+# The rest of torch.optim, added to the checks below that every named optimizer passes.
+CATALOGUE = ["Adamax", "NAdam", "RAdam", "Adadelta", "ASGD", "Rprop"]
+
 
 def _model(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
@@ -91,7 +94,7 @@ def test_a_composed_chain_pickles() -> None:
     assert _same(model, twin)
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", *CATALOGUE])
 def test_a_tensor_lr_steps_as_the_same_float(name: str) -> None:
     a, b = _model(), _model()
     opt_a = getattr(descend, name)(a.parameters(), lr=0.01)
@@ -111,6 +114,12 @@ def test_a_tensor_lr_steps_as_the_same_float(name: str) -> None:
         ("RMSprop", {"lr": 0.01, "centered": True}),
         ("Adam", {"lr": 0.01, "amsgrad": True}),
         ("AdamW", {"lr": 0.01}),
+        ("Adamax", {"lr": 0.01, "weight_decay": 0.1}),
+        ("NAdam", {"lr": 0.01, "weight_decay": 0.1}),
+        ("RAdam", {"lr": 0.01}),  # unrectified: rho_t <= 2 on any 2nd step
+        ("Adadelta", {"lr": 1.0, "eps": 1e-4, "weight_decay": 0.1}),
+        ("ASGD", {"lr": 0.05, "t0": 1, "lambd": 0.1}),
+        ("Rprop", {"lr": 0.05}),
     ],
 )
 def test_differentiable_steps_give_torchs_gradients(name: str, kwargs: dict) -> None:
@@ -140,7 +149,8 @@ def test_differentiable_steps_give_torchs_gradients(name: str, kwargs: dict) -> 
     # torch's differentiable Adam computes its bias corrections from a float32 step count
     # (relative error ~1e-7 in 1 - beta**t, amplified by 1/(1 - beta2) at t = 1); the other
     # rules round alike.
-    rtol = 1e-4 if name.startswith("Adam") else 1e-10
+    # NAdam's momentum schedule likewise (0.96 ** (t * psi) from a float32 t).
+    rtol = 1e-4 if name.startswith("Adam") or name in ("NAdam", "RAdam") else 1e-10
     torch.testing.assert_close(g_ours, g_torch, rtol=rtol, atol=1e-12)
 
 
@@ -170,7 +180,7 @@ def test_sparse_gradients_are_refused_by_rules_that_cannot_take_them() -> None:
         opt.step()
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", *CATALOGUE])
 def test_older_state_dicts_load_and_step_as_torchs(name: str) -> None:
     """A state dict from an older torch: no maximize/foreach/differentiable/capturable/fused
     keys, steps as Python floats."""
@@ -257,3 +267,14 @@ def test_compile_true_makes_one_graph_under_a_schedule() -> None:
     opt.__dict__["_compiled"] = torch.compile(descend.optim.transform.apply_updates, backend=counter)
     _train(model, opt, steps=8)
     assert counter.graphs == 1
+
+
+def test_rprop_keeps_and_ignores_a_weight_decay_group_key_as_torch_does() -> None:
+    """torch.optim.Rprop has no weight decay; a param group's ``weight_decay`` (PyTorch's
+    own tests pass one) is kept in the group and ignored, with a warning from descend."""
+    w = torch.zeros(2, requires_grad=True)
+    with pytest.warns(UserWarning, match="Rprop has no weight_decay"):
+        opt = descend.Rprop([{"params": [w], "weight_decay": 0.1}])
+    assert opt.param_groups[0]["weight_decay"] == 0.1
+    with pytest.raises(ValueError, match="Rprop has no parameter 'momentum'"):
+        descend.Rprop([{"params": [torch.zeros(1, requires_grad=True)], "momentum": 0.9}])

@@ -41,6 +41,39 @@ GRID = {
         {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1},
         {"lr": 0.02, "betas": (0.8, 0.99)},
     ],
+    "Adamax": [
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.1},
+        {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-4},
+    ],
+    "NAdam": [
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.1},
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        {"lr": 0.01, "momentum_decay": 6e-3, "eps": 1e-6},
+    ],
+    # beta2 = 0.999: the first 5 steps are unrectified, the rest rectified, and parameters
+    # whose gradients start later are at other steps, so groups mix the two forms.
+    "RAdam": [
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.1},
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        {"lr": 0.01, "betas": (0.9, 0.99), "eps": 1e-6},
+    ],
+    "Adadelta": [
+        {"lr": 1.0},
+        {"lr": 1.0, "weight_decay": 0.1},
+        {"lr": 0.5, "rho": 0.5, "eps": 1e-4},
+    ],
+    "ASGD": [
+        {"lr": 0.01},
+        {"lr": 0.01, "t0": 100, "lambd": 0.01},
+        {"lr": 0.02, "t0": 20, "alpha": 0.5, "weight_decay": 0.1},
+    ],
+    "Rprop": [
+        {"lr": 0.01},
+        {"lr": 0.01, "etas": (0.3, 1.5), "step_sizes": (1e-4, 0.1)},
+    ],
 }
 # Near a minimum, Adam with a constant learning rate hovers chaotically when beta1 is small
 # (e.g. betas=(0.5, 0.9)): there a 1-ulp rounding difference grows ~10x every 25 steps.
@@ -48,6 +81,8 @@ GRID = {
 # separate multiplications), measured 1e-15 apart at step 100 and 5e-3 at step 300; torch's
 # fused kernel mirrors its loop's order and stays 3e-13 apart. The grid keeps out of that
 # regime so that 1e-10 is a meaningful bound on the algorithm, not on rounding order.
+# NAdam is the same: betas=(0.8, 0.99) is 1e-15 from torch's loop at step 100, 2e-8 at 200
+# and 4e-6 at 300, while torch's loop and foreach (one rounding order) stay 1e-15 apart.
 CASES = [(name, opts) for name, grid in GRID.items() for opts in grid]
 
 
@@ -85,8 +120,13 @@ def test_matches_torch(
 ) -> None:
     name, opts = case
     ours, theirs = IMPLS[impl]
+    if name == "ASGD" and impl == "foreach":
+        # torch's foreach ASGD computes its step size eta from the float32 step count in
+        # float32 (2e-7 from its own for-loop in float64); descend's, as torch's for-loop,
+        # from the count as a Python float: the for-loop is the reference.
+        theirs = IMPLS["forloop"][1]
     # The second group overrides hyperparameters, so per-group values must be read.
-    groups = ({}, {"lr": opts["lr"] / 2, "weight_decay": 0.05})
+    groups = ({}, {"lr": opts["lr"] / 2, **({} if name == "Rprop" else {"weight_decay": 0.05})})
     # float32 runs stop before the parameters reach the minimum: there RMSprop and Adam
     # divide by a vanishing root-mean-square, and a 1-ulp difference in a gradient (which
     # instruction set rounded it: AVX2 and AVX-512 differ) comes out as an O(lr) step.

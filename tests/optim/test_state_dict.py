@@ -16,6 +16,12 @@ OPTIONS = {
     "RMSprop": {"lr": 0.01, "momentum": 0.5, "centered": True},
     "Adam": {"lr": 0.01, "amsgrad": True},
     "AdamW": {"lr": 0.01, "weight_decay": 0.1},
+    "Adamax": {"lr": 0.01, "weight_decay": 0.1},
+    "NAdam": {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+    "RAdam": {"lr": 0.01, "weight_decay": 0.1},
+    "Adadelta": {"lr": 1.0, "rho": 0.8, "eps": 1e-4},
+    "ASGD": {"lr": 0.01, "t0": 10, "lambd": 0.01},
+    "Rprop": {"lr": 0.01, "etas": (0.4, 1.3)},
 }
 
 
