@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
@@ -13,6 +12,7 @@ from torch import Tensor
 from descend._validation import reject_unknown, validate
 from descend.optim import fused as torch_fused
 from descend.optim._constraints import TORCH_WORDS
+from descend.optim.compiled import compiled_step, lr_tensor
 from descend.optim.flags import (
     BOOKKEEPING_KEYS,
     EXECUTION_CONSTRAINTS,
@@ -23,6 +23,7 @@ from descend.optim.flags import (
     refuse_shared,
     scalar_dtype,
 )
+from descend.optim.layout import as_real, cache_sized, like_param
 from descend.optim.lr import GroupSchedules
 from descend.optim.transform import State, Transform, apply_updates
 
@@ -235,7 +236,7 @@ class Optimizer(torch.optim.Optimizer):
         if not tensors:
             hp = {k: as_number(v) for k, v in hp.items()}
         elif self._compile and not isinstance(hp["lr"], Tensor):
-            hp["lr"] = self._lr_tensor(group)
+            hp["lr"] = lr_tensor(self.__dict__, group)
         if self.transform.needs_step:
             counts = [st["step"] for st in states]
             torch._foreach_add_(counts, 1)
@@ -252,17 +253,17 @@ class Optimizer(torch.optim.Optimizer):
             per_tensor += list(scalars)
         if self.transform.prepare is not None:
             # Over the whole group, before the update runs (a few tensors at a time).
-            hp.update(self.transform.prepare([_real(g) for g in grads], hp))
+            hp.update(self.transform.prepare([as_real(g) for g in grads], hp))
         keys = [k for k in states[0] if k != "step"]
-        lists: State = {k: [_real(st[k]) for st in states] for k in keys}
+        lists: State = {k: [as_real(st[k]) for st in states] for k in keys}
         if group.get("differentiable"):
             # New state tensors each step: the last step's graph keeps the old ones, which
             # the in-place state updates would otherwise change under it.
             lists = {k: [v if v is None else v.clone() for v in vs] for k, vs in lists.items()}
         apply = apply_updates
         if self._compile and not any(v is None for values in lists.values() for v in values):
-            apply = self._compiled_apply()
-        real_grads, real_params = [_real(g) for g in grads], [_real(p) for p in params]
+            apply = compiled_step(self.__dict__)
+        real_grads, real_params = [as_real(g) for g in grads], [as_real(p) for p in params]
         whole = tensors or not self.transform.elementwise or params[0].device.type != "cpu"
         for part in [range(len(params))] if whole else cache_sized(params):
             sub = {k: [v[i] for i in part] for k, v in lists.items()}
@@ -280,7 +281,7 @@ class Optimizer(torch.optim.Optimizer):
         # Transforms may create state on their first update (the momentum buffer).
         for key, values in lists.items():
             for p, st, value in zip(params, states, values, strict=True):
-                st[key] = _like_param(p, value)
+                st[key] = like_param(p, value)
 
     def _init_state(
         self, group: dict[str, Any], params: list[Tensor], *, fused: bool = False
@@ -288,7 +289,7 @@ class Optimizer(torch.optim.Optimizer):
         fresh = [p for p in params if not self.state.get(p)]
         if not fresh:
             return
-        parts = self.transform.init([_real(p) for p in fresh], group)
+        parts = self.transform.init([as_real(p) for p in fresh], group)
         if not parts and not self.transform.needs_step:
             return  # a stateless chain (plain SGD) keeps no per-parameter entries, as torch
         on_device = fused or group.get("fused") or group.get("capturable")
@@ -301,60 +302,4 @@ class Optimizer(torch.optim.Optimizer):
                     else torch.tensor(0.0, dtype=scalar_dtype())
                 )
             for key, values in parts.items():
-                state[key] = _like_param(p, values[i])
-
-    # -- compile=True ---------------------------------------------------------------------
-    def _compiled_apply(self) -> Callable[..., None]:
-        # Built on first use and not pickled: a compiled function belongs to one process.
-        compiled = self.__dict__.get("_compiled")
-        if compiled is None:
-            # Its own copy of the function: dynamo keeps compiled graphs, and counts
-            # recompiles against its limit, per code object; every optimizer sharing one
-            # would exhaust it (8) after a few, and run eagerly from then on.
-            code = apply_updates.__code__.replace(co_name=f"apply_updates_{id(self):x}")
-            own = types.FunctionType(code, apply_updates.__globals__, code.co_name)
-            compiled = self.__dict__["_compiled"] = torch.compile(own)
-        return compiled
-
-    def _lr_tensor(self, group: dict[str, Any]) -> Tensor:
-        # One 0-d tensor per group, refilled each step: a changing lr is a graph input.
-        lrs = self.__dict__.setdefault("_lr_tensors", {})
-        t = lrs.get(id(group))
-        if t is None:  # in the parameters' dtype, so that kernels compute in theirs
-            t = lrs[id(group)] = torch.tensor(0.0, dtype=group["params"][0].dtype.to_real())
-        t.fill_(float(group["lr"]))
-        return t
-
-
-# On the CPU an elementwise rule runs over a few tensors at a time, about this many
-# elements, as torch's for-loop runs over one: each of the rule's passes then finds the
-# tensors' data still in cache, where passes over a whole group stream it from memory every
-# time (Adam's eager step over whole lists measured 1.6x torch's for-loop at 10.5M).
-CACHE_ELEMENTS = 2**20
-
-
-def cache_sized(params: list[Tensor]) -> list[list[int]]:
-    """Indices of ``params`` in consecutive runs of at most ``CACHE_ELEMENTS`` elements (a
-    larger tensor alone)."""
-    parts: list[list[int]] = []
-    size = 0
-    for i, p in enumerate(params):
-        if not parts or size + p.numel() > CACHE_ELEMENTS:
-            parts.append([])
-            size = 0
-        parts[-1].append(i)
-        size += p.numel()
-    return parts
-
-
-def _like_param(p: Tensor, value: Any) -> Any:
-    # A state tensor shaped like a complex parameter is kept complex, as torch keeps it;
-    # per-parameter scalars (NAdam's ``mu_product``, ASGD's ``eta``) stay real.
-    if p.is_complex() and isinstance(value, Tensor) and value.dim() == p.dim() + 1:
-        return torch.view_as_complex(value)
-    return value
-
-
-def _real(t: Tensor | None) -> Any:
-    # Complex parameters are updated as pairs of reals, as torch.optim does.
-    return torch.view_as_real(t) if t is not None and t.is_complex() else t
+                state[key] = like_param(p, values[i])

@@ -11,11 +11,11 @@ from descend.optim import (
     add_decayed_weights,
     chain,
     clip_by_global_norm,
-    optimizer,
+    layout,
     scale_by_adam,
     scale_by_lr,
 )
-from descend.optim.optimizer import cache_sized
+from descend.optim.layout import cache_sized
 from tests.optim.problems import run
 
 
@@ -23,7 +23,7 @@ def test_cache_sized_runs_cover_every_tensor_once_in_order() -> None:
     params = [torch.zeros(n) for n in (5, 3, 9, 1, 1, 20)]
     parts = cache_sized(params)
     assert [i for part in parts for i in part] == list(range(6))
-    assert all(sum(params[i].numel() for i in part) <= optimizer.CACHE_ELEMENTS for part in parts)
+    assert all(sum(params[i].numel() for i in part) <= layout.CACHE_ELEMENTS for part in parts)
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_cache_sized_runs_cover_every_tensor_once_in_order() -> None:
 )
 def test_runs_of_tensors_give_the_numbers_of_whole_lists(make, monkeypatch) -> None:
     whole, _ = run(make, torch.float64, steps=30)
-    monkeypatch.setattr(optimizer, "CACHE_ELEMENTS", 8)  # the problem's tensors: 12, 1, 0, 5, 24
+    monkeypatch.setattr(layout, "CACHE_ELEMENTS", 8)  # the problem's tensors: 12, 1, 0, 5, 24
     assert len(cache_sized(whole)) >= 3
     pieces, _ = run(make, torch.float64, steps=30)
     for a, b in zip(whole, pieces, strict=True):
