@@ -38,14 +38,16 @@ def check_devices(params: list[Tensor], devices: tuple[str, ...]) -> None:
 
 
 def eligible(params: list[Tensor], devices: tuple[str, ...]) -> bool:
-    """Whether a fused kernel computes this step: dense, real floating-point tensors, on a
-    device it supports. Not tensor subclasses: DTensor has no sharding rule for some
-    fused kernels (SGD's), and its shards step fine on the transforms."""
+    """Whether a fused kernel computes this step by default: dense float32 or float64
+    tensors, on a device it supports. Not tensor subclasses: DTensor has no sharding rule
+    for some fused kernels (SGD's), and its shards step fine on the transforms. Not half
+    precision: the kernels' bfloat16 paths are not the ones tested against the transforms
+    here (``fused=True`` still runs them)."""
     return all(
         type(p) in (Tensor, torch.nn.Parameter)
         and type(p.grad) is Tensor
         and p.device.type in devices
-        and torch.is_floating_point(p)
+        and p.dtype in (torch.float32, torch.float64)
         and p.grad is not None
         and not p.grad.is_sparse
         and p.grad.dtype == p.dtype

@@ -27,6 +27,11 @@ hyperparameter         optimizers               prior
 ``weight_decay``       all but adamw            uniform [0, 1e-3] (coupled: added to the
                                                 gradient, so it is scaled by lr)
 ``weight_decay``       adamw                    uniform [0, 0.1] (decoupled)
+``lr``                 adamax nadam radam       log-uniform [1e-5, 1e-1] (with the betas,
+                                                eps and decay of adam)
+``lr``, ``rho``        adadelta                 log-uniform [1e-2, 1] (torch's default is
+                                                1.0), uniform [0.8, 0.99]
+``lr``                 asgd; rprop              log-uniform [1e-4, 1]; [1e-4, 1e-1]
 =====================  =======================  ============================================
 
 ``gd`` tunes ``lr`` only: it is the baseline the others are measured against.
@@ -104,6 +109,12 @@ SPACES: Mapping[str, tuple[Param, ...]] = {
     ),
     "adam": (_lr(1e-5, 1e-1), *_BETAS, _EPS, _decay(1e-3)),
     "adamw": (_lr(1e-5, 1e-1), *_BETAS, _EPS, _decay(0.1)),
+    "adamax": (_lr(1e-5, 1e-1), *_BETAS, _EPS, _decay(1e-3)),
+    "nadam": (_lr(1e-5, 1e-1), *_BETAS, _EPS, _decay(1e-3)),
+    "radam": (_lr(1e-5, 1e-1), *_BETAS, _EPS, _decay(1e-3)),
+    "adadelta": (_lr(1e-2, 1.0), Param("rho", 0.8, 0.99, bounds=_FRACTION), _decay(1e-3)),
+    "asgd": (_lr(1e-4, 1.0), _decay(1e-3)),
+    "rprop": (_lr(1e-4, 1e-1),),
 }
 """Every tunable hyperparameter of each registry optimizer, ``lr`` first."""
 
