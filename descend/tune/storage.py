@@ -111,7 +111,8 @@ def create_or_join(
         try:
             study = optuna.create_study(study_name=name, storage=storage, direction=direction)
         except optuna.exceptions.DuplicatedStudyError:
-            pass  # created by another command a moment ago: join it
+            # Created by another command a moment ago: join it below.
+            pass
         else:
             study.set_user_attr(SETTINGS_KEY, dict(settings))
             return study, True
