@@ -29,7 +29,7 @@ _AXIS_LOG = {"type": "log"}
 
 
 @functools.lru_cache(maxsize=1)
-def lr_sweep(steps: int = 50, points: int = 41) -> Figure:
+def lr_sweep(steps: int = 50, points: int = 22) -> Figure:
     """f − f* after ``steps`` gradient-descent steps on the quadratic, against the rate."""
     terrain = get_terrain("quadratic")
     lam_max = 10.0  # the quadratic's largest Hessian eigenvalue (condition=10)
@@ -65,7 +65,7 @@ def lr_sweep(steps: int = 50, points: int = 41) -> Figure:
 
 
 @functools.lru_cache(maxsize=1)
-def phase(steps: int = 60, n_lr: int = 30, n_beta: int = 25) -> Figure:
+def phase(steps: int = 40, n_lr: int = 24, n_beta: int = 20) -> Figure:
     """Convergence rate of heavy-ball momentum on the quadratic over (step size, momentum).
 
     Each cell is one param group of the registry's ``momentum`` optimizer holding its own

@@ -50,7 +50,7 @@ LESSONS: tuple[Lesson, ...] = (
         "last, and the run diverges. The second figure sweeps η: the edge sits at 2/λmax.",
         request={
             "terrain": "quadratic",
-            "steps": 100,
+            "steps": 150,
             "optimizers": [_gd(0.1), _gd(0.19), _gd(0.21)],
         },
         figure="lr_sweep",
