@@ -39,9 +39,15 @@ def check_host(host: str, *, allow_remote: bool) -> str | None:
 def serve(host: str = LOOPBACK, port: int = 8050, *, open_browser: bool = True) -> None:
     """Serve the explorer on ``host:port`` until interrupted; open the page in a browser."""
     validate("explore", {"port": port}, {"port": Interval(0, 65535, integer=True)})
-    import uvicorn
+    try:
+        import uvicorn
 
-    from descend.explore.server import create_app
+        from descend.explore.server import create_app
+    except ImportError as exc:
+        raise RuntimeError(
+            f"descend explore needs FastAPI, uvicorn and plotly ({exc.name} is missing): "
+            "pip install 'descend[explore]'."
+        ) from exc
 
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     print(f"descend explore: {url}  (Ctrl-C to stop)", flush=True)
