@@ -47,8 +47,6 @@ def lesson_payload(key: str, query: dict[str, str]) -> dict[str, Any]:
     """A lesson as the page needs it: text, preset request, and its figure if it has one."""
     lesson = get_lesson(key)
     out = lesson.to_dict()
-    if lesson.figure is None:
-        return out
     if lesson.figure == "batch":
         raw = query.pop("batch_size", "8")
         try:
@@ -57,7 +55,7 @@ def lesson_payload(key: str, query: dict[str, str]) -> dict[str, Any]:
             raise BadRequest("batch_size", "an int, one of " + ", ".join(map(str, BATCH_SIZES)), raw) from None
         out["figure"] = FIGURES["batch"](size)
         out["controls"] = [{"name": "batch_size", "choices": list(BATCH_SIZES), "value": size}]
-    else:
+    elif lesson.figure is not None:
         out["figure"] = FIGURES[lesson.figure]()
     if query:
         raise BadRequest(sorted(query)[0], "absent: this lesson takes no such setting", query)

@@ -110,6 +110,8 @@ function draw() {
   return F.drawRuns({ map: "map", gap: "gap", surface: "surface", verdicts: "verdicts" },
     S.terrain, S.runs, S.start).then(() => {
     window.exploreState.redraws += 1;
+    window.exploreState.start = S.start;
+    window.exploreState.busy = Object.values(S.inflight).some(Boolean);
     if (t0 !== null) window.exploreState.lastRedrawMs = performance.now() - t0;
   });
 }
