@@ -78,7 +78,7 @@ def _slider(p: Param, default: Any) -> Slider:
     return Slider(p.name, float(low), float(high), p.log, value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sliders(optimizer: str) -> tuple[Slider, ...]:
     """The sliders of a registry optimizer, ``lr`` first (``lr`` only without a search space)."""
     spec = get_spec(optimizer)
@@ -91,7 +91,7 @@ def sliders(optimizer: str) -> tuple[Slider, ...]:
     return tuple(_slider(p, _default(p.name, dict(spec.defaults), signature)) for p in space)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unavailable_reason(optimizer: str) -> str | None:
     """Why ``optimizer`` cannot descend a 2-D terrain point, or ``None`` when it can.
 
@@ -101,7 +101,7 @@ def unavailable_reason(optimizer: str) -> str | None:
     try:
         x0 = torch.tensor([1.0, -1.0], dtype=torch.float64)
         minimize(lambda x: (x**2).sum(), x0, optimizer, max_iter=2, check_curvature=False)
-    except Exception as exc:  # whatever the optimizer raised is the reason shown
+    except Exception as exc:  # noqa: BLE001 - whatever the optimizer raised is the reason shown
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"{optimizer} cannot step a 2-D point: {first}"
     return None

@@ -117,7 +117,9 @@ def parse_request(body: Any) -> Request:
         raise BadRequest("body", "a JSON object", body)
     known = {"terrain", "start", "steps", "noise", "optimizers"}
     if set(body) - known:
-        raise BadRequest("body", f"an object with keys among {sorted(known)}", sorted(set(body) - known))
+        raise BadRequest(
+            "body", f"an object with keys among {sorted(known)}", sorted(set(body) - known)
+        )
     name = body.get("terrain")
     if not isinstance(name, str) or name not in TERRAIN_NAMES:
         raise BadRequest("terrain", _names("terrains", TERRAIN_NAMES), name)
@@ -131,7 +133,11 @@ def parse_request(body: Any) -> Request:
         and Interval(y_lo, y_hi).contains(start[1])
     )
     if not inside:
-        raise BadRequest("start", f"[x, y] inside the map, x in [{x_lo:g}, {x_hi:g}], y in [{y_lo:g}, {y_hi:g}]", start)
+        raise BadRequest(
+            "start",
+            f"[x, y] inside the map, x in [{x_lo:g}, {x_hi:g}], y in [{y_lo:g}, {y_hi:g}]",
+            start,
+        )
     steps = int(_number("steps", body.get("steps", min(terrain.steps, MAX_STEPS)), _STEPS))
     noise = float(_number("noise", body.get("noise", 0.0), _NOISE))
     items = body.get("optimizers")
@@ -193,7 +199,9 @@ def verdict(terrain: Terrain, res: MinimizeResult, f: list[float]) -> tuple[str,
             f"run (‖∇f‖ = {float(res.jac.norm()):.3g})."
         )
         return "crawling", f"crawling: f − f* = {gap[-1]:.3g} after {res.nit} steps", reason
-    reason = f"f − f* fell from {gap[0]:.3g} to {gap[-1]:.3g}, still falling; more steps would help."
+    reason = (
+        f"f − f* fell from {gap[0]:.3g} to {gap[-1]:.3g}, still falling; more steps would help."
+    )
     return "descending", f"still descending: f − f* = {gap[-1]:.3g} after {res.nit} steps", reason
 
 

@@ -24,7 +24,14 @@ from descend.explore.catalog import optimizer_catalog, terrain_catalog, terrain_
 from descend.explore.lesson_figures import FIGURES
 from descend.explore.lessons import LESSON_KEYS, LESSONS, get_lesson
 from descend.explore.linreg2d import BATCH_SIZES
-from descend.explore.runs import MAX_NOISE, MAX_RUNS, MAX_STEPS, BadRequest, parse_request, run_request
+from descend.explore.runs import (
+    MAX_NOISE,
+    MAX_RUNS,
+    MAX_STEPS,
+    BadRequest,
+    parse_request,
+    run_request,
+)
 from descend.terrains import TERRAIN_NAMES
 
 MAX_BODY = 64 * 1024  # bytes: a request names at most 8 optimizers and a few numbers
@@ -52,13 +59,15 @@ def lesson_payload(key: str, query: dict[str, str]) -> dict[str, Any]:
         try:
             size = int(raw)
         except ValueError:
-            raise BadRequest("batch_size", "an int, one of " + ", ".join(map(str, BATCH_SIZES)), raw) from None
+            raise BadRequest(
+                "batch_size", "an int, one of " + ", ".join(map(str, BATCH_SIZES)), raw
+            ) from None
         out["figure"] = FIGURES["batch"](size)
         out["controls"] = [{"name": "batch_size", "choices": list(BATCH_SIZES), "value": size}]
     elif lesson.figure is not None:
         out["figure"] = FIGURES[lesson.figure]()
     if query:
-        raise BadRequest(sorted(query)[0], "absent: this lesson takes no such setting", query)
+        raise BadRequest(min(query), "absent: this lesson takes no such setting", query)
     return out
 
 
@@ -84,7 +93,11 @@ def create_app() -> FastAPI:
         if name == "plotly.min.js":
             return FileResponse(plotly_js(), media_type="text/javascript")
         if name not in _SCRIPTS:
-            return _error(404, "name", f"No static file {name!r}. Available: plotly.min.js, {', '.join(sorted(_SCRIPTS))}.")
+            return _error(
+                404,
+                "name",
+                f"No static file {name!r}. Available: plotly.min.js, {', '.join(sorted(_SCRIPTS))}.",
+            )
         return FileResponse(STATIC / name, media_type="text/javascript")
 
     @app.get("/api/catalog")
@@ -109,11 +122,17 @@ def create_app() -> FastAPI:
     async def run(request: Request) -> Response:
         body = await request.body()
         if len(body) > MAX_BODY:
-            return _error(413, "body", f"The request body must be at most {MAX_BODY} bytes. Got {len(body)} instead.")
+            return _error(
+                413,
+                "body",
+                f"The request body must be at most {MAX_BODY} bytes. Got {len(body)} instead.",
+            )
         try:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(400, "body", f"The request body must be JSON. Got invalid JSON instead ({exc}).")
+            return _error(
+                400, "body", f"The request body must be JSON. Got invalid JSON instead ({exc})."
+            )
         parsed = parse_request(data)
         with compute:
             runs = run_request(parsed)

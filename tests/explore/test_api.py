@@ -9,15 +9,17 @@ import pytest
 import torch
 
 pytest.importorskip("fastapi", reason="the explore extra (fastapi) is not installed")
-pytest.importorskip("httpx", reason="the explore extra (httpx, for the test client) is not installed")
+pytest.importorskip(
+    "httpx", reason="the explore extra (httpx, for the test client) is not installed"
+)
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from descend.explore import runs  # noqa: E402
-from descend.explore.serve import check_host, is_loopback  # noqa: E402
-from descend.explore.server import MAX_BODY, create_app  # noqa: E402
-from descend.optim.registry import OPTIMIZERS, OptimizerSpec  # noqa: E402
-from descend.terrains import TERRAIN_NAMES  # noqa: E402
+from descend.explore import runs
+from descend.explore.serve import check_host, is_loopback
+from descend.explore.server import MAX_BODY, create_app
+from descend.optim.registry import OPTIMIZERS, OptimizerSpec
+from descend.terrains import TERRAIN_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +50,23 @@ def test_catalog_lists_every_terrain_and_registry_optimizer(client: TestClient) 
         ({"terrain": "volcano"}, "terrain", ["rosenbrock", "'volcano'"]),
         ({"terrain": 3}, "terrain", ["Got 3"]),
         ({"optimizers": [{"name": "adamm"}]}, "optimizers[0].name", ["adam,", "'adamm'"]),
-        ({"optimizers": [{"name": "gd", "hp": {"lr": -1}}]}, "optimizers[0].hp.lr", ["[0.0001, 1]", "-1"]),
+        (
+            {"optimizers": [{"name": "gd", "hp": {"lr": -1}}]},
+            "optimizers[0].hp.lr",
+            ["[0.0001, 1]", "-1"],
+        ),
         ({"optimizers": [{"name": "gd", "hp": {"lr": "0.1"}}]}, "optimizers[0].hp.lr", ["'0.1'"]),
         ({"optimizers": [{"name": "gd", "hp": {"lr": True}}]}, "optimizers[0].hp.lr", ["True"]),
-        ({"optimizers": [{"name": "gd", "hp": {"momentum": 0.9}}]}, "optimizers[0].hp", ["['lr']", "momentum"]),
-        ({"optimizers": [{"name": "momentum", "hp": {"momentum": 1.0}}]}, "optimizers[0].hp.momentum", ["0.999", "1.0"]),
+        (
+            {"optimizers": [{"name": "gd", "hp": {"momentum": 0.9}}]},
+            "optimizers[0].hp",
+            ["['lr']", "momentum"],
+        ),
+        (
+            {"optimizers": [{"name": "momentum", "hp": {"momentum": 1.0}}]},
+            "optimizers[0].hp.momentum",
+            ["0.999", "1.0"],
+        ),
         ({"optimizers": [{"name": "gd", "code": "x"}]}, "optimizers[0]", ["'hp'", "code"]),
         ({"optimizers": ["gd"]}, "optimizers[0]", ["'gd'"]),
         ({"optimizers": []}, "optimizers", ["1 to 8", "[]"]),
@@ -116,29 +130,50 @@ def test_other_routes_refuse_unknown_names(client: TestClient) -> None:
 
 def test_verdicts_diverged_saddle_converged_local(client: TestClient) -> None:
     # On the quadratic (λmax = 10) gradient descent diverges for η > 2/λmax = 0.2.
-    status, out = _run(client, optimizers=[{"name": "gd", "hp": {"lr": 0.21}}, {"name": "gd", "hp": {"lr": 0.1}}], steps=400)
+    status, out = _run(
+        client,
+        optimizers=[{"name": "gd", "hp": {"lr": 0.21}}, {"name": "gd", "hp": {"lr": 0.1}}],
+        steps=400,
+    )
     assert status == 200
     bad, good = out["runs"]
     assert bad["kind"] == "diverged" and bad["label"].startswith("diverged at step")
     assert good["kind"] == "converged" and "global minimum" in good["label"]
     # On x² − y², started on the ridge y = 0, descent stops at the saddle; λmin = −2 exactly.
-    _, out = _run(client, terrain="saddle", start=[1.5, 0.0], optimizers=[{"name": "gd", "hp": {"lr": 0.05}}], steps=300)
+    _, out = _run(
+        client,
+        terrain="saddle",
+        start=[1.5, 0.0],
+        optimizers=[{"name": "gd", "hp": {"lr": 0.05}}],
+        steps=300,
+    )
     (run,) = out["runs"]
     assert run["kind"] == "saddle" and "λmin = -2" in run["label"]
     # Rastrigin from its standard start: a local minimum, not the global one at the origin.
-    _, out = _run(client, terrain="rastrigin", optimizers=[{"name": "gd", "hp": {"lr": 0.002}}], steps=300)
+    _, out = _run(
+        client, terrain="rastrigin", optimizers=[{"name": "gd", "hp": {"lr": 0.002}}], steps=300
+    )
     assert out["runs"][0]["kind"] == "converged" and "a local minimum" in out["runs"][0]["label"]
     # The gap is f − f* along the path, from the start point.
     assert len(out["runs"][0]["path"]) == len(out["runs"][0]["gap"])
 
 
 def test_noise_lets_descent_leave_the_saddle(client: TestClient) -> None:
-    _, out = _run(client, terrain="saddle", start=[1.5, 0.0], noise=0.1, optimizers=[{"name": "gd", "hp": {"lr": 0.05}}], steps=200)
+    _, out = _run(
+        client,
+        terrain="saddle",
+        start=[1.5, 0.0],
+        noise=0.1,
+        optimizers=[{"name": "gd", "hp": {"lr": 0.05}}],
+        steps=200,
+    )
     run = out["runs"][0]
     assert run["kind"] != "saddle" and abs(run["path"][-1][1]) > 1.0
 
 
-def test_a_request_is_cut_off_by_the_time_limit(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_request_is_cut_off_by_the_time_limit(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(runs, "TIME_LIMIT", 0.2)
     specs = [{"name": "adam", "hp": {"lr": 1e-5 * (i + 1)}} for i in range(8)]
     started = time.perf_counter()
@@ -151,8 +186,12 @@ def test_an_optimizer_that_needs_matrices_is_greyed_out_not_run(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # torch's own Muon refuses parameters that are not 2-D matrices.
-    monkeypatch.setitem(OPTIMIZERS, "muon_probe", OptimizerSpec("muon_probe", torch.optim.Muon, {"lr": 0.02}))
-    entry = next(o for o in client.get("/api/catalog").json()["optimizers"] if o["name"] == "muon_probe")
+    monkeypatch.setitem(
+        OPTIMIZERS, "muon_probe", OptimizerSpec("muon_probe", torch.optim.Muon, {"lr": 0.02})
+    )
+    entry = next(
+        o for o in client.get("/api/catalog").json()["optimizers"] if o["name"] == "muon_probe"
+    )
     assert entry["available"] is False and "2-D point" in entry["reason"]
     status, out = _run(client, optimizers=[{"name": "muon_probe"}])
     assert status == 422 and out["field"] == "optimizers[0].name" and "2-D" in out["error"]

@@ -7,7 +7,11 @@ const S = {
   catalog: null, terrains: {}, terrain: null, entries: [], runs: [], start: null,
   steps: 300, noise: 0, seq: 0, inflight: {}, pending: {}, t0: null,
 };
-window.exploreState = { redraws: 0, lastRedrawMs: null, errors: 0 };
+window.exploreState = { redraws: 0, lastRedrawMs: null, errors: 0, start: null };
+// Whether a run is in flight or waiting: the tests wait for this to settle.
+Object.defineProperty(window.exploreState, "busy", {
+  get: () => Object.values(S.inflight).some(Boolean) || Object.values(S.pending).some(Boolean),
+});
 
 const $ = (id) => document.getElementById(id);
 
@@ -107,11 +111,12 @@ function renderEntries() {
 
 function draw() {
   const t0 = S.t0;
+  const drawing = performance.now();
   return F.drawRuns({ map: "map", gap: "gap", surface: "surface", verdicts: "verdicts" },
     S.terrain, S.runs, S.start).then(() => {
     window.exploreState.redraws += 1;
     window.exploreState.start = S.start;
-    window.exploreState.busy = Object.values(S.inflight).some(Boolean);
+    window.exploreState.lastDrawMs = performance.now() - drawing;
     if (t0 !== null) window.exploreState.lastRedrawMs = performance.now() - t0;
   });
 }
@@ -127,7 +132,9 @@ async function runOne(i) {
   S.inflight[i] = true;
   const seq = S.seq;
   try {
+    const asked = performance.now();
     const { runs } = await api("/api/run", request([S.entries[i]]));
+    window.exploreState.lastFetchMs = performance.now() - asked;
     if (seq === S.seq && i < S.entries.length) { S.runs[i] = runs[0]; showError(""); await draw(); }
   } catch (err) {
     showError(err.message);

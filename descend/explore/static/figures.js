@@ -25,8 +25,15 @@ function markers(points, name, symbol, color) {
   };
 }
 
+// The shown grid, computed once per terrain: the same array each redraw lets Plotly.react
+// skip re-contouring the map and re-meshing the surface.
+function shownGrid(terrain) {
+  if (!terrain.shownZ) terrain.shownZ = terrain.z.map((row) => row.map((v) => shown(terrain, v)));
+  return terrain.shownZ;
+}
+
 function mapFigure(terrain, runs, start) {
-  const z = terrain.z.map((row) => row.map((v) => shown(terrain, v)));
+  const z = shownGrid(terrain);
   const data = [{
     type: "contour", x: terrain.x, y: terrain.y, z, colorscale: "Viridis", ncontours: 30,
     showscale: false, name: "terrain", hovertemplate: "x=%{x:.3g} y=%{y:.3g}<extra>click: start here</extra>",
@@ -73,7 +80,7 @@ function gapFigure(terrain, runs) {
 }
 
 function surfaceFigure(terrain, runs) {
-  const z = terrain.z.map((row) => row.map((v) => shown(terrain, v)));
+  const z = shownGrid(terrain);
   const data = [{ type: "surface", x: terrain.x, y: terrain.y, z, colorscale: "Viridis", showscale: false, opacity: 0.9 }];
   runs.forEach((run, i) => {
     if (!run) return;
@@ -113,13 +120,24 @@ function verdictList(el, runs) {
   });
 }
 
-// Draws (or redraws in place) the map, the gap plot, the surface and the verdicts.
+// The 3-D view costs the most to draw (WebGL); while a slider moves it follows the map
+// and the plot after SURFACE_DELAY ms of calm instead of on every step of the drag.
+const SURFACE_DELAY = 250;
+let surfaceTimer = null;
+
+// Draws (or redraws in place) the map, the gap plot and the verdicts; then the surface.
 function drawRuns(ids, terrain, runs, start) {
   const jobs = [
     Plotly.react(ids.map, ...Object.values(mapFigure(terrain, runs, start)), PLOT_CONFIG),
     Plotly.react(ids.gap, ...Object.values(gapFigure(terrain, runs)), PLOT_CONFIG),
   ];
-  if (ids.surface) jobs.push(Plotly.react(ids.surface, ...Object.values(surfaceFigure(terrain, runs)), PLOT_CONFIG));
+  if (ids.surface) {
+    clearTimeout(surfaceTimer);
+    surfaceTimer = setTimeout(() => {
+      const fig = surfaceFigure(terrain, runs);
+      Plotly.react(ids.surface, fig.data, fig.layout, PLOT_CONFIG);
+    }, SURFACE_DELAY);
+  }
   verdictList(document.getElementById(ids.verdicts), runs);
   return Promise.all(jobs);
 }
