@@ -148,10 +148,13 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "adaptive",
         "Adaptive methods on an ill-conditioned bowl",
-        "The bowl is ten times steeper across than along. One learning rate must suit the "
-        "steep direction, so gradient descent is slow along the shallow one. AdaGrad, RMSprop "
-        "and Adam scale each coordinate by its own gradient size, so both directions shrink "
-        "at a similar pace and the path heads straight for the bottom.",
+        "The bowl is ten times steeper across than along. Gradient descent's one learning "
+        "rate is capped by the steep direction (η < 2/λmax), so its path first swings across "
+        "the valley and then creeps along it. AdaGrad, RMSprop and Adam divide each coordinate "
+        "by the size of its own gradients, so their first steps head diagonally for the bottom. "
+        "Compare the shapes of the paths, and the step counts: with its rate tuned to this "
+        "bowl, gradient descent is not slower here. Adaptivity pays when the conditioning is "
+        "worse or unknown; Adam's momentum makes it circle the bottom at the end.",
         request={
             "terrain": "quadratic",
             "steps": 300,

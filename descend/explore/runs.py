@@ -33,6 +33,8 @@ MAX_RUNS = 8
 MAX_NOISE = 10.0
 TIME_LIMIT = 4.0  # seconds for a whole request; a run cut off by it says so
 GTOL = 1e-6
+GAP_TOL = 1e-6  # "there" for the crawling verdict: f − f* at most this
+CRAWL_FACTOR = 3  # crawling: at its recent pace a run needs over 3x the steps it took
 _STEPS = Interval(1, MAX_STEPS, integer=True)
 _NOISE = Interval(0, MAX_NOISE, finite=True)
 _OWNER = "the explore request"
@@ -173,6 +175,9 @@ def verdict(terrain: Terrain, res: MinimizeResult, f: list[float]) -> tuple[str,
     """``(kind, label, reason)``: ``minimize``'s status in words, with where and why.
 
     ``kind`` is one of converged, diverged, saddle, flat, crawling, descending, cut_off.
+    A run that used all its steps is *crawling* when, at the pace of its last tenth,
+    reaching :math:`f - f^* \le` ``GAP_TOL`` would take more than ``CRAWL_FACTOR``
+    times the steps it already took; otherwise it is still descending.
     """
     x = res.x.reshape(-1)
     if res.status == CONVERGED:
@@ -192,17 +197,27 @@ def verdict(terrain: Terrain, res: MinimizeResult, f: list[float]) -> tuple[str,
         reason = f"f fell from {f[0]:.3g} to {f[-1]:.3g}; this terrain has no minimum to reach."
         return "descending", f"still descending after {res.nit} steps", reason
     gap = [v - terrain.f_min for v in f]
-    tenth = gap[max(0, len(gap) - 1 - max(1, len(gap) // 10))]
-    if gap[-1] > 0.5 * tenth:
+    window = max(1, len(gap) // 10)
+    then, now = gap[-1 - window], gap[-1]
+    if now <= GAP_TOL:
         reason = (
-            f"f − f* = {gap[-1]:.3g}; it fell only from {tenth:.3g} over the last tenth of the "
-            f"run (‖∇f‖ = {float(res.jac.norm()):.3g})."
+            f"f − f* = {now:.3g} is within {GAP_TOL:g}, but ‖∇f‖ = {float(res.jac.norm()):.3g} "
+            f"is still above gtol = {GTOL:g}: a few more steps would end it."
         )
-        return "crawling", f"crawling: f − f* = {gap[-1]:.3g} after {res.nit} steps", reason
+        return "descending", f"nearly converged: f − f* = {now:.3g} after {res.nit} steps", reason
+    # At the pace of the last tenth of the run, how many more steps to f − f* <= GAP_TOL?
+    if 0 < now < then:
+        more = window * math.log(GAP_TOL / now) / math.log(now / then)
+    else:
+        more = math.inf
+    pace = "never, at this pace" if math.isinf(more) else f"in about {more:.3g} more steps"
     reason = (
-        f"f − f* fell from {gap[0]:.3g} to {gap[-1]:.3g}, still falling; more steps would help."
+        f"f − f* went from {then:.3g} to {now:.3g} over the last {window} steps; it would "
+        f"reach {GAP_TOL:g} {pace} (‖∇f‖ = {float(res.jac.norm()):.3g})."
     )
-    return "descending", f"still descending: f − f* = {gap[-1]:.3g} after {res.nit} steps", reason
+    if more > CRAWL_FACTOR * res.nit:
+        return "crawling", f"crawling: f − f* = {now:.3g} after {res.nit} steps", reason
+    return "descending", f"still descending: f − f* = {now:.3g} after {res.nit} steps", reason
 
 
 _CACHE: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
