@@ -176,7 +176,7 @@ def verdict(terrain: Terrain, res: MinimizeResult, f: list[float]) -> tuple[str,
 
     ``kind`` is one of converged, diverged, saddle, flat, crawling, descending, cut_off.
     A run that used all its steps is *crawling* when, at the pace of its last tenth,
-    reaching :math:`f - f^* \le` ``GAP_TOL`` would take more than ``CRAWL_FACTOR``
+    reaching :math:`f - f^* \\le` ``GAP_TOL`` would take more than ``CRAWL_FACTOR``
     times the steps it already took; otherwise it is still descending.
     """
     x = res.x.reshape(-1)
