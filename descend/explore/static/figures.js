@@ -38,13 +38,24 @@ function mapFigure(terrain, runs, start) {
     type: "contour", x: terrain.x, y: terrain.y, z, colorscale: "Viridis", ncontours: 30,
     showscale: false, name: "terrain", hovertemplate: "x=%{x:.3g} y=%{y:.3g}<extra>click: start here</extra>",
   }];
+  // Paths as plain lines (a marker per step is an SVG node per step: slow to redraw), and
+  // every run's last point as one marker trace.
+  const ends = { x: [], y: [], color: [] };
   runs.forEach((run, i) => {
     if (!run) return;
+    const color = COLORS[i % COLORS.length];
     data.push({
-      x: run.path.map((p) => p[0]), y: run.path.map((p) => p[1]), mode: "lines+markers",
-      name: runLabel(run), line: { color: COLORS[i % COLORS.length], width: 2 },
-      marker: { size: 3 }, hoverinfo: "name",
+      x: run.path.map((p) => p[0]), y: run.path.map((p) => p[1]), mode: "lines",
+      name: runLabel(run), line: { color, width: 2 }, hoverinfo: "name",
     });
+    const last = run.path[run.path.length - 1];
+    ends.x.push(last[0]);
+    ends.y.push(last[1]);
+    ends.color.push(color);
+  });
+  data.push({
+    x: ends.x, y: ends.y, mode: "markers", name: "end", hoverinfo: "x+y",
+    marker: { size: 8, color: ends.color, line: { color: "black", width: 1 } },
   });
   if (terrain.minima.length) data.push(markers(terrain.minima, "minimum", "star", "gold"));
   if (terrain.saddles.length) data.push(markers(terrain.saddles, "saddle", "x", "red"));
