@@ -116,6 +116,11 @@ def test_explorer_page(browser: object, url: str, tmp_path: Path) -> None:
     assert moved != start and moved[0] > 0 and moved[1] > 0  # upper right quadrant of the map
     assert _trace_x(page, 1)[0] == pytest.approx(moved[0])
 
+    # The replay walks every path from its start and ends on the whole path again.
+    page.click("#replay")
+    page.wait_for_function("window.exploreState.replays === 1", timeout=60_000)
+    assert _trace_x(page, 1)[0] == pytest.approx(moved[0])
+
     # 6 optimizers x 300 steps: the time from a slider move to the finished redraw.
     for _ in range(3):
         page.click("#add")
@@ -178,7 +183,10 @@ def test_every_lesson_renders(browser: object, url: str) -> None:
             assert page.locator("#verdicts li[data-kind='diverged']").count() == 1
         if shots and key in SHOTS:
             Path(shots).mkdir(parents=True, exist_ok=True)
+            page.set_viewport_size({"width": 1400, "height": 1450})  # down to the verdicts
+            page.wait_for_timeout(500)  # the plots resize to the new window
             page.screenshot(path=str(Path(shots) / f"{key}.png"))
+            page.set_viewport_size({"width": 1400, "height": 1000})
     # The batch-size slider of the batch lesson redraws its figure.
     page.click("button[data-lesson='batch']")
     page.wait_for_selector("#lesson[data-ready='batch']")

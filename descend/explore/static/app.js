@@ -7,7 +7,7 @@ const S = {
   catalog: null, terrains: {}, terrain: null, entries: [], runs: [], start: null,
   steps: 300, noise: 0, seq: 0, inflight: {}, pending: {}, t0: null,
 };
-window.exploreState = { redraws: 0, lastRedrawMs: null, errors: 0, start: null };
+window.exploreState = { redraws: 0, lastRedrawMs: null, errors: 0, start: null, replays: 0 };
 // Whether a run is in flight or waiting: the tests wait for this to settle.
 Object.defineProperty(window.exploreState, "busy", {
   get: () => Object.values(S.inflight).some(Boolean) || Object.values(S.pending).some(Boolean),
@@ -110,7 +110,8 @@ function renderEntries() {
 }
 
 function draw() {
-  const t0 = S.t0;
+  const t0 = S.t0;  // the slider move this draw answers, if any: timed once
+  S.t0 = null;
   const drawing = performance.now();
   return F.drawRuns({ map: "map", gap: "gap", surface: "surface", verdicts: "verdicts" },
     S.terrain, S.runs, S.start).then(() => {
@@ -150,6 +151,25 @@ async function runAll() {
   S.runs = S.entries.map(() => null);
   S.t0 = null;
   for (let i = 0; i < S.entries.length; i++) await runOne(i);
+}
+
+// Replays the walk: every path grows from its start, step by step, over about REPLAY_MS.
+const REPLAY_MS = 2000;
+function replay() {
+  const runs = S.runs.slice();
+  const longest = Math.max(1, ...runs.map((r) => (r ? r.path.length : 1)));
+  const started = performance.now();
+  const frame = () => {
+    const n = Math.min(longest, 1 + Math.floor(((performance.now() - started) / REPLAY_MS) * longest));
+    const partial = runs.map((r) => r && Object.assign({}, r, {
+      path: r.path.slice(0, n), f: r.f.slice(0, n), gap: r.gap && r.gap.slice(0, n),
+    }));
+    F.drawRuns({ map: "map", gap: "gap", verdicts: "verdicts" }, S.terrain, partial, S.start).then(() => {
+      if (n < longest) requestAnimationFrame(frame);
+      else { window.exploreState.replays += 1; draw(); }
+    });
+  };
+  requestAnimationFrame(frame);
 }
 
 async function setTerrain(name, keepEntries) {
@@ -218,6 +238,7 @@ async function init() {
   $("noise").addEventListener("input", () => { setNoise(toValue(NOISE, +$("noise").value)); });
   $("noise").addEventListener("change", () => runAll());
   $("terrain").addEventListener("change", async () => { await setTerrain($("terrain").value, false); renderEntries(); runAll(); });
+  $("replay").addEventListener("click", replay);
   $("add").addEventListener("click", () => {
     const used = new Set(S.entries.map((e) => e.name));
     const next = S.catalog.optimizers.find((o) => o.available && !used.has(o.name)) || S.catalog.optimizers[0];

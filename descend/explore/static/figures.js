@@ -64,7 +64,7 @@ function mapFigure(terrain, runs, start) {
   return {
     data,
     layout: {
-      title: { text: `${terrain.name}: ${terrain.description}` }, showlegend: false,
+      title: { text: `${terrain.name}: ${terrain.description}`, font: { size: 13 } }, showlegend: false,
       xaxis: { range: [x0, x1], title: { text: "x" } }, yaxis: { range: [y0, y1], title: { text: "y" } },
       margin: { l: 50, r: 10, t: 40, b: 40 }, uirevision: terrain.name,
     },
@@ -92,12 +92,15 @@ function gapFigure(terrain, runs) {
 
 function surfaceFigure(terrain, runs) {
   const z = shownGrid(terrain);
+  // Paths float a little above the surface, or it hides them.
+  const flat = z.flat();
+  const lift = 0.02 * (Math.max(...flat) - Math.min(...flat));
   const data = [{ type: "surface", x: terrain.x, y: terrain.y, z, colorscale: "Viridis", showscale: false, opacity: 0.9 }];
   runs.forEach((run, i) => {
     if (!run) return;
     data.push({
       type: "scatter3d", mode: "lines", x: run.path.map((p) => p[0]), y: run.path.map((p) => p[1]),
-      z: run.f.map((f) => shown(terrain, f)), name: runLabel(run),
+      z: run.f.map((f) => shown(terrain, f) + lift), name: runLabel(run),
       line: { color: COLORS[i % COLORS.length], width: 5 },
     });
   });
