@@ -265,4 +265,13 @@ def run_one(request: Request, spec: RunSpec, *, time_budget: float = TIME_LIMIT)
 def run_request(request: Request) -> list[dict[str, Any]]:
     """Every run of ``request``, within :data:`TIME_LIMIT` seconds in all."""
     deadline = time.perf_counter() + TIME_LIMIT
-    return [run_one(request, s, time_budget=deadline - time.perf_counter()) for s in request.runs]
+    out = []
+    for i, spec in enumerate(request.runs):
+        try:
+            out.append(run_one(request, spec, time_budget=deadline - time.perf_counter()))
+        except (ValueError, TypeError, RuntimeError) as exc:
+            # A setting inside the sliders that the optimizer itself refuses: its words.
+            raise BadRequest(
+                f"optimizers[{i}]", "a setting the optimizer accepts", str(exc)
+            ) from exc
+    return out

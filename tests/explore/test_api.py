@@ -225,3 +225,10 @@ def test_host_must_be_loopback_unless_allowed() -> None:
     with pytest.raises(ValueError, match="--allow-remote is given. Got '0.0.0.0'"):
         check_host("0.0.0.0", allow_remote=False)
     assert "warning" in check_host("0.0.0.0", allow_remote=True)
+
+
+def test_a_setting_the_optimizer_itself_refuses_is_a_4xx(client: TestClient) -> None:
+    # momentum = 0 is inside the slider's range, but Nesterov needs some momentum.
+    status, out = _run(client, optimizers=[{"name": "nesterov", "hp": {"momentum": 0.0}}])
+    assert status == 422 and out["field"] == "optimizers[0]"
+    assert "momentum" in out["error"].lower()
