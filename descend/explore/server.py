@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from descend._validation import InvalidParameterError
 from descend.explore.catalog import optimizer_catalog, terrain_catalog, terrain_view
@@ -134,9 +135,13 @@ def create_app() -> FastAPI:
                 400, "body", f"The request body must be JSON. Got invalid JSON instead ({exc})."
             )
         parsed = parse_request(data)
-        with compute:
-            runs = run_request(parsed)
-        return JSONResponse({"runs": runs})
+
+        def locked() -> list[dict[str, Any]]:
+            with compute:
+                return run_request(parsed)
+
+        # In a worker thread: the event loop keeps serving the page while descents run.
+        return JSONResponse({"runs": await run_in_threadpool(locked)})
 
     @app.get("/api/lesson/{key}")
     def lesson(key: str, request: Request) -> dict[str, Any]:
