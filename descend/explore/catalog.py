@@ -20,6 +20,7 @@ import torch
 from descend.minimize import minimize
 from descend.optim.registry import OPTIMIZERS, get_spec
 from descend.terrains import TERRAIN_NAMES, Terrain, get_terrain
+from descend.terrains.registry import terrain_knobs
 from descend.tune.spaces import SPACES, Param
 
 GRID_POINTS = 81  # contour and surface resolution: enough for the shapes, small enough to send
@@ -130,15 +131,36 @@ def terrain_lr(terrain: Terrain, optimizer: str) -> float:
     return min(max(terrain.lrs.get(optimizer, lr.default), lr.low), lr.high)
 
 
+# The terrain settings the page offers, wherever a terrain takes one (``dim`` stays 2:
+# the page draws planes). Ranges: wide enough to teach, small enough to draw.
+KNOBS = {
+    "condition": Slider("condition", 1.0, 1000.0, True, 10.0),
+    "width": Slider("width", 0.25, 4.0, True, 1.0),
+}
+
+Knobs = tuple[tuple[str, float], ...]
+
+
+def knob_sliders(terrain: str) -> tuple[Slider, ...]:
+    """The sliders of ``terrain``'s settings, each at the terrain's own default."""
+    out = []
+    for name, default in terrain_knobs(terrain).items():
+        if name in KNOBS:
+            s = KNOBS[name]
+            out.append(Slider(name, s.low, s.high, s.log, float(default)))
+    return tuple(out)
+
+
 @functools.lru_cache(maxsize=32)
-def terrain_view(name: str) -> dict[str, Any]:
+def terrain_view(name: str, knobs: Knobs = ()) -> dict[str, Any]:
     """A 2-D terrain as plain data: its grid, minima, saddles, starts and default rates."""
-    t = get_terrain(name)
+    t = get_terrain(name, **dict(knobs))
     from descend.terrains.explore import grid
 
     X, Y, Z = grid(t, points=GRID_POINTS)
     return {
         "name": t.name,
+        "knobs": dict(knobs),
         "description": t.description,
         "domain": [list(d) for d in t.domain],
         "minima": [list(m) for m in t.minima],
@@ -153,6 +175,13 @@ def terrain_view(name: str) -> dict[str, Any]:
     }
 
 
-def terrain_catalog() -> list[dict[str, str]]:
-    """Every terrain name with its one-line description."""
-    return [{"name": n, "description": get_terrain(n).description} for n in TERRAIN_NAMES]
+def terrain_catalog() -> list[dict[str, Any]]:
+    """Every terrain name with its one-line description and its settings' sliders."""
+    return [
+        {
+            "name": n,
+            "description": get_terrain(n).description,
+            "knobs": [k.to_dict() for k in knob_sliders(n)],
+        }
+        for n in TERRAIN_NAMES
+    ]

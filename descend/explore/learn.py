@@ -32,7 +32,7 @@ const DATA = JSON.parse(document.getElementById("lesson-data").textContent);
 for (const l of DATA.lessons) {
   if (l.runs) {
     ExploreFigures.drawRuns({ map: `map-${l.key}`, gap: `gap-${l.key}`, verdicts: `verdicts-${l.key}` },
-      DATA.terrains[l.request.terrain], l.runs, l.start);
+      DATA.terrains[l.terrain_key], l.runs, l.start);
   }
   if (l.figure) ExploreFigures.drawFigure(`fig-${l.key}`, l.figure);
 }
@@ -49,7 +49,8 @@ def lessons_data() -> dict[str, Any]:
             request = parse_request(dict(lesson.request))
             item["runs"] = run_request(request)
             item["start"] = list(request.start)
-            terrains.setdefault(request.terrain, terrain_view(request.terrain))
+            item["terrain_key"] = key = json.dumps([request.terrain, request.knobs])
+            terrains.setdefault(key, terrain_view(request.terrain, request.knobs))
         lessons.append(item)
     return {"lessons": lessons, "terrains": terrains}
 

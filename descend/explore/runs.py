@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from descend._validation import Interval
-from descend.explore.catalog import sliders, terrain_lr, unavailable_reason
+from descend.explore.catalog import Knobs, knob_sliders, sliders, terrain_lr, unavailable_reason
 from descend.minimize import MinimizeResult, minimize
 from descend.minimize.result import CONVERGED, DIVERGED, FLAT, MAX_ITER, SADDLE
 from descend.optim.registry import OPTIMIZERS
@@ -67,6 +67,10 @@ class Request:
     steps: int
     noise: float
     runs: tuple[RunSpec, ...]
+    knobs: Knobs = ()
+
+    def get_terrain(self) -> Terrain:
+        return get_terrain(self.terrain, **dict(self.knobs))
 
 
 def _number(field: str, value: Any, interval: Interval) -> float:
@@ -107,6 +111,22 @@ def _run_spec(i: int, item: Any, terrain: Terrain) -> RunSpec:
     return RunSpec(name, tuple(values.items()))
 
 
+def parse_knobs(terrain: str, given: Any, *, field: str = "knobs") -> Knobs:
+    """Check a terrain's settings (``{"condition": 100}``) against its sliders."""
+    if not isinstance(given, Mapping):
+        raise BadRequest(field, "an object of terrain settings", given)
+    table = {s.name: s for s in knob_sliders(terrain)}
+    extra = set(given) - set(table)
+    if extra:
+        allowed = f"keys among {sorted(table)}" if table else f"empty: {terrain} has no settings"
+        raise BadRequest(field, allowed, sorted(extra))
+    return tuple(
+        (k, float(_number(f"{field}.{k}", given[k], Interval(s.low, s.high))))
+        for k, s in table.items()
+        if k in given
+    )
+
+
 def parse_request(body: Any) -> Request:
     """Check a request body; raise :class:`BadRequest` naming the first bad field.
 
@@ -117,7 +137,7 @@ def parse_request(body: Any) -> Request:
     """
     if not isinstance(body, Mapping):
         raise BadRequest("body", "a JSON object", body)
-    known = {"terrain", "start", "steps", "noise", "optimizers"}
+    known = {"terrain", "knobs", "start", "steps", "noise", "optimizers"}
     if set(body) - known:
         raise BadRequest(
             "body", f"an object with keys among {sorted(known)}", sorted(set(body) - known)
@@ -125,7 +145,8 @@ def parse_request(body: Any) -> Request:
     name = body.get("terrain")
     if not isinstance(name, str) or name not in TERRAIN_NAMES:
         raise BadRequest("terrain", _names("terrains", TERRAIN_NAMES), name)
-    terrain = get_terrain(name)
+    knobs = parse_knobs(name, body.get("knobs", {}))
+    terrain = get_terrain(name, **dict(knobs))
     start = body.get("start", list(terrain.start))
     (x_lo, x_hi), (y_lo, y_hi) = terrain.domain
     inside = (
@@ -146,7 +167,7 @@ def parse_request(body: Any) -> Request:
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_RUNS:
         raise BadRequest("optimizers", f"a list of 1 to {MAX_RUNS} optimizers", items)
     runs = tuple(_run_spec(i, item, terrain) for i, item in enumerate(items))
-    return Request(name, (float(start[0]), float(start[1])), steps, noise, runs)
+    return Request(name, (float(start[0]), float(start[1])), steps, noise, runs, knobs)
 
 
 def _objective(terrain: Terrain, noise: float, seed: int) -> Any:
@@ -226,11 +247,11 @@ _CACHE_SIZE = 512
 
 def run_one(request: Request, spec: RunSpec, *, time_budget: float = TIME_LIMIT) -> dict[str, Any]:
     """Descend ``request``'s terrain with one optimizer; the path, ``f − f*`` and the verdict."""
-    key = (request.terrain, request.start, request.steps, request.noise, spec)
+    key = (request.terrain, request.knobs, request.start, request.steps, request.noise, spec)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    terrain = get_terrain(request.terrain)
+    terrain = request.get_terrain()
     hp = dict(spec.hp)
     res = minimize(
         _objective(terrain, request.noise, seed=0),

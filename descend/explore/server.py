@@ -30,6 +30,7 @@ from descend.explore.runs import (
     MAX_RUNS,
     MAX_STEPS,
     BadRequest,
+    parse_knobs,
     parse_request,
     run_request,
 )
@@ -49,6 +50,13 @@ def plotly_js() -> Path:
 
 def _error(status: int, field: str, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+def _float(field: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise BadRequest(field, "a number", text) from None
 
 
 def lesson_payload(key: str, query: dict[str, str]) -> dict[str, Any]:
@@ -113,11 +121,12 @@ def create_app() -> FastAPI:
         }
 
     @app.get("/api/terrain/{name}")
-    def terrain(name: str) -> dict[str, Any]:
+    def terrain(name: str, request: Request) -> dict[str, Any]:
         if name not in TERRAIN_NAMES:
             raise BadRequest("terrain", "one of " + ", ".join(TERRAIN_NAMES), name)
+        knobs = parse_knobs(name, {k: _float(k, v) for k, v in request.query_params.items()})
         with compute:
-            return terrain_view(name)
+            return terrain_view(name, knobs)
 
     @app.post("/api/run")
     async def run(request: Request) -> Response:

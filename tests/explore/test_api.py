@@ -83,6 +83,10 @@ def test_catalog_lists_every_terrain_and_registry_optimizer(client: TestClient) 
         ({"noise": -0.1}, "noise", ["[0, 10]", "-0.1"]),
         ({"noise": 11}, "noise", ["[0, 10]"]),
         ({"eval": "1"}, "body", ["'eval'"]),
+        ({"knobs": {"condition": 0.5}}, "knobs.condition", ["[1, 1000]", "0.5"]),
+        ({"knobs": {"dim": 3}}, "knobs", ["['condition']", "dim"]),
+        ({"knobs": [100]}, "knobs", ["an object"]),
+        ({"terrain": "beale", "knobs": {"width": 2}}, "knobs", ["beale has no settings"]),
     ],
 )
 def test_bad_run_request_names_field_allowed_and_given(
@@ -118,6 +122,10 @@ def test_malformed_bodies(client: TestClient) -> None:
 def test_other_routes_refuse_unknown_names(client: TestClient) -> None:
     r = client.get("/api/terrain/volcano")
     assert r.status_code == 422 and "rosenbrock" in r.json()["error"]
+    r = client.get("/api/terrain/quadratic?condition=1e9")
+    assert r.status_code == 422 and r.json()["field"] == "knobs.condition"
+    r = client.get("/api/terrain/quadratic?condition=steep")
+    assert r.status_code == 422 and r.json()["field"] == "condition"
     r = client.get("/api/lesson/nope")
     assert r.status_code == 422 and "lr_too_large" in r.json()["error"]
     r = client.get("/api/lesson/batch?batch_size=3")
@@ -232,3 +240,13 @@ def test_a_setting_the_optimizer_itself_refuses_is_a_4xx(client: TestClient) -> 
     status, out = _run(client, optimizers=[{"name": "nesterov", "hp": {"momentum": 0.0}}])
     assert status == 422 and out["field"] == "optimizers[0]"
     assert "momentum" in out["error"].lower()
+
+
+def test_the_condition_number_is_a_setting_of_the_quadratic(client: TestClient) -> None:
+    # κ = 100: gradient descent needs η < 2/100; at η = 0.021 it diverges, at κ = 10 it does not.
+    body = {"optimizers": [{"name": "gd", "hp": {"lr": 0.021}}], "steps": 300}
+    assert _run(client, knobs={"condition": 100}, **body)[1]["runs"][0]["kind"] == "diverged"
+    assert _run(client, **body)[1]["runs"][0]["kind"] != "diverged"
+    view = client.get("/api/terrain/quadratic?condition=100").json()
+    assert view["knobs"] == {"condition": 100.0}
+    assert max(max(row) for row in view["z"]) > 100  # 100 y²/2 at y = 3 is 450

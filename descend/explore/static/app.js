@@ -123,7 +123,10 @@ function draw() {
 }
 
 function request(entries) {
-  return { terrain: S.terrain.name, start: S.start, steps: S.steps, noise: S.noise, optimizers: entries };
+  return {
+    terrain: S.terrain.name, knobs: S.terrain.knobs, start: S.start, steps: S.steps, noise: S.noise,
+    optimizers: entries,
+  };
 }
 
 // One optimizer's run. While one is in flight for this entry, only the latest setting is
@@ -172,12 +175,35 @@ function replay() {
   requestAnimationFrame(frame);
 }
 
-async function setTerrain(name, keepEntries) {
-  if (!S.terrains[name]) S.terrains[name] = await api(`/api/terrain/${name}`);
-  S.terrain = S.terrains[name];
+// A terrain with its settings (the quadratic's condition number, the plateau's width).
+async function setTerrain(name, keepEntries, knobs = {}) {
+  const query = new URLSearchParams(knobs).toString();
+  const key = `${name}?${query}`;
+  if (!S.terrains[key]) S.terrains[key] = await api(`/api/terrain/${name}?${query}`);
+  S.terrain = S.terrains[key];
   $("terrain").value = name;
   S.start = S.terrain.starts[0];
   if (!keepEntries) S.entries = S.entries.map((e) => ({ name: e.name, hp: defaultHp(e.name) }));
+  renderKnobs();
+}
+
+function renderKnobs() {
+  const box = $("knobs");
+  box.replaceChildren();
+  const entry = S.catalog.terrains.find((t) => t.name === S.terrain.name);
+  for (const k of entry.knobs) {
+    const value = S.terrain.knobs[k.name] ?? k.default;
+    const row = sliderRow(k, value, () => {});
+    row.querySelector("input").addEventListener("change", async (ev) => {
+      const knobs = Object.assign({}, S.terrain.knobs, { [k.name]: +toValue(k, +ev.target.value).toPrecision(3) });
+      try {
+        await setTerrain(S.terrain.name, false, knobs);
+        renderEntries();
+        runAll();
+      } catch (err) { showError(err.message); }
+    });
+    box.append(row);
+  }
 }
 
 function setSteps(v) { S.steps = v; $("steps").value = v; $("steps-out").textContent = v; }
@@ -193,7 +219,7 @@ async function loadLesson(key) {
   $("lesson-controls").replaceChildren();
   if (lesson.request) {
     const r = lesson.request;
-    await setTerrain(r.terrain, true);
+    await setTerrain(r.terrain, true, r.knobs || {});
     if (r.start) S.start = r.start;
     setSteps(r.steps ?? S.steps);
     setNoise(r.noise ?? 0);
