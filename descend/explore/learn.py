@@ -14,8 +14,8 @@ from typing import Any
 
 from descend.explore.catalog import terrain_view
 from descend.explore.lessons import LESSONS
+from descend.explore.page_data import STATIC, lesson_payload, plotly_js
 from descend.explore.runs import parse_request, run_request
-from descend.explore.server import STATIC, lesson_payload, plotly_js
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 0 auto; padding: 1em; color: #222; }

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import threading
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,9 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from descend._validation import InvalidParameterError
 from descend.explore.catalog import optimizer_catalog, terrain_catalog, terrain_view
-from descend.explore.lesson_figures import FIGURES
-from descend.explore.lessons import LESSON_KEYS, LESSONS, get_lesson
-from descend.explore.linreg2d import BATCH_SIZES
+from descend.explore.lessons import LESSON_KEYS, LESSONS
+from descend.explore.page_data import STATIC, lesson_payload, plotly_js
 from descend.explore.runs import (
     MAX_NOISE,
     MAX_RUNS,
@@ -37,15 +34,7 @@ from descend.explore.runs import (
 from descend.terrains import TERRAIN_NAMES
 
 MAX_BODY = 64 * 1024  # bytes: a request names at most 8 optimizers and a few numbers
-STATIC = Path(str(resources.files("descend.explore") / "static"))
 _SCRIPTS = {"figures.js", "app.js"}
-
-
-def plotly_js() -> Path:
-    """The ``plotly.min.js`` that ships inside the ``plotly`` Python package."""
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 def _error(status: int, field: str, message: str) -> JSONResponse:
@@ -57,27 +46,6 @@ def _float(field: str, text: str) -> float:
         return float(text)
     except ValueError:
         raise BadRequest(field, "a number", text) from None
-
-
-def lesson_payload(key: str, query: dict[str, str]) -> dict[str, Any]:
-    """A lesson as the page needs it: text, preset request, and its figure if it has one."""
-    lesson = get_lesson(key)
-    out = lesson.to_dict()
-    if lesson.figure == "batch":
-        raw = query.pop("batch_size", "8")
-        try:
-            size = int(raw)
-        except ValueError:
-            raise BadRequest(
-                "batch_size", "an int, one of " + ", ".join(map(str, BATCH_SIZES)), raw
-            ) from None
-        out["figure"] = FIGURES["batch"](size)
-        out["controls"] = [{"name": "batch_size", "choices": list(BATCH_SIZES), "value": size}]
-    elif lesson.figure is not None:
-        out["figure"] = FIGURES[lesson.figure]()
-    if query:
-        raise BadRequest(min(query), "absent: this lesson takes no such setting", query)
-    return out
 
 
 def create_app() -> FastAPI:
