@@ -250,3 +250,15 @@ def test_the_condition_number_is_a_setting_of_the_quadratic(client: TestClient) 
     view = client.get("/api/terrain/quadratic?condition=100").json()
     assert view["knobs"] == {"condition": 100.0}
     assert max(max(row) for row in view["z"]) > 100  # 100 y²/2 at y = 3 is 450
+
+
+def test_the_command_refuses_a_public_address_without_the_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from descend.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["explore", "--host", "0.0.0.0", "--no-browser"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "loopback" in err and "--allow-remote" in err and "'0.0.0.0'" in err
