@@ -160,6 +160,16 @@ def test_explorer_page(browser: object, url: str, tmp_path: Path) -> None:
     )
     assert errors == []
 
+    # A request the server refuses: the page shows the server's message. (The controls only
+    # offer valid values, so the test adds a terrain name the server does not know.)
+    page.evaluate(
+        "() => { const s = document.getElementById('terrain'); s.append(new Option('volcano'));"
+        " s.value = 'volcano'; s.dispatchEvent(new Event('change')); }"
+    )
+    page.wait_for_selector("#error", state="visible")
+    shown = page.inner_text("#error")
+    assert "The 'terrain' field" in shown and "Got 'volcano'" in shown
+
 
 def test_every_lesson_renders(browser: object, url: str) -> None:
     errors: list[str] = []

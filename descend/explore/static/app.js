@@ -263,7 +263,13 @@ async function init() {
   $("steps").addEventListener("input", () => { $("steps-out").textContent = $("steps").value; });
   $("noise").addEventListener("input", () => { setNoise(toValue(NOISE, +$("noise").value)); });
   $("noise").addEventListener("change", () => runAll());
-  $("terrain").addEventListener("change", async () => { await setTerrain($("terrain").value, false); renderEntries(); runAll(); });
+  $("terrain").addEventListener("change", async () => {
+    try {
+      await setTerrain($("terrain").value, false);
+      renderEntries();
+      runAll();
+    } catch (err) { showError(err.message); }
+  });
   $("replay").addEventListener("click", replay);
   $("add").addEventListener("click", () => {
     const used = new Set(S.entries.map((e) => e.name));
