@@ -51,7 +51,8 @@ def fold_of(transforms: Sequence[Transform]) -> FoldFn | None:
     """The chain's :attr:`Transform.fold`, when it ends in :func:`scale_by_lr` (a chain
     nested last in another does not fold: its own ``split`` still saves one pass)."""
     last = transforms[-1]
-    if last.split is None or last.split[0] is not unchanged or len(transforms) < 2:
+    split = last.shortcut("split")
+    if split is None or split[0] is not unchanged or len(transforms) < 2:
         return None
     head = list(transforms[:-1])
 
@@ -76,14 +77,14 @@ def _fold_plan(
     decay's rule, or ``None``."""
 
     def skip(i: int) -> int:
-        while i >= 0 and head[i].passthrough is not None and head[i].passthrough(hp):
+        while i >= 0 and (passes := head[i].shortcut("passthrough")) is not None and passes(hp):
             i -= 1
         return i
 
     i, decay = skip(len(head) - 1), None
-    if i >= 0 and head[i].decay is not None:
+    if i >= 0 and head[i].shortcut("decay") is not None:
         decay, i = head[i].decay, skip(i - 1)
-    if i < 0 or head[i].quotient is None:
+    if i < 0 or head[i].shortcut("quotient") is None:
         return None
     return i, decay
 
@@ -97,12 +98,12 @@ def apply_updates(
     autograd is not recording the step; one that folds (:attr:`Transform.fold`: Adam,
     AdamW, Adagrad, RMSprop) decays the parameters in place and adds its quotient with
     ``addcdiv_``, as torch's for-loop does."""
-    if transform.split is not None and not torch.is_grad_enabled():
+    if transform.shortcut("split") is not None and not torch.is_grad_enabled():
         unscaled, name = transform.split
         h = hp[name]
         if not isinstance(h, Tensor):
             folded = None
-            if transform.fold is not None and not any(g.is_sparse for g in grads):
+            if transform.shortcut("fold") is not None and not any(g.is_sparse for g in grads):
                 folded = transform.fold(grads, state, params, hp)
             if folded is None:
                 torch._foreach_add_(params, unscaled(grads, state, params, hp), alpha=-h)

@@ -140,6 +140,18 @@ class Transform:
         default=None, compare=False, repr=False
     )
     fold: FoldFn | None = dataclasses.field(default=None, compare=False, repr=False)
+    # The update the shortcuts above (split ... fold) were declared for: a wrapper made with
+    # ``dataclasses.replace(t, update=...)`` inherits them, and must not take them.
+    declared_for: UpdateFn | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.declared_for is None:
+            object.__setattr__(self, "declared_for", self.update)
+
+    def shortcut(self, name: str) -> Any:
+        """The shortcut ``name`` (``split``, ``quotient``, ``passthrough``, ``decay``,
+        ``fold``) if it was declared for this transform's ``update``, else ``None``."""
+        return getattr(self, name) if self.declared_for is self.update else None
 
     def __reduce__(self) -> Any:
         # Closures do not pickle; the factory call that made them does.
@@ -229,7 +241,7 @@ def chain(*transforms: Transform) -> Transform:
         return grads
 
     split = None
-    if transforms[-1].split is not None:
+    if transforms[-1].shortcut("split") is not None:
         last, name = transforms[-1].split
 
         def unscaled(
@@ -243,7 +255,7 @@ def chain(*transforms: Transform) -> Transform:
 
     parts = [t.scalars for t in transforms if t.scalars is not None]
     quotient = None
-    if transforms[-1].quotient is not None:
+    if transforms[-1].shortcut("quotient") is not None:
         last_quotient = transforms[-1].quotient
 
         def quotient(
@@ -253,7 +265,7 @@ def chain(*transforms: Transform) -> Transform:
                 grads = t.update(grads, state, params, hp)
             return last_quotient(grads, state, params, hp)
 
-    passes = [t.passthrough for t in transforms]
+    passes = [t.shortcut("passthrough") for t in transforms]
     passthrough = None
     if all(p is not None for p in passes):
 
@@ -299,7 +311,7 @@ def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
             return transform.update(grads, state, params, hp)
         return grads
 
-    inner = transform.passthrough
+    inner = transform.shortcut("passthrough")
 
     def passthrough(hp: Hyper) -> bool:
         return bool(hp.get(flag, False)) != value or (inner is not None and inner(hp))
@@ -316,4 +328,5 @@ def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
         quotient=None,
         fold=None,
         passthrough=passthrough,
+        declared_for=update,
     )

@@ -122,3 +122,30 @@ def test_chains_that_cannot_fold_do_not(make) -> None:
     with mock.patch.object(torch, "_foreach_addcdiv_", calls):
         run(make, torch.float64, steps=3)
     assert calls.call_count == 0
+
+
+def test_a_wrapper_that_replaces_the_update_does_not_inherit_its_shortcuts() -> None:
+    # dataclasses.replace(t, update=...) keeps t's quotient; folding through it would skip
+    # the wrapper's own work (here: doubling the update).
+    adam = scale_by_adam()
+
+    def doubled(grads, state, params, hp):
+        return torch._foreach_mul(adam.update(grads, state, params, hp), 2.0)
+
+    wrapped = dataclasses.replace(adam, update=doubled)
+    assert wrapped.shortcut("quotient") is None and adam.shortcut("quotient") is not None
+    calls = mock.MagicMock(wraps=torch._foreach_addcdiv_)
+    with mock.patch.object(torch, "_foreach_addcdiv_", calls):
+        ours, _ = run(
+            lambda g: descend.Optimizer(g, chain(wrapped, scale_by_lr()), lr=0.01),
+            torch.float64,
+            steps=20,
+        )
+    assert calls.call_count == 0
+    twice, _ = run(
+        lambda g: descend.Optimizer(g, chain(scale_by_adam(), scale_by_lr()), lr=0.02),
+        torch.float64,
+        steps=20,
+    )
+    for a, b in zip(ours, twice, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
