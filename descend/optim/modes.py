@@ -10,7 +10,9 @@ from typing import Any
 def has_modes(optimizer: Any) -> bool:
     """Whether ``optimizer`` has ``train()`` and ``eval()`` methods (descend's Schedule-Free
     classes, the ``schedulefree`` package's; ``torch.optim`` classes have neither)."""
-    return callable(getattr(optimizer, "train", None)) and callable(getattr(optimizer, "eval", None))
+    return callable(getattr(optimizer, "train", None)) and callable(
+        getattr(optimizer, "eval", None)
+    )
 
 
 def train_mode(optimizer: Any) -> None:

@@ -172,7 +172,9 @@ class Prodigy(_Named):
             grads = [as_real(p.grad) for p in params]
             if group["weight_decay"] != 0 and not group["decouple"]:
                 grads = torch._foreach_add(grads, real, alpha=group["weight_decay"])
-            keys = [key for key in ("s", "p0", "exp_avg", "exp_avg_sq") if key in self.state[params[0]]]
+            keys = [
+                key for key in ("s", "p0", "exp_avg", "exp_avg_sq") if key in self.state[params[0]]
+            ]
             lists = {key: [as_real(self.state[p][key]) for p in params] for key in keys}
             num, den = prodigy_sums(
                 grads, lists, real, group, d=d, dlr=dlr, betas=(beta1, beta2, beta3_of(first))
@@ -181,12 +183,16 @@ class Prodigy(_Named):
         if denominator == 0 and not fsdp:
             return  # no gradient yet: the reference leaves d, k and the parameters as they are
         if fsdp and dist.is_available() and dist.is_initialized():
-            sums = torch.tensor([numerator, denominator], dtype=torch.float64, device=self._device())
+            sums = torch.tensor(
+                [numerator, denominator], dtype=torch.float64, device=self._device()
+            )
             dist.all_reduce(sums, op=dist.ReduceOp.SUM)
             numerator, denominator = sums.tolist()
         estimate = {"d_numerator": first["d_numerator"], "d": d, "d_max": first["d_max"]}
         if lr > 0:
-            estimate = next_d(first, first["d_numerator"] * beta3_of(first) + numerator, denominator)
+            estimate = next_d(
+                first, first["d_numerator"] * beta3_of(first) + numerator, denominator
+            )
         for group in groups:
             group.update(estimate)
         for group, params in active:
@@ -201,4 +207,3 @@ class Prodigy(_Named):
 
     def _device(self) -> torch.device:
         return next(p.device for g in self.param_groups for p in g["params"])
-

@@ -125,7 +125,11 @@ SPACES: Mapping[str, tuple[Param, ...]] = {
     "asgd": (_lr(1e-4, 1.0), _decay(1e-3)),
     "rprop": (_lr(1e-4, 1e-1),),
     "schedulefree_adamw": (_lr(1e-4, 1e-1), *_BETAS, _EPS, _decay(0.1)),
-    "schedulefree_sgd": (_lr(1e-3, 1.0), Param("momentum", 0.5, 0.98, bounds=_FRACTION), _decay(1e-3)),
+    "schedulefree_sgd": (
+        _lr(1e-3, 1.0),
+        Param("momentum", 0.5, 0.98, bounds=_FRACTION),
+        _decay(1e-3),
+    ),
     "prodigy": (_lr(0.1, 1.0), Param("d_coef", 0.1, 10.0, log=True), *_BETAS, _decay(0.1)),
 }
 """Every tunable hyperparameter of each registry optimizer, ``lr`` first."""

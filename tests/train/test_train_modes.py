@@ -58,12 +58,30 @@ def _squash(events: list[str]) -> list[str]:
 def test_fit_trains_at_y_and_evaluates_checkpoints_and_ends_at_x(tmp_path: Any) -> None:
     model = _model()
     opt = Spy(model.parameters(), lr=0.05)
-    fit(model, _data(), torch.nn.MSELoss(), opt, epochs=2, batch_size=32, progress=False,
-        val_data=_data(1), checkpoint_dir=tmp_path)
+    fit(
+        model,
+        _data(),
+        torch.nn.MSELoss(),
+        opt,
+        epochs=2,
+        batch_size=32,
+        progress=False,
+        val_data=_data(1),
+        checkpoint_dir=tmp_path,
+    )
     # 2 steps per epoch; every step after a train(); each epoch's evaluation after an
     # eval(); the checkpoint and the end in eval mode.
     assert _squash(opt.events) == [
-        "train", "step", "train", "step", "eval", "train", "step", "train", "step", "eval",
+        "train",
+        "step",
+        "train",
+        "step",
+        "eval",
+        "train",
+        "step",
+        "train",
+        "step",
+        "eval",
     ]
     assert not opt.param_groups[0]["train_mode"]
     saved = load_checkpoint(tmp_path / "last.pt")["model"]
@@ -75,8 +93,16 @@ def test_the_recorded_validation_loss_is_the_loss_at_x_not_at_y() -> None:
     model = _model()
     opt = descend.ScheduleFreeAdamW(model.parameters(), lr=0.05)
     val = _data(1)
-    history = fit(model, _data(), torch.nn.MSELoss(), opt, epochs=5, batch_size=16,
-                  progress=False, val_data=val)
+    history = fit(
+        model,
+        _data(),
+        torch.nn.MSELoss(),
+        opt,
+        epochs=5,
+        batch_size=16,
+        progress=False,
+        val_data=val,
+    )
     with torch.no_grad():
         at_x = torch.nn.functional.mse_loss(model(val[0]), val[1]).item()
         opt.train()
@@ -98,8 +124,17 @@ def test_resume_continues_bit_identically(tmp_path: Any) -> None:
     def run(epochs: int, folder: Any, resume: bool = False) -> torch.nn.Module:
         model = _model()
         opt = descend.ScheduleFreeSGD(model.parameters(), lr=0.05, warmup_steps=3)
-        fit(model, _data(), torch.nn.MSELoss(), opt, epochs=epochs, batch_size=16,
-            progress=False, checkpoint_dir=folder, resume=resume)
+        fit(
+            model,
+            _data(),
+            torch.nn.MSELoss(),
+            opt,
+            epochs=epochs,
+            batch_size=16,
+            progress=False,
+            checkpoint_dir=folder,
+            resume=resume,
+        )
         return model
 
     whole = run(4, tmp_path / "a")
@@ -111,7 +146,9 @@ def test_resume_continues_bit_identically(tmp_path: Any) -> None:
 
 def test_recompute_bn_takes_statistics_at_x() -> None:
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(D, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(D, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1)
+    )
     opt = descend.ScheduleFreeAdamW(model.parameters(), lr=0.1)
     x, y = _data()
     for _ in range(20):  # running statistics collected at y

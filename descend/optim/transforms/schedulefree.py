@@ -71,7 +71,9 @@ def scale_by_schedule_free_rms() -> Transform:
     """
 
     def init(params: list[Tensor], hp: Hyper) -> State:
-        return {"exp_avg_sq": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]}
+        return {
+            "exp_avg_sq": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+        }
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         beta2 = hp["betas"][1]
