@@ -225,3 +225,21 @@ def test_warmup_reaches_the_full_rate_linearly() -> None:
     assert rates == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
     # weights lr_max**2: 1/64, 4/64, 9/64, 16/64, 16/64, 16/64
     assert math.isclose(opt.param_groups[0]["weight_sum"], 62 / 64)
+
+
+@pytest.mark.slow
+def test_compiled_step_equals_the_eager_step() -> None:
+    """compile=True runs the same transforms; Inductor may fuse them with FMAs, so the
+    two agree to rounding (float64), not bit for bit. One group, every parameter with a
+    gradient on every step: one graph serves every step (the per-step numbers are
+    tensor inputs, so they do not recompile)."""
+    results = []
+    for compile in (False, True):
+        params = [p for p in make_params(torch.float64) if p.dim() and p.numel()]
+        opt = descend.ScheduleFreeAdamW(params, weight_decay=0.01, warmup_steps=5, compile=compile)
+        for _ in range(100):
+            opt.zero_grad()
+            loss_fn(params).backward()
+            opt.step()
+        results.append(params)
+    assert _relative(*results) < 1e-10
