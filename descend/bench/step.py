@@ -17,6 +17,7 @@ anew each round, and the median over rounds is reported with its spread.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
 import platform
@@ -80,6 +81,15 @@ def _torch(cls: type, **opts: Any) -> Callable[[list[Tensor], str], Any]:
         return cls(params, **opts, **flags[impl])
 
     return make
+
+
+# Rows whose torch columns time a package outside descend's dependencies (the dev extra):
+# left out of the default list where it is not installed.
+_NEEDS = {"schedulefree_adamw_ref": "schedulefree"}
+
+
+def _installed(package: str | None) -> bool:
+    return package is None or importlib.util.find_spec(package) is not None
 
 
 def _schedulefree_reference(params: list[Tensor], impl: str) -> Any:
@@ -612,10 +622,15 @@ def bench_step(
         impls: implementations from :data:`IMPLS` (default: all available).
         echo: called with a progress line per algorithm and size.
     """
-    algorithms = list(algorithms or ALGORITHMS)
+    algorithms = list(algorithms or [a for a in ALGORITHMS if _installed(_NEEDS.get(a))])
     for name in algorithms:
         if name not in ALGORITHMS:
             raise unknown_choice("optimizer", name, ALGORITHMS)
+        if not _installed(_NEEDS.get(name)):
+            raise InvalidParameterError(
+                f"The {name} row times the {_NEEDS[name]} package, which is not installed "
+                f"(pip install {_NEEDS[name]}, or descend's dev extra). Got {name} without it."
+            )
     impls = list(impls or IMPLS)
     for impl in impls:
         if impl not in IMPLS:
