@@ -201,7 +201,7 @@ class Ranks:
             ):
                 raise
             raise PeerFailure(
-                f"rank {self.rank} of {self.world} stopped at step {step()}: a collective "
+                f"rank {self.rank} of {self.world} stopped during step {step()}: a collective "
                 f"failed (a peer died, or did not answer within the {self.timeout:g} s "
                 f"timeout, {TIMEOUT_ENV}): {text.splitlines()[0] if text else type(exc).__name__}"
             ) from exc

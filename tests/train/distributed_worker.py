@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +23,7 @@ from torch import nn
 
 import descend
 from descend.train import Callback, fit
-from descend.train.distributed import full_model_state, is_main_process
+from descend.train.distributed import PeerFailure, full_model_state, is_main_process
 
 
 def data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,8 +39,8 @@ def model() -> nn.Module:
 
 
 class _Fault(Callback):
-    def __init__(self, kill: list[int] | None, hang: list[int] | None) -> None:
-        self.kill, self.hang = kill, hang
+    def __init__(self, kill: list[int] | None, hang: list[int] | None, out: str) -> None:
+        self.kill, self.hang, self.out = kill, hang, out
         self.rank = int(os.environ.get("RANK", "0"))
 
     def on_step_end(self, state: Any) -> None:
@@ -47,12 +48,24 @@ class _Fault(Callback):
         if self.kill and first and [self.rank, state.step] == self.kill:
             os.kill(os.getpid(), signal.SIGKILL)
         if self.hang and [self.rank, state.step] == self.hang:
+            Path(self.out + ".hung").write_text(repr(time.time()))
             time.sleep(3600)
 
 
 def train(spec: dict[str, Any]) -> None:
     net = model()
-    history = fit(
+    try:
+        history = _fit(net, spec)
+    except PeerFailure:
+        Path(spec["out"] + ".failed").write_text(repr(time.time()))
+        raise
+    params = full_model_state(net)
+    if is_main_process():
+        torch.save({"steps": history.steps, "epochs": history.epochs, "params": params}, spec["out"])
+
+
+def _fit(net: nn.Module, spec: dict[str, Any]) -> Any:
+    return fit(
         net,
         data(),
         nn.MSELoss(),
@@ -66,16 +79,59 @@ def train(spec: dict[str, Any]) -> None:
         checkpoint_dir=spec.get("checkpoint_dir"),
         checkpoint_every=spec.get("checkpoint_every"),
         resume=spec.get("resume", False),
-        callbacks=[_Fault(spec.get("kill"), spec.get("hang"))],
+        callbacks=[_Fault(spec.get("kill"), spec.get("hang"), spec["out"])],
         progress=False,
         strategy=spec.get("strategy"),
     )
-    params = full_model_state(net)
-    if is_main_process():
-        torch.save({"steps": history.steps, "epochs": history.epochs, "params": params}, spec["out"])
+
+
+def full_state(net: nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """Model and optimizer state as whole tensors on the CPU (collective under FSDP2)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_state, optim_state = get_state_dict(net, opt, options=options)
+    return {"model": model_state, "optimizer": optim_state}
+
+
+def round_trip(spec: dict[str, Any]) -> None:
+    """``spec["phase"]``: "save" (FSDP2 on every rank: 3 AdamW steps, a sharded checkpoint
+    into ``first``, the whole state into ``out``), "move" (load ``first``, save it into
+    ``second``: run in one plain process) or "load" (FSDP2: load ``second``, whole state
+    into ``out``)."""
+    from torch.distributed.fsdp import fully_shard
+
+    from descend.train.sharded_checkpoint import load_sharded, save_sharded
+
+    net = model()
+    distributed = torch.distributed.is_available() and "RANK" in os.environ
+    if distributed:
+        torch.distributed.init_process_group("gloo")
+        fully_shard(net[0])
+        fully_shard(net[2])
+        fully_shard(net)
+    opt = descend.AdamW(net.parameters(), lr=0.01, weight_decay=0.1)
+    if spec["phase"] == "save":
+        x, y = data()
+        for t in range(3):
+            opt.zero_grad()
+            nn.functional.mse_loss(net(x[t::3]), y[t::3]).backward()
+            opt.step()
+        save_sharded(spec["first"], net, opt, {"loop": {"step": 3}}, 3)
+    else:
+        source = spec["first"] if spec["phase"] == "move" else spec["second"]
+        assert load_sharded(source, net, opt) is not None
+        if spec["phase"] == "move":
+            save_sharded(spec["second"], net, opt, {"loop": {"step": 3}}, 3)
+    state = full_state(net, opt)
+    if is_main_process() and spec["phase"] != "move":
+        torch.save(state, spec["out"])
+    if distributed:
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     with open(sys.argv[1], encoding="utf-8") as f:
-        train(json.load(f))
+        spec = json.load(f)
+    (round_trip if "phase" in spec else train)(spec)

@@ -56,8 +56,10 @@ def torchrun(
         "-m",
         "torch.distributed.run",
         f"--nproc_per_node={nproc}",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
+        # c10d rendezvous (not a static master address): a restarted attempt meets in a
+        # fresh round instead of finding the dead attempt's gloo addresses in the store.
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{_free_port()}",
         f"--max_restarts={max_restarts}",
         "--monitor_interval=0.2",
         "--shutdown_timeout=2",
@@ -103,3 +105,59 @@ def test_two_processes_follow_the_one_process_loss_curve(strategy: str, tmp_path
     two = torch.load(tmp_path / "two.pt", weights_only=True)
     assert any(r["grad_norm"] > 0.5 for r in ref["steps"])  # clipping did act
     _close(ref, two, PARITY)
+
+
+def _identical(a: object, b: object) -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape
+        assert torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), (a.keys(), b)
+        for k in a:
+            _identical(a[k], b[k])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for u, v in zip(a, b, strict=True):
+            _identical(u, v)
+    else:
+        assert a == b
+
+
+def test_sharded_checkpoint_round_trip_two_one_two_is_bit_identical(tmp_path: Path) -> None:
+    """FSDP2 on 2 ranks saves model and AdamW state (each rank its shards); one plain
+    process loads it (DCP reshards) and saves it again; 2 ranks load that: the whole
+    state, gathered, is the first one bit for bit."""
+    paths = {k: str(tmp_path / k) for k in ("first", "second")}
+    _ok(torchrun({**paths, "phase": "save", "out": str(tmp_path / "a.pt")}, tmp_path))
+    distributed_worker.round_trip({**paths, "phase": "move"})
+    _ok(torchrun({**paths, "phase": "load", "out": str(tmp_path / "b.pt")}, tmp_path))
+    a = torch.load(tmp_path / "a.pt", weights_only=True)
+    b = torch.load(tmp_path / "b.pt", weights_only=True)
+    assert a["optimizer"]["state"]  # the moments travelled too
+    _identical(a, b)
+
+
+def test_a_rank_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    """FSDP2, checkpoint every 5 steps; rank 1 SIGKILLs itself after step 7 in the first
+    attempt. torchrun (--max-restarts=1) restarts both ranks, fit(resume=True) continues
+    from step 5's complete checkpoint, and the run ends as the uninterrupted one."""
+    spec = {"strategy": "fsdp", "checkpoint_every": 5, "resume": True}
+    spec["checkpoint_dir"] = str(tmp_path / "ck")
+    ref = one_process({"strategy": "fsdp", "out": str(tmp_path / "one.pt")})
+    proc = torchrun({**spec, "kill": [1, 7], "out": str(tmp_path / "two.pt")}, tmp_path, max_restarts=1)
+    _ok(proc)
+    assert "SIGKILL" in proc.stderr or "-9" in proc.stderr, proc.stderr[-3000:]
+    _close(ref, torch.load(tmp_path / "two.pt", weights_only=True), PARITY)
+
+
+def test_a_hung_peer_ends_the_job_within_the_timeout(tmp_path: Path) -> None:
+    """Rank 1 stops answering after step 3; rank 0 gives up after the collective timeout
+    (5 s here), naming itself and the step, and torchrun ends the job."""
+    out = str(tmp_path / "x.pt")
+    proc = torchrun({"hang": [1, 3], "timeout": 5, "out": out}, tmp_path)
+    assert proc.returncode != 0
+    assert "PeerFailure: rank 0 of 2 stopped during step 4" in proc.stderr, proc.stderr[-3000:]
+    assert "5 s timeout" in proc.stderr
+    waited = float(Path(out + ".failed").read_text()) - float(Path(out + ".hung").read_text())
+    # The 5 s timeout, plus scheduling slack on a loaded machine.
+    assert 4 < waited < 15, waited
