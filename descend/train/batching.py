@@ -102,7 +102,11 @@ class Batches:
         if self._tensors is not None:
             x, y = self._tensors
             if part is not None:
-                idx = torch.arange(start, stop, device=x.device) if order is None else order[start:stop]
+                idx = (
+                    torch.arange(start, stop, device=x.device)
+                    if order is None
+                    else order[start:stop]
+                )
                 idx = idx[part[0] :: part[1]]
                 return x[idx], y[idx]
             if order is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import descend.comparison.run as compare_run
+import descend.comparison.workers as compare_run  # where a run calls run_task
 import descend.report._files as files
 from descend._validation import InvalidParameterError
 from descend.cli.main import main

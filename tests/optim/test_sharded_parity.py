@@ -31,7 +31,9 @@ STEPS = 100
 
 
 def _sgd(params):
-    return descend.SGD(params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3, foreach=True)
+    return descend.SGD(
+        params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3, foreach=True
+    )
 
 
 def _adamw(params):
@@ -73,7 +75,9 @@ def _groups(model: nn.Module) -> list[dict]:
 def _grads(model: nn.Module) -> list[list[torch.Tensor]]:
     g = torch.Generator().manual_seed(1)
     shapes = [p.shape for p in model.parameters()]
-    return [[torch.randn(s, generator=g, dtype=torch.float64) for s in shapes] for _ in range(STEPS)]
+    return [
+        [torch.randn(s, generator=g, dtype=torch.float64) for s in shapes] for _ in range(STEPS)
+    ]
 
 
 def _free_port() -> int:

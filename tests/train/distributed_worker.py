@@ -61,7 +61,9 @@ def train(spec: dict[str, Any]) -> None:
         raise
     params = full_model_state(net)
     if is_main_process():
-        torch.save({"steps": history.steps, "epochs": history.epochs, "params": params}, spec["out"])
+        torch.save(
+            {"steps": history.steps, "epochs": history.epochs, "params": params}, spec["out"]
+        )
 
 
 def _fit(net: nn.Module, spec: dict[str, Any]) -> Any:

@@ -3,26 +3,28 @@ FSDP2 against one process, sharded checkpoints across process counts, a killed r
 hung one.
 
 Each test starts torchrun jobs (two Python processes importing torch: a few seconds
-each). They run serially in one xdist worker (``xdist_group``), so that two of them never
-compete for the two cores or race for ports.
+each). A file lock makes them take turns, also across pytest-xdist workers, so that two
+jobs never compete for the cores (a starved rank would look like a hung peer) or race
+for a port.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import distributed_worker
 import pytest
 import torch
 
-import distributed_worker
-
-pytestmark = pytest.mark.xdist_group("torchrun")
+LOCK = Path(tempfile.gettempdir()) / "descend-torchrun-tests.lock"
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(distributed_worker.__file__)
@@ -41,7 +43,7 @@ def _free_port() -> int:
 
 
 def torchrun(
-    spec: dict, tmp: Path, *, nproc: int = 2, max_restarts: int = 0, timeout: float = 90
+    spec: dict, tmp: Path, *, nproc: int = 2, max_restarts: int = 0, timeout: float = 180
 ) -> subprocess.CompletedProcess:
     path = tmp / f"spec-{time.monotonic_ns()}.json"
     path.write_text(json.dumps(spec))
@@ -66,9 +68,11 @@ def torchrun(
         str(WORKER),
         str(path),
     ]
-    return subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
 
 
 def _ok(proc: subprocess.CompletedProcess) -> None:
@@ -144,7 +148,9 @@ def test_a_rank_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path: Pat
     spec = {"strategy": "fsdp", "checkpoint_every": 5, "resume": True}
     spec["checkpoint_dir"] = str(tmp_path / "ck")
     ref = one_process({"strategy": "fsdp", "out": str(tmp_path / "one.pt")})
-    proc = torchrun({**spec, "kill": [1, 7], "out": str(tmp_path / "two.pt")}, tmp_path, max_restarts=1)
+    proc = torchrun(
+        {**spec, "kill": [1, 7], "out": str(tmp_path / "two.pt")}, tmp_path, max_restarts=1
+    )
     _ok(proc)
     assert "SIGKILL" in proc.stderr or "-9" in proc.stderr, proc.stderr[-3000:]
     _close(ref, torch.load(tmp_path / "two.pt", weights_only=True), PARITY)
