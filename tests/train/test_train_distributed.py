@@ -158,15 +158,17 @@ def test_a_rank_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path: Pat
 
 def test_a_hung_peer_ends_the_job_within_the_timeout(tmp_path: Path) -> None:
     """Rank 1 stops answering after step 3; rank 0 gives up after the collective timeout
-    (5 s here), naming itself and the step, and torchrun ends the job."""
+    (10 s here: short, yet longer than the gap between two ranks' start-up on a loaded
+    machine, which the same timeout bounds), naming itself and the step, and torchrun
+    ends the job."""
     out = str(tmp_path / "x.pt")
-    proc = torchrun({"hang": [1, 3], "timeout": 5, "out": out}, tmp_path)
+    proc = torchrun({"hang": [1, 3], "timeout": 10, "out": out}, tmp_path)
     assert proc.returncode != 0
     assert "PeerFailure: rank 0 of 2 stopped during step 4" in proc.stderr, proc.stderr[-3000:]
-    assert "5 s timeout" in proc.stderr
+    assert "10 s timeout" in proc.stderr
     waited = float(Path(out + ".failed").read_text()) - float(Path(out + ".hung").read_text())
-    # The 5 s timeout, plus scheduling slack on a loaded machine.
-    assert 4 < waited < 15, waited
+    # The timeout, plus scheduling slack on a loaded machine.
+    assert 9 < waited < 25, waited
 
 
 @pytest.mark.slow
