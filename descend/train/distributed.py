@@ -39,7 +39,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.distributed.tensor import DTensor
 
 from descend._validation import InvalidParameterError, OneOf, validate
 from descend.train.batching import Batches
@@ -135,6 +134,8 @@ class Ranks:
         ``weighted`` is this rank's loss times ``weight``; their sum over ranks divided by
         the world is the global batch's mean loss.
         """
+        from torch.distributed.tensor import DTensor  # on first use: a slow import
+
         mine = torch.zeros(2, dtype=torch.float64, device=self.device)
         mine[0] = weighted.detach().to(torch.float64) / self.world
         if measure and grads:
@@ -229,7 +230,8 @@ def full_model_state(model: torch.nn.Module) -> dict[str, Any]:
 
 
 def _sharded(g: torch.Tensor) -> bool:
-    return isinstance(g, DTensor) and any(p.is_shard() for p in g.placements)
+    placements = getattr(g, "placements", ())  # a DTensor's
+    return any(p.is_shard() for p in placements)
 
 
 def setup(strategy: str, device: torch.device) -> Ranks | None:

@@ -33,8 +33,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from descend.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from descend.train.resume import check_settings
@@ -105,6 +103,9 @@ def save_sharded(
     Returns:
         The checkpoint's folder.
     """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
     directory = Path(directory)
     chosen: list[Any] = [None]
     if _is_main():
@@ -172,6 +173,9 @@ def load_sharded(
     ``settings`` are checked against the checkpoint's (``check_settings``) before
     anything is loaded.
     """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
     directory = Path(directory)
     chosen: list[Any] = [None]
     if _is_main():
