@@ -251,9 +251,17 @@ def setup(strategy: str, device: torch.device) -> Ranks | None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not initialized:
+        wait = datetime.timedelta(seconds=timeout)
+        store, rank, world = next(dist.rendezvous("env://", timeout=wait))
+        # The agent's store outlives a restart: without a prefix per attempt, a restarted
+        # rank can read the dead attempt's gloo addresses and fail to connect.
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
         dist.init_process_group(
             "nccl" if device.type == "cuda" else "gloo",
-            timeout=datetime.timedelta(seconds=timeout),
+            store=dist.PrefixStore(f"descend/attempt-{attempt}", store),
+            rank=rank,
+            world_size=world,
+            timeout=wait,
             device_id=device if device.type == "cuda" else None,
         )
         # Kept after fit returns: an FSDP2 model needs the group for every forward pass
