@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from descend.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from descend.train.checkpoint import LAST, CheckpointError, load_checkpoint, save_checkpoint
 from descend.train.resume import check_settings
 
 SHARDED = "sharded"
@@ -184,6 +184,14 @@ def load_sharded(
     if _distributed():
         dist.broadcast_object_list(chosen, src=0)
     if chosen[0] is None:
+        if (directory / LAST).exists():
+            raise CheckpointError(
+                directory,
+                f"it holds a one-process checkpoint ({LAST}) and no sharded one; a run on "
+                "several processes resumes only from sharded checkpoints. Continue it on one "
+                "process, or run that job under torchrun (descend train --nproc 1), which "
+                "writes sharded checkpoints that any number of processes can resume.",
+            )
         return None
     where = Path(chosen[0])
     payload = load_checkpoint(where / LOOP)

@@ -220,3 +220,25 @@ def test_a_distributed_fit_refuses_what_it_cannot_do() -> None:
             collective_timeout()
     finally:
         del os.environ["DESCEND_COLLECTIVE_TIMEOUT"]
+
+
+def test_a_one_process_checkpoint_is_not_silently_ignored(tmp_path: Path) -> None:
+    """A folder with a one-process ``last.pt`` and no sharded checkpoint: loading it as
+    sharded says why it cannot, instead of starting afresh."""
+    from descend.train import CheckpointError, fit
+    from descend.train.sharded_checkpoint import load_sharded
+
+    net = distributed_worker.model()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    fit(
+        net,
+        distributed_worker.data(),
+        torch.nn.MSELoss(),
+        opt,
+        max_steps=1,
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    assert (tmp_path / "last.pt").exists()
+    with pytest.raises(CheckpointError, match="descend train --nproc 1"):
+        load_sharded(tmp_path, net, opt)
