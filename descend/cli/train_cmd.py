@@ -326,7 +326,8 @@ def _launch(
         rank, failure = exc.get_first_failure()
         typer.echo(
             f"error: rank {rank} of {nproc} failed (exit code {failure.exitcode}); its output "
-            "is above. Resume with the same command and --resume (and --out).",
+            "is above. A run that wrote checkpoints continues with the same command and --resume.",
             err=True,
         )
-        raise typer.Exit(1) from None
+        # The worker's status (2: bad input) when it exited; 1 when a signal killed it.
+        raise typer.Exit(failure.exitcode if failure.exitcode > 0 else 1) from None
