@@ -169,8 +169,9 @@ def test_a_hung_peer_ends_the_job_within_the_timeout(tmp_path: Path) -> None:
     assert "PeerFailure: rank 0 of 2 stopped during step 4" in proc.stderr, proc.stderr[-3000:]
     assert "10 s timeout" in proc.stderr
     waited = float(Path(out + ".failed").read_text()) - float(Path(out + ".hung").read_text())
-    # The timeout, plus scheduling slack on a loaded machine.
-    assert 9 < waited < 25, waited
+    # About the timeout: rank 0 may enter the collective a little before rank 1 writes
+    # its file (so less than 10 s), and a loaded machine adds scheduling delays.
+    assert 5 < waited < 25, waited
 
 
 @pytest.mark.slow
