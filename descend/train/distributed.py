@@ -24,7 +24,7 @@ What is equal to the one-process run, and why:
   signal that reaches one rank stops all of them at the same step.
 
 The numbers differ from one process only by the order of float additions (the gradient
-is summed over two halves, then averaged): see ``docs/distributed.md`` for the tolerance.
+is summed over two halves, then averaged): see ``docs/scale.md`` for the tolerance.
 """
 
 from __future__ import annotations

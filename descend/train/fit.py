@@ -173,7 +173,7 @@ def fit(
             ``"ddp"``. ``batch_size`` is then the global batch, shared among the ranks;
             checkpoints are sharded (``descend.train.sharded_checkpoint``) and rank 0
             alone shows progress. See ``descend.train.distributed`` and
-            ``docs/distributed.md``.
+            ``docs/scale.md``.
 
     Returns:
         The :class:`History` of the run (including any part before a resume).

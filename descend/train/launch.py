@@ -4,7 +4,7 @@
 run in this process) starts ``N`` workers of ``python -m descend.cli.main ...``, watches
 them, and, with ``max_restarts``, restarts them all when one dies (each run then resumes
 from its last complete sharded checkpoint). On several machines, start ``torchrun``
-yourself on each (see ``docs/distributed.md``): this helper is for one machine.
+yourself on each (see ``docs/scale.md``): this helper is for one machine.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def _clipped_adam(params):
 
 # Elementwise rules: bit-identical on shards. Matrix rules (descend.Muon, being built on
 # another branch) need each matrix whole: add them to MATRIX once they exist, with the
-# tolerance of their Newton-Schulz iteration on gathered matrices (docs/distributed.md).
+# tolerance of their Newton-Schulz iteration on gathered matrices (docs/scale.md).
 EXACT: dict[str, Callable] = {"SGD": _sgd, "AdamW": _adamw}
 CLIPPED: dict[str, Callable] = {"clip+Adam": _clipped_adam}
 MATRIX: dict[str, Callable] = {}
