@@ -37,6 +37,9 @@ _EXPORTS = {
         "NAdam",
         "RAdam",
         "Rprop",
+        "Lion",
+        "AdEMAMix",
+        "LAMB",
         "chain",
         "make_optimizer",
         "optimizer_names",
@@ -59,6 +62,9 @@ _ALIASES = {
     "nadam": "NAdam",
     "radam": "RAdam",
     "rprop": "Rprop",
+    "lion": "Lion",
+    "ademamix": "AdEMAMix",
+    "lamb": "LAMB",
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -68,11 +74,14 @@ if TYPE_CHECKING:
     from descend.optim import (
         ASGD,
         SGD,
+        LAMB,
         Adadelta,
         Adagrad,
         Adam,
         Adamax,
         AdamW,
+        AdEMAMix,
+        Lion,
         NAdam,
         Optimizer,
         RAdam,
@@ -96,6 +105,9 @@ if TYPE_CHECKING:
     nadam = NAdam
     radam = RAdam
     rprop = Rprop
+    lion = Lion
+    ademamix = AdEMAMix
+    lamb = LAMB
 
 
 def __getattr__(name: str) -> Any:
@@ -115,14 +127,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ASGD",
+    "LAMB",
     "SGD",
     "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
+    "AdEMAMix",
     "Adamax",
     "Comparison",
     "History",
+    "Lion",
     "MinimizeResult",
     "NAdam",
     "Optimizer",
@@ -135,11 +150,14 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "ademamix",
     "asgd",
     "chain",
     "compare",
     "fit",
     "get_terrain",
+    "lamb",
+    "lion",
     "make_optimizer",
     "minimize",
     "nadam",
