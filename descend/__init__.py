@@ -73,8 +73,8 @@ if TYPE_CHECKING:
     from descend.minimize import MinimizeResult, minimize
     from descend.optim import (
         ASGD,
-        SGD,
         LAMB,
+        SGD,
         Adadelta,
         Adagrad,
         Adam,
@@ -129,11 +129,11 @@ __all__ = [
     "ASGD",
     "LAMB",
     "SGD",
+    "AdEMAMix",
     "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
-    "AdEMAMix",
     "Adamax",
     "Comparison",
     "History",

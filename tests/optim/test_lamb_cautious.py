@@ -100,14 +100,28 @@ def _lamb_reference(params, steps, lr, b1, b2, eps, wd, clamp):
     return xs
 
 
-@pytest.mark.parametrize("opts", [{}, {"weight_decay": 0.1, "betas": (0.8, 0.99), "clamp_value": 1.0}])
+@pytest.mark.parametrize(
+    "opts", [{}, {"weight_decay": 0.1, "betas": (0.8, 0.99), "clamp_value": 1.0}]
+)
 def test_lamb_matches_the_papers_rule_in_float64(opts: dict) -> None:
-    full = {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.0,
-            "clamp_value": 10.0, **opts}
+    full = {
+        "lr": 1e-2,
+        "betas": (0.9, 0.999),
+        "eps": 1e-6,
+        "weight_decay": 0.0,
+        "clamp_value": 10.0,
+        **opts,
+    }
     b1, b2 = full["betas"]
     expected = _lamb_reference(
-        make_params(torch.float64), 150, full["lr"], b1, b2, full["eps"],
-        full["weight_decay"], full["clamp_value"],
+        make_params(torch.float64),
+        150,
+        full["lr"],
+        b1,
+        b2,
+        full["eps"],
+        full["weight_decay"],
+        full["clamp_value"],
     )
     got, _ = run(lambda g: descend.LAMB(g, **full), torch.float64, steps=150)
     _close(got, expected, torch.float64)
@@ -132,10 +146,13 @@ def test_cautious_lion_matches_pytorch_optimizer(maximizing: bool) -> None:
     paper's d / (nnz + 1): the same operations, float64 within 1e-10 over 300 steps."""
     opts = {"lr": 2e-3, "betas": (0.9, 0.99), "weight_decay": 0.1, "maximize": maximizing}
     ref, _ = run(
-        lambda g: pytorch_optimizer.Lion(g, cautious=True, **opts), torch.float64,
+        lambda g: pytorch_optimizer.Lion(g, cautious=True, **opts),
+        torch.float64,
         maximize=maximizing,
     )
-    got, _ = run(lambda g: descend.Optimizer(g, _C_LION, **opts), torch.float64, maximize=maximizing)
+    got, _ = run(
+        lambda g: descend.Optimizer(g, _C_LION, **opts), torch.float64, maximize=maximizing
+    )
     plain, _ = run(lambda g: descend.Lion(g, **opts), torch.float64, maximize=maximizing)
     _close(got, ref, torch.float64)
     assert max(float((p - q).detach().abs().max()) for p, q in zip(got, plain) if p.numel()) > 1e-3

@@ -63,22 +63,27 @@ def test_lion_matches_lion_pytorch(opts: dict, dtype: torch.dtype) -> None:
     gradients on some steps (lion-pytorch keeps no step count)."""
     steps = STEPS64 if dtype == torch.float64 else F32_STEPS
     second = {"lr": opts["lr"] / 2, "weight_decay": 0.05}
-    ref, _ = run(lambda g: lion_pytorch.Lion(g, **opts), dtype, steps=steps, group_options=({}, second))
-    got, opt = run(lambda g: descend.Lion(g, **opts), dtype, steps=steps, group_options=({}, second))
+    ref, _ = run(
+        lambda g: lion_pytorch.Lion(g, **opts), dtype, steps=steps, group_options=({}, second)
+    )
+    got, opt = run(
+        lambda g: descend.Lion(g, **opts), dtype, steps=steps, group_options=({}, second)
+    )
     assert _moved(got, dtype) > 1e-2
     _close(got, ref, dtype)
     assert {k for st in opt.state.values() for k in st} == {"exp_avg"}
 
 
 def test_lion_maximize_matches_pytorch_optimizer() -> None:
-    make = dict(lr=2e-3, weight_decay=0.1, maximize=True)
+    make = {"lr": 2e-3, "weight_decay": 0.1, "maximize": True}
     ref, _ = run(lambda g: pytorch_optimizer.Lion(g, **make), torch.float64, maximize=True)
     got, _ = run(lambda g: descend.Lion(g, **make), torch.float64, maximize=True)
     _close(got, ref, torch.float64)
 
 
-def _lion_reference(params: list[torch.Tensor], steps: int, lr: float, b1: float, b2: float,
-                    wd: float) -> list[torch.Tensor]:
+def _lion_reference(
+    params: list[torch.Tensor], steps: int, lr: float, b1: float, b2: float, wd: float
+) -> list[torch.Tensor]:
     """The paper's Algorithm 2, one float64 tensor at a time."""
     xs = [p.detach().clone() for p in params]
     ms = [torch.zeros_like(x) for x in xs]
@@ -140,11 +145,15 @@ def test_ademamix_foreach_and_maximize_match_pytorch_optimizer() -> None:
     opts = {"lr": 1e-2, "alpha": 5.0, "t_alpha_beta3": 50}
     ref = _full_run(
         lambda g: pytorch_optimizer.AdEMAMix(g, weight_decouple=True, maximize=True, **opts),
-        torch.float64, STEPS64, {},
+        torch.float64,
+        STEPS64,
+        {},
     )
     got = _full_run(
         lambda g: descend.AdEMAMix(g, maximize=True, foreach=True, **_ours(opts)),
-        torch.float64, STEPS64, {},
+        torch.float64,
+        STEPS64,
+        {},
     )
     _close(got, ref, torch.float64)
 
@@ -189,7 +198,12 @@ def test_ademamix_matches_the_papers_rule_in_float64() -> None:
     expected = _ademamix_reference(params, 150, 1e-2, betas, 6.0, warmup, 1e-8, 0.1)
     got, _ = run(
         lambda g: descend.AdEMAMix(
-            g, lr=1e-2, betas=betas, alpha=6.0, alpha_warmup=warmup, beta3_warmup=warmup,
+            g,
+            lr=1e-2,
+            betas=betas,
+            alpha=6.0,
+            alpha_warmup=warmup,
+            beta3_warmup=warmup,
             weight_decay=0.1,
         ),
         torch.float64,

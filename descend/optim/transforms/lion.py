@@ -30,7 +30,9 @@ def scale_by_lion() -> Transform:
     """
 
     def init(params: list[Tensor], hp: Hyper) -> State:
-        return {"exp_avg": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]}
+        return {
+            "exp_avg": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+        }
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         beta1, beta2 = hp["betas"]
