@@ -65,3 +65,23 @@ def test_differentiable_and_capturable_steps_give_the_eager_numbers(name: str) -
 def test_bad_hyperparameters_are_refused_by_name(make, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         make(torch.zeros(2, requires_grad=True))
+
+
+def test_compiled_ademamix_makes_one_graph_through_its_warmups() -> None:
+    """The warmed-up alpha and beta3 change every step: they enter the compiled step as
+    0-d tensors, so the warmup does not recompile (a Python number would, every step)."""
+    graphs = []
+
+    def counting(gm: torch.fx.GraphModule, example_inputs: list) -> object:
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    x = torch.ones(4, requires_grad=True)
+    opt = descend.AdEMAMix([x], lr=0.01, alpha_warmup=20, beta3_warmup=20)
+    opt._compile = True
+    opt.__dict__["_compiled"] = torch.compile(descend.optim.transform.apply_updates, backend=counting)
+    for _ in range(10):
+        x.grad = 2 * x.detach()
+        opt.step()
+    assert len(graphs) == 1

@@ -59,6 +59,12 @@ def beta3_schedule(step: float, beta1: float, beta3: float, warmup: float | None
     return min(math.exp(log1 * log3 / ((1 - a) * log3 + a * log1)), beta3)
 
 
+def _like_step(value: float, step: Any) -> Any:
+    # A 0-d tensor where the step is one (a compiled step): a changing Python number would
+    # be a constant of the graph, recompiled for at every step of the warmup.
+    return torch.tensor(value, dtype=step.dtype) if isinstance(step, Tensor) else value
+
+
 @picklable
 def scale_by_ademamix() -> Transform:
     r"""Scale by Adam's bias-corrected moments mixed with a slow, uncorrected average
@@ -119,7 +125,8 @@ def scale_by_ademamix() -> Transform:
         denom = owned(torch._foreach_sqrt(v))
         torch._foreach_mul_(denom, scalars_like(given[_SCALE], denom))
         torch._foreach_add_(denom, scalars_like(given[_EPS], denom))
-        return torch._foreach_div(num, denom)
+        torch._foreach_div_(num, denom)  # num is this step's own tensor: no new one for u
+        return num
 
     def factors(hp: Hyper) -> dict[str, list[Any]]:
         beta1, beta2, beta3 = hp["betas"]
@@ -134,7 +141,10 @@ def scale_by_ademamix() -> Transform:
                 a * alpha_schedule(float(s), hp["alpha"], hp["alpha_warmup"])
                 for a, s in zip(c1, steps, strict=True)
             ],
-            _SLOW: [1 - beta3_schedule(float(s), beta1, beta3, hp["beta3_warmup"]) for s in steps],
+            _SLOW: [
+                _like_step(1 - beta3_schedule(float(s), beta1, beta3, hp["beta3_warmup"]), s)
+                for s in steps
+            ],
         }
 
     return Transform(
