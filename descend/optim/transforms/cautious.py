@@ -56,11 +56,16 @@ def cautious(transform: Transform) -> Transform:
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         u = transform.update(grads, state, params, hp)
-        agree = torch._foreach_mul(u, grads)
-        mask = [(a > 0).to(a.dtype) for a in agree]
-        # d / (nnz + 1), one number per tensor: the kept coordinates carry the update's size.
-        scale = [m.numel() / (m.sum() + 1) for m in mask]
-        torch._foreach_mul_(mask, scale)
-        return torch._foreach_mul(u, mask)
+        # The mask is piecewise constant (no gradient in a differentiable step), and made
+        # in one new tensor per parameter: u * g, then 1.0 where it is > 0 (in place).
+        with torch.no_grad():
+            mask = torch._foreach_mul(u, grads)
+            for m in mask:
+                m.gt_(0)
+            # d / (nnz + 1), one number per tensor: the kept coordinates carry the size.
+            torch._foreach_mul_(mask, [m.numel() / (m.sum() + 1) for m in mask])
+        # u may be the inner transform's state (a momentum buffer): the mask takes the product.
+        torch._foreach_mul_(mask, u)
+        return mask
 
     return dataclasses.replace(transform, update=update, name=f"cautious({transform.name})")
