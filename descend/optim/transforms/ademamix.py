@@ -111,16 +111,28 @@ def scale_by_ademamix() -> Transform:
             torch._foreach_lerp_(fast, grads, 1 - beta1)
         else:
             fast = grads
-        torch._foreach_lerp_(slow, grads, scalars_like(given[_SLOW], slow))
+        weights = scalars_like(given[_SLOW], slow)
+        if any(isinstance(w, Tensor) for w in weights):
+            # Per tensor: foreach ops with a list of 0-d tensors have no compiled kernel
+            # (they would run eagerly, at half the compiled step's time). The same formula
+            # as torch's lerp for w < 0.5.
+            for m, g, w in zip(slow, grads, weights, strict=True):
+                m.add_((g - m) * w)
+        else:  # one number where all agree: a list of them has no compiled kernel either
+            torch._foreach_lerp_(slow, grads, weights[0] if len(set(weights)) == 1 else weights)
         torch._foreach_mul_(v, beta2)
         torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
         # u = (m1 + alpha c1 m2) / (c1 (sqrt(v) / c2 + eps)), c1 = 1 - beta1^t and
         # c2 = sqrt(1 - beta2^t): the corrections go into one factor per tensor each.
         alphas = given[_ALPHA]
-        if all(isinstance(a, float) for a in alphas) and len(set(alphas)) == 1:
+        if any(isinstance(a, Tensor) for a in alphas):  # per tensor, as above
+            num = [
+                f + m * a for f, m, a in zip(fast, slow, scalars_like(alphas, slow), strict=True)
+            ]
+        elif len(set(alphas)) == 1:
             num = torch._foreach_add(fast, slow, alpha=alphas[0])
         else:
-            num = torch._foreach_mul(slow, scalars_like(alphas, slow))
+            num = torch._foreach_mul(slow, alphas)
             torch._foreach_add_(num, fast)
         denom = owned(torch._foreach_sqrt(v))
         torch._foreach_mul_(denom, scalars_like(given[_SCALE], denom))
@@ -143,6 +155,8 @@ def scale_by_ademamix() -> Transform:
             ],
             _SLOW: [
                 _like_step(1 - beta3_schedule(float(s), beta1, beta3, hp["beta3_warmup"]), s)
+                if hp["beta3_warmup"] is not None
+                else 1 - beta3  # a constant: no graph input needed
                 for s in steps
             ],
         }
