@@ -226,7 +226,10 @@ ALGORITHMS: dict[str, Algorithm] = {
                 weight_decay=0.01,
             ),
             _torch(torch.optim.AdamW, lr=1e-3),
-            7,
+            # Two passes at least: the mask's count over a whole tensor comes before any of
+            # its elements can be written (read m, v, g, write m, v; read m, v, g, theta,
+            # write theta), where AdamW moves 7 arrays.
+            10,
             2,
             ("forloop", "foreach", "fused"),
             summary="cautious AdamW (torch: AdamW, which masks nothing)",
