@@ -40,6 +40,9 @@ _EXPORTS = {
         "ScheduleFreeAdamW",
         "ScheduleFreeSGD",
         "Prodigy",
+        "Lion",
+        "AdEMAMix",
+        "LAMB",
         "chain",
         "make_optimizer",
         "optimizer_names",
@@ -62,6 +65,9 @@ _ALIASES = {
     "nadam": "NAdam",
     "radam": "RAdam",
     "rprop": "Rprop",
+    "lion": "Lion",
+    "ademamix": "AdEMAMix",
+    "lamb": "LAMB",
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -70,12 +76,15 @@ if TYPE_CHECKING:
     from descend.minimize import MinimizeResult, minimize
     from descend.optim import (
         ASGD,
+        LAMB,
         SGD,
         Adadelta,
         Adagrad,
         Adam,
         Adamax,
         AdamW,
+        AdEMAMix,
+        Lion,
         NAdam,
         Optimizer,
         Prodigy,
@@ -102,6 +111,9 @@ if TYPE_CHECKING:
     nadam = NAdam
     radam = RAdam
     rprop = Rprop
+    lion = Lion
+    ademamix = AdEMAMix
+    lamb = LAMB
 
 
 def __getattr__(name: str) -> Any:
@@ -121,7 +133,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ASGD",
+    "LAMB",
     "SGD",
+    "AdEMAMix",
     "Adadelta",
     "Adagrad",
     "Adam",
@@ -129,6 +143,7 @@ __all__ = [
     "Adamax",
     "Comparison",
     "History",
+    "Lion",
     "MinimizeResult",
     "NAdam",
     "Optimizer",
@@ -144,11 +159,14 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "ademamix",
     "asgd",
     "chain",
     "compare",
     "fit",
     "get_terrain",
+    "lamb",
+    "lion",
     "make_optimizer",
     "minimize",
     "nadam",

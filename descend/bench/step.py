@@ -35,8 +35,10 @@ import descend
 from descend._validation import InvalidParameterError, unknown_choice
 from descend.optim import (
     add_decayed_weights,
+    cautious,
     chain,
     clip_by_global_norm,
+    maximize,
     scale_by_adam,
     scale_by_lr,
 )
@@ -231,6 +233,46 @@ ALGORITHMS: dict[str, Algorithm] = {
             7,
             2,
             summary="Schedule-Free AdamW (torch columns: schedulefree.AdamWScheduleFree)",
+        ),
+        # The newer optimizers, each against the torch optimizer that moves the same arrays
+        # (torch has none of them): Lion reads theta, g, m and writes theta, m, as SGD with
+        # momentum does; AdEMAMix reads theta, g, m1, m2, v and writes all but g, as AMSGrad
+        # does (Adam, the rule it extends, moves two arrays fewer).
+        Algorithm(
+            "lion",
+            lambda p: descend.Lion(p, lr=1e-4),
+            _torch(torch.optim.SGD, lr=0.01, momentum=0.9),
+            5,
+            1,
+            ("forloop", "foreach", "fused"),
+            lambda o: o.lion(1e-4),
+            summary="Lion (torch: SGD with momentum, the same traffic)",
+        ),
+        Algorithm(
+            "ademamix",
+            lambda p: descend.AdEMAMix(p, lr=1e-3),
+            _torch(torch.optim.Adam, lr=1e-3, amsgrad=True),
+            9,
+            3,
+            ("forloop", "foreach", "fused"),
+            summary="AdEMAMix (torch: Adam with AMSGrad, the same traffic)",
+        ),
+        Algorithm(
+            "cautious_adamw",
+            lambda p: descend.Optimizer(
+                p,
+                chain(maximize(), cautious(scale_by_adam()), add_decayed_weights(), scale_by_lr()),
+                lr=1e-3,
+                weight_decay=0.01,
+            ),
+            _torch(torch.optim.AdamW, lr=1e-3),
+            # Two passes at least: the mask's count over a whole tensor comes before any of
+            # its elements can be written (read m, v, g, write m, v; read m, v, g, theta,
+            # write theta), where AdamW moves 7 arrays.
+            10,
+            2,
+            ("forloop", "foreach", "fused"),
+            summary="cautious AdamW (torch: AdamW, which masks nothing)",
         ),
     ]
 }

@@ -3,7 +3,8 @@
 - transforms over lists of tensors (:mod:`descend.optim.transforms`) and :func:`chain`;
 - :class:`Optimizer`, which runs any chain as a real ``torch.optim.Optimizer``;
 - the named optimizers (:class:`SGD`, :class:`Adagrad`, :class:`RMSprop`, :class:`Adam`,
-  :class:`AdamW`) with torch.optim's signatures and state dicts;
+  :class:`AdamW`) with torch.optim's signatures and state dicts, and those torch does not
+  have (:class:`Lion`, :class:`AdEMAMix`, :class:`LAMB`) with their references';
 - the registry of names users type (:func:`make_optimizer`).
 """
 
@@ -11,6 +12,7 @@ from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
+from descend.optim.named_modern import LAMB, AdEMAMix, Lion
 from descend.optim.named_prodigy import Prodigy
 from descend.optim.named_schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD
 from descend.optim.optimizer import Optimizer
@@ -26,6 +28,7 @@ from descend.optim.transforms import (
     add_decayed_weights,
     add_weight_decay,
     asgd,
+    cautious,
     clip_by_global_norm,
     clip_by_value,
     maximize,
@@ -33,24 +36,30 @@ from descend.optim.transforms import (
     scale_by_adagrad,
     scale_by_adam,
     scale_by_adamax,
+    scale_by_ademamix,
+    scale_by_lion,
     scale_by_lr,
     scale_by_nadam,
     scale_by_radam,
     scale_by_rms,
     scale_by_rprop,
+    scale_by_trust_ratio,
     sign,
     trace,
 )
 
 __all__ = [
     "ASGD",
+    "LAMB",
     "OPTIMIZERS",
     "SGD",
+    "AdEMAMix",
     "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",
     "Adamax",
+    "Lion",
     "NAdam",
     "Optimizer",
     "OptimizerSpec",
@@ -64,6 +73,7 @@ __all__ = [
     "add_decayed_weights",
     "add_weight_decay",
     "asgd",
+    "cautious",
     "chain",
     "clip_by_global_norm",
     "clip_by_value",
@@ -75,11 +85,14 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_ademamix",
+    "scale_by_lion",
     "scale_by_lr",
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
+    "scale_by_trust_ratio",
     "sign",
     "stateless",
     "trace",

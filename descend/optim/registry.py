@@ -20,9 +20,11 @@ radam      ``RAdam``                                  lr=0.001
 adadelta   ``Adadelta``                               lr=1.0, rho=0.9, eps=1e-6
 asgd       ``ASGD``                                   lr=0.01, lambd=1e-4, alpha=0.75, t0=1e6
 rprop      ``Rprop``                                  lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50)
+lion       ``Lion``                                   lr=3e-4, betas=(0.9, 0.99), weight_decay=0.03
+ademamix   ``AdEMAMix``                               lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=2
+lamb       ``LAMB``                                   lr=0.01, betas=(0.9, 0.999), eps=1e-6
 =========  =========================================  =============================
 
-==================  =====================  ==================================================
 name                optimizer              defaults (all the reference package's own)
 ==================  =====================  ==================================================
 schedulefree_adamw  ``ScheduleFreeAdamW``  lr=0.0025, betas=(0.9, 0.999), eps=1e-8,
@@ -35,6 +37,16 @@ prodigy             ``Prodigy``            lr=1.0, betas=(0.9, 0.999), d0=1e-6, 
                                            growth_rate=inf, decouple=True,
                                            use_bias_correction=False (``prodigyopt`` 1.1)
 ==================  =====================  ==================================================
+=======
+Where the defaults of the newer optimizers come from: ``lion`` takes the paper's betas
+and its rule of thumb (Chen et al. 2023, section 5: an lr 3-10x smaller and a decay 3-10x
+larger than AdamW's), applied to ``adamw``'s lr=1e-3 and weight_decay=0.01 at the 3x end,
+so that the decay's strength lr * weight_decay stays AdamW's. ``ademamix`` takes the
+authors' code's defaults (apple/ml-ademamix: alpha=2, no warmups; the paper's long runs
+use alpha in [4, 10] with warmups as long as the run, which a registry default cannot
+know). ``lamb`` takes pytorch-optimizer's betas and eps, but lr=0.01: LAMB's lr is the
+fraction of each tensor's norm that one step moves, and pytorch-optimizer's 1e-3 leaves
+``digits`` at 82% validation accuracy after its 5-epoch recipe, where 0.01 reaches 97%.
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
 mini-batch is the training loop's ``batch_size``, not the optimizer.
@@ -53,6 +65,7 @@ from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
+from descend.optim.named_modern import LAMB, AdEMAMix, Lion
 from descend.optim.named_prodigy import Prodigy
 from descend.optim.named_schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD
 
@@ -129,6 +142,24 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             "Schedule-Free SGD: averaged iterates instead of momentum and a schedule",
         ),
         OptimizerSpec("prodigy", Prodigy, {"lr": 1.0}, "Prodigy: Adam with an estimated step size"),
+        OptimizerSpec(
+            "lion",
+            Lion,
+            {"lr": 3e-4, "betas": (0.9, 0.99), "weight_decay": 0.03},
+            "Lion: the sign of interpolated momentum",
+        ),
+        OptimizerSpec(
+            "ademamix",
+            AdEMAMix,
+            {"lr": 1e-3, "betas": (0.9, 0.999, 0.9999), "alpha": 2.0},
+            "AdEMAMix: Adam plus a slow gradient average",
+        ),
+        OptimizerSpec(
+            "lamb",
+            LAMB,
+            {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-6},
+            "LAMB: Adam with a per-layer trust ratio",
+        ),
     ]
 }
 

@@ -88,7 +88,9 @@ class Transform:
         elementwise: whether each element of the update depends only on the same element
             of the gradients, state and parameters (and on the hyperparameters): then the
             optimizer may run it over a group's tensors a few at a time, while their data
-            is in cache, as torch's for-loop does. ``False`` for a global norm.
+            is in cache, as torch's for-loop does. A reduction over each tensor (LAMB's
+            trust ratio, a cautious mask's mean) qualifies too: the runs never split a
+            tensor. ``False`` for a norm over the whole group.
         scalars: ``hp -> {name: [value per tensor]}``, numbers computed from the
             hyperparameters and step counts (Adam's bias corrections), which the optimizer
             adds to ``hp`` once per step before the update runs, outside a compiled step

@@ -41,11 +41,20 @@ hyperparameter         optimizers               prior
                                                 estimated step; 1 is the authors' advice),
                                                 ``d_coef`` log-uniform [0.1, 10] (the
                                                 authors' preferred knob), decoupled decay
+``lr``                 lion                     log-uniform [1e-5, 1e-2] (3-10x below adam's)
+``beta1``, ``beta2``   lion                     uniform [0.8, 0.99], [0.9, 0.999]
+``weight_decay``       lion                     uniform [0, 0.3] (decoupled; 3-10x adamw's)
+``lr``                 ademamix                 log-uniform [1e-5, 1e-1] (with adam's betas
+                                                and eps, and adamw's decay)
+``beta3``, ``alpha``   ademamix                 uniform [0.999, 0.99999], [1, 10]
+``lr``                 lamb                     log-uniform [1e-4, 1e-1] (a fraction of each
+                                                tensor's norm per step; with adam's betas
+                                                and eps, and adamw's decay)
 =====================  =======================  ============================================
 
 ``gd`` tunes ``lr`` only: it is the baseline the others are measured against.
-``beta1``/``beta2`` are searched separately and passed as ``betas=(beta1, beta2)``
-(:func:`optimizer_options`).
+``beta1``/``beta2`` are searched separately and passed as ``betas=(beta1, beta2)``, or
+``(beta1, beta2, beta3)`` where ``beta3`` is searched too (:func:`optimizer_options`).
 
 These tables belong on the optimizer registry entries (``descend.optim.registry``);
 they live here, keyed by registry name, until the registry grows a field for them.
@@ -131,6 +140,21 @@ SPACES: Mapping[str, tuple[Param, ...]] = {
         _decay(1e-3),
     ),
     "prodigy": (_lr(0.1, 1.0), Param("d_coef", 0.1, 10.0, log=True), *_BETAS, _decay(0.1)),
+    "lion": (
+        _lr(1e-5, 1e-2),
+        Param("beta1", 0.8, 0.99, bounds=_FRACTION),
+        Param("beta2", 0.9, 0.999, bounds=_FRACTION),
+        _decay(0.3),
+    ),
+    "ademamix": (
+        _lr(1e-5, 1e-1),
+        *_BETAS,
+        Param("beta3", 0.999, 0.99999, bounds=_FRACTION),
+        Param("alpha", 1.0, 10.0),
+        _EPS,
+        _decay(0.1),
+    ),
+    "lamb": (_lr(1e-4, 1e-1), *_BETAS, _EPS, _decay(0.1)),
 }
 """Every tunable hyperparameter of each registry optimizer, ``lr`` first."""
 
@@ -177,9 +201,11 @@ def optimizer_options(params: Mapping[str, float]) -> dict[str, Any]:
         >>> optimizer_options({"lr": 0.01, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8})
         {'eps': 1e-08, 'betas': (0.9, 0.99)}
     """
-    options = {k: v for k, v in params.items() if k not in ("lr", "beta1", "beta2")}
+    options = {k: v for k, v in params.items() if k not in ("lr", "beta1", "beta2", "beta3")}
     if "beta1" in params or "beta2" in params:
         options["betas"] = (params.get("beta1", 0.9), params.get("beta2", 0.999))
+    if "beta3" in params:  # AdEMAMix's slow average
+        options["betas"] = (params.get("beta1", 0.9), params.get("beta2", 0.999), params["beta3"])
     return options
 
 

@@ -49,6 +49,14 @@ QUADRATIC: dict[str, tuple[dict[str, Any], int, float]] = {
     "schedulefree_adamw": ({"lr": 0.05, "r": 8.0}, 2000, 1e-10),
     "schedulefree_sgd": ({"lr": 0.015, "r": 8.0}, 2000, 1e-6),
     "prodigy": ({}, 1000, 1e-8),  # its defaults: d grows to the scale of the problem
+    # Sign steps hover at an amplitude ~lr: the rate decays to 0.
+    "lion": ({"lr": cosine(3e-3, 2000), "weight_decay": 0.0}, 2000, 1e-6),
+    # beta3 = 0.9999 remembers ~10k steps of gradients, which on a deterministic problem
+    # keeps pushing past the minimum (1e-3 away after 3000 steps): the slow average here
+    # remembers ~100 steps (beta3 = 0.99), the mixing rule unchanged.
+    "ademamix": ({"lr": 0.02, "betas": (0.9, 0.999, 0.99)}, 1000, 1e-10),
+    # Steps of lr * |x| toward 0: geometric.
+    "lamb": ({"lr": 0.05}, 1000, 1e-8),
 }
 ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "gd": ({"lr": 1.9e-3}, 12000, 1e-3),  # the curved valley makes plain GD crawl
@@ -75,6 +83,10 @@ ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "schedulefree_adamw": ({"lr": 0.05, "r": 8.0}, 2000, 1e-3),
     "schedulefree_sgd": ({"lr": 1.5e-3, "momentum": 0.98, "r": 8.0}, 8000, 1e-3),
     "prodigy": ({}, 4000, 1e-10),  # measured 6.5e-14
+    "lion": ({"lr": cosine(1e-3, 6000), "weight_decay": 0.0}, 6000, 1e-5),
+    "ademamix": ({"lr": 0.02, "betas": (0.9, 0.999, 0.99)}, 4000, 1e-10),
+    # Steps of lr * |x| with |x*| = 1.4 hover around (1, 1) at a constant rate: decay it.
+    "lamb": ({"lr": cosine(0.02, 6000)}, 6000, 1e-5),
 }
 
 
