@@ -50,6 +50,11 @@ fraction of each tensor's norm that one step moves, and pytorch-optimizer's 1e-3
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
 mini-batch is the training loop's ``batch_size``, not the optimizer.
+
+On a built-in task the learning rate comes from the task's table, which is tuned for
+the eight classic names; every other entry says how its rate relates to one of those
+(``lr_relative_to``, ``lr_factor``: Adam's relatives take Adam's, Lion a third of
+AdamW's, Schedule-Free SGD ten times momentum's) or keeps its own scale-free default.
 """
 
 from __future__ import annotations
@@ -78,6 +83,12 @@ class OptimizerSpec:
     cls: type[torch.optim.Optimizer]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    # On a task, this optimizer's lr is ``lr_factor`` times the task's lr for
+    # ``lr_relative_to`` (a rule from its paper or reference: Lion takes a third of AdamW's);
+    # ``None``: its own default lr, which is then scale-free (Prodigy's multiplier of its
+    # estimate, Adadelta's, LAMB's fraction of each tensor's norm).
+    lr_relative_to: str | None = None
+    lr_factor: float = 1.0
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
@@ -103,14 +114,27 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             {"lr": 0.001, "weight_decay": 0.01},
             "AdamW: Adam with decoupled weight decay",
         ),
-        OptimizerSpec("adamax", Adamax, {"lr": 0.002}, "Adamax: Adam over an infinity norm"),
+        OptimizerSpec(
+            "adamax",
+            Adamax,
+            {"lr": 0.002},
+            "Adamax: Adam over an infinity norm",
+            lr_relative_to="adam",
+        ),
         OptimizerSpec(
             "nadam",
             NAdam,
             {"lr": 0.002, "momentum_decay": 0.004},
             "NAdam: Adam with Nesterov momentum",
+            lr_relative_to="adam",
         ),
-        OptimizerSpec("radam", RAdam, {"lr": 0.001}, "RAdam: Adam with a rectified warmup"),
+        OptimizerSpec(
+            "radam",
+            RAdam,
+            {"lr": 0.001},
+            "RAdam: Adam with a rectified warmup",
+            lr_relative_to="adam",
+        ),
         OptimizerSpec(
             "adadelta",
             Adadelta,
@@ -122,6 +146,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             ASGD,
             {"lr": 0.01, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6},
             "ASGD: SGD with iterate averaging",
+            lr_relative_to="sgd",
         ),
         OptimizerSpec(
             "rprop",
@@ -134,12 +159,15 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             ScheduleFreeAdamW,
             {"lr": 0.0025},
             "Schedule-Free AdamW: averaged iterates instead of a schedule (train/eval modes)",
+            lr_relative_to="adamw",
         ),
         OptimizerSpec(
             "schedulefree_sgd",
             ScheduleFreeSGD,
             {"lr": 1.0, "momentum": 0.9},
             "Schedule-Free SGD: averaged iterates instead of momentum and a schedule",
+            lr_relative_to="momentum",
+            lr_factor=10.0,
         ),
         OptimizerSpec("prodigy", Prodigy, {"lr": 1.0}, "Prodigy: Adam with an estimated step size"),
         OptimizerSpec(
@@ -147,12 +175,15 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             Lion,
             {"lr": 3e-4, "betas": (0.9, 0.99), "weight_decay": 0.03},
             "Lion: the sign of interpolated momentum",
+            lr_relative_to="adamw",
+            lr_factor=1 / 3,
         ),
         OptimizerSpec(
             "ademamix",
             AdEMAMix,
             {"lr": 1e-3, "betas": (0.9, 0.999, 0.9999), "alpha": 2.0},
             "AdEMAMix: Adam plus a slow gradient average",
+            lr_relative_to="adam",
         ),
         OptimizerSpec(
             "lamb",

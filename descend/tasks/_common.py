@@ -9,22 +9,29 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from descend.optim.registry import OPTIMIZERS
+
 
 def lr_table(base: float, **overrides: float) -> dict[str, float]:
-    """A per-optimizer learning-rate table.
+    """A per-optimizer learning-rate table covering every registry name.
 
     Adaptive methods (adam, adamw, rmsprop) share ``base``; the plain and
     momentum methods need their own scale, given in ``overrides`` as
-    ``gd=..., sgd=..., momentum=..., nesterov=..., adagrad=...``.
+    ``gd=..., sgd=..., momentum=..., nesterov=..., adagrad=...``. Every other registry
+    optimizer takes its entry's rule (:class:`~descend.optim.registry.OptimizerSpec`'s
+    ``lr_relative_to``/``lr_factor``: Lion a third of AdamW's rate, Schedule-Free SGD ten
+    times momentum's, ...) or, when it has none, its own default (scale-free rates such as
+    Prodigy's and Adadelta's 1.0); ``overrides`` may set any of them.
     """
     table = {"adam": base, "adamw": base, "rmsprop": base}
     table.update(overrides)
-    # Schedule-Free AdamW: the reference's README suggests 1-10x a scheduled AdamW's lr;
-    # Schedule-Free SGD 10-50x SGD with momentum's; Prodigy's lr multiplies its own estimate.
-    table.setdefault("schedulefree_adamw", base)
-    if "momentum" in table:
-        table.setdefault("schedulefree_sgd", 10 * table["momentum"])
-    table.setdefault("prodigy", 1.0)
+    for spec in OPTIMIZERS.values():
+        if spec.name in table:
+            continue
+        if spec.lr_relative_to in table:
+            table[spec.name] = spec.lr_factor * table[spec.lr_relative_to]
+        elif spec.lr_relative_to is None and "lr" in spec.defaults:
+            table[spec.name] = float(spec.defaults["lr"])
     return table
 
 

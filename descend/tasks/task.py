@@ -17,13 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from descend._validation import OneOf, validate
+from descend.optim.registry import optimizer_names
 
 Metric = Callable[[Any, Tensor], float]
 """A metric maps (model output, target) to a float computed over the whole batch given."""
 
-OPTIMIZER_NAMES = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
-# Schedule-Free and Prodigy: their learning rates come from lr_table's rules.
-OPTIMIZER_NAMES += ("schedulefree_adamw", "schedulefree_sgd", "prodigy")
+# Every registry name runs on every task (lr_table gives each one a learning rate).
+OPTIMIZER_NAMES = tuple(optimizer_names())
 
 
 @dataclass(frozen=True)
