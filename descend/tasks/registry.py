@@ -16,6 +16,7 @@ from descend.tasks.logreg import logreg
 from descend.tasks.mnist1d_task import mnist1d
 from descend.tasks.recommender import recommender
 from descend.tasks.task import Task
+from descend.tasks.transformer import transformer
 from descend.tasks.vae import vae
 
 # Order is the order `descend tasks` prints: simplest first.
@@ -29,6 +30,7 @@ _FACTORIES: dict[str, Callable[..., Task]] = {
     "recommender": recommender,
     "charlm": charlm,
     "vae": vae,
+    "transformer": transformer,
 }
 
 
