@@ -11,6 +11,7 @@ from descend._validation import reject_unknown, unknown_choice
 from descend.tasks.charlm import charlm
 from descend.tasks.deep import deep_residual, deep_sigmoid
 from descend.tasks.digits import digits
+from descend.tasks.gan import gan
 from descend.tasks.linreg import linreg
 from descend.tasks.logreg import logreg
 from descend.tasks.mnist1d_task import mnist1d
@@ -31,6 +32,7 @@ _FACTORIES: dict[str, Callable[..., Task]] = {
     "charlm": charlm,
     "vae": vae,
     "transformer": transformer,
+    "gan": gan,
 }
 
 

@@ -109,7 +109,8 @@ def run_task(
         callbacks, checkpoint_dir, checkpoint_every, resume, progress, device, eval_train,
         on_nonfinite: passed to ``fit``.
         optimizer_options: the optimizer's other hyperparameters (``{"momentum": 0.95}``,
-            ``{"betas": (0.9, 0.99)}``), over the registry's defaults; ``lr`` is given
+            ``{"betas": (0.9, 0.99)}``), over the task's ``optimizer_options`` for this
+            optimizer and the registry's defaults; ``lr`` is given
             by ``lr``, never here.
 
     Returns:
@@ -129,7 +130,8 @@ def run_task(
         },
         _TABLE,
     )
-    options = dict(optimizer_options or {})
+    # The task's recipe (Adam's betas for the GAN), then the caller's choices over it.
+    options = {**task.optimizer_options.get(optimizer, {}), **(optimizer_options or {})}
     if "lr" in options:
         raise ValueError(
             "run_task takes the learning rate as lr=, not in optimizer_options; "

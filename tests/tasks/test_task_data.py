@@ -31,6 +31,8 @@ SEEDED = {
     "recommender",
     "charlm",
     "vae",
+    "transformer",
+    "gan",
 }
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from descend.tasks import get_task, run_task, summarize
 
-FAST = ["linreg", "logreg", "digits", "deep_sigmoid", "deep_residual", "recommender", "vae"]
+FAST = ["linreg", "logreg", "digits", "deep_sigmoid", "deep_residual", "recommender", "vae", "gan"]
 SLOW = ["mnist1d", "charlm", "transformer"]  # ~10 s, ~15 s and ~12 s on one busy core
 
 
