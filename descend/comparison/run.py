@@ -126,6 +126,8 @@ def compare(
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> Comparison:
     """Run ``task`` once per optimizer and seed, everything else equal, into the folder ``out``.
 
@@ -151,6 +153,9 @@ def compare(
         tuner: any tuning method, ``(task, optimizer, budget, *, recipe) -> Tuned``
             (overrides ``tune``; not saved, so pass it again to :func:`resume`).
         log: called with one line as each run starts (``"[3/18] adam, seed 2"``).
+        device, precision: where the runs train and in which format (as in
+            :func:`descend.tasks.run_task`); each run's ``config`` records them. Not part
+            of the saved plan: a resumed comparison may run elsewhere.
 
     Returns:
         The :class:`Comparison`. It is incomplete (``interrupted_by`` set) when SIGINT or
@@ -181,7 +186,17 @@ def compare(
     folder = Path(out)
     with claim(folder, resume=False, overwrite=overwrite):
         _guard_disk(folder, "compare.json", lambda: save_plan(folder, plan))
-        return _run(folder, plan, [], task_obj, progress=progress, log=log, tuner=tuner)
+        return _run(
+            folder,
+            plan,
+            [],
+            task_obj,
+            progress=progress,
+            log=log,
+            tuner=tuner,
+            device=device,
+            precision=precision,
+        )
 
 
 def resume(
@@ -192,6 +207,8 @@ def resume(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     tuner: Tuner | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
     **changes: Any,
 ) -> Comparison:
     """Continue the comparison in ``out``: finished runs are kept, the checkpointed one resumes.
@@ -244,7 +261,17 @@ def resume(
             history = [*history, change_entry(differences, finished)]
             _guard_disk(folder, "compare.json", lambda: save_plan(folder, plan, history))
         task_obj = task if isinstance(task, Task) else get_task(plan.task)
-        return _run(folder, plan, history, task_obj, progress=progress, log=log, tuner=tuner)
+        return _run(
+            folder,
+            plan,
+            history,
+            task_obj,
+            progress=progress,
+            log=log,
+            tuner=tuner,
+            device=device,
+            precision=precision,
+        )
 
 
 def machine_load() -> dict[str, Any]:
@@ -364,6 +391,8 @@ def _run(
     progress: bool,
     log: Callable[[str], None] | None,
     tuner: Tuner | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> Comparison:
     info = task_info(task)
     config = _config(plan, task, history)
@@ -438,6 +467,8 @@ def _run(
                     checkpoint_every=plan.checkpoint_every,
                     resume=True,
                     progress=False,
+                    device=device,
+                    precision=precision,
                     on_nonfinite=plan.on_nonfinite,
                 )
             except OSError as exc:
