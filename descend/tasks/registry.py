@@ -16,6 +16,7 @@ from descend.tasks.linreg import linreg
 from descend.tasks.logreg import logreg
 from descend.tasks.mnist1d_task import mnist1d
 from descend.tasks.recommender import recommender
+from descend.tasks.speech import speech
 from descend.tasks.task import Task
 from descend.tasks.transformer import transformer
 from descend.tasks.vae import vae
@@ -33,6 +34,7 @@ _FACTORIES: dict[str, Callable[..., Task]] = {
     "vae": vae,
     "transformer": transformer,
     "gan": gan,
+    "speech": speech,
 }
 
 
