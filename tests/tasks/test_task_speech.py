@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from descend.cli.main import main
-from descend.tasks import get_task, run_task, summarize
-from descend.tasks import speech_corpus
+from descend.tasks import get_task, run_task, speech_corpus, summarize
 from descend.tasks.speech_corpus import ACCENTS, mel_filterbank
 
 needs_espeak = pytest.mark.skipif(
