@@ -194,6 +194,7 @@ def gan() -> Task:
         batch_size=128,
         lrs=lr_table(1e-3, gd=0.01, sgd=0.01, momentum=0.001, nesterov=0.001, adagrad=0.01),
         default_optimizer="adam",
+        measured="val_modes 8 of 8, sliced W 0.16 (seeds 1, 2: 8, 8), at target from epoch 21",
         optimizer_options={"adam": {"betas": (0.5, 0.999)}, "adamw": {"betas": (0.5, 0.999)}},
         metrics={
             "modes": modes_covered,

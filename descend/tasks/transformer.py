@@ -162,6 +162,7 @@ def transformer() -> Task:
         batch_size=16,
         lrs=lr_table(3e-3, gd=1.0, sgd=1.0, momentum=0.1, nesterov=0.1, adagrad=0.05),
         default_optimizer="adamw",
+        measured="val_bits_per_char 3.13 (seeds 1, 2: 3.15, 3.15), at target from epoch 3",
         metrics={"bits_per_char": bits_per_char},
         make_data=_data,
         make_model=lambda: CharTransformer(_ALPHABET),
