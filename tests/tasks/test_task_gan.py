@@ -84,16 +84,6 @@ def test_sample_is_seeded() -> None:
     assert sample(model, 10, seed=3).shape == (10, 2)
 
 
-def test_the_bad_recipe_collapses_and_oscillates_and_the_diagnosis_says_so() -> None:
-    # Adam at lr 1e-2 with beta1 = 0.9: the generator hops between a mode or two.
-    history, snapshots, _ = run_recipe("adam_lr_1e-2", seed=0, every=20)
-    final = history.epochs[-1]
-    assert final["val_modes"] <= 2, final
-    kinds = [v.kind for v in diagnose_adversarial(history.epochs, modes=8)]
-    assert kinds == ["mode_collapse", "oscillation"]
-    assert sorted(snapshots.snapshots) == [0, 20, 40]
-
-
 def test_the_default_recipe_gets_no_verdict() -> None:
     history, _, _ = run_recipe("adam_beta1_0.5", seed=0, every=40)
     assert history.epochs[-1]["val_modes"] >= 7
@@ -106,3 +96,38 @@ def test_unknown_recipe_and_short_history_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 4 epoch rows"):
         diagnose_adversarial([{}], modes=8)
     assert "optimistic_adam" in RECIPES
+
+
+def test_the_bad_recipe_collapses_and_oscillates_and_the_diagnosis_says_so(
+    tmp_path: object,
+) -> None:
+    # Adam at lr 1e-2 with beta1 = 0.9: the generator hops between a mode or two.
+    from pathlib import Path
+
+    from descend.comparison.gan_dynamics import write_gan_dynamics
+
+    found = write_gan_dynamics(tmp_path, recipes=("adam_lr_1e-2",), every=20)
+    assert found["adam_lr_1e-2"]["final_modes"] <= 2, found
+    out = Path(str(tmp_path))
+    assert (out / "gan_dynamics.png").read_bytes()[:4] == b"\x89PNG"
+    assert [v["kind"] for v in found["adam_lr_1e-2"]["verdicts"]] == [
+        "mode_collapse",
+        "oscillation",
+    ]
+    assert "adam_lr_1e-2" in (out / "gan_dynamics.json").read_text()
+
+
+def test_the_recipe_betas_apply_unless_the_caller_gives_others() -> None:
+    from descend.comparison.records import hyperparameters
+    from descend.tasks import run_task
+
+    ours = run_task("gan", max_steps=1, eval_train=False)
+    assert ours.config["optimizer_options"] == {"betas": [0.5, 0.999]}
+    given = run_task("gan", max_steps=1, eval_train=False, optimizer_options={"betas": (0.9, 0.99)})
+    assert given.config["optimizer_options"] == {"betas": [0.9, 0.99]}
+    assert run_task("gan", "sgd", max_steps=1, eval_train=False).config["optimizer_options"] == {}
+    recipe = get_task("gan").optimizer_options["adam"]
+    h = hyperparameters("adam", 1e-3, "task default table", {"betas": (0.5, 0.999)}, recipe=recipe)
+    assert h["betas"] == {"value": [0.5, 0.999], "source": "task table"}
+    h = hyperparameters("adam", 1e-3, "task default table", {"betas": (0.9, 0.99)}, recipe=recipe)
+    assert h["betas"]["source"] == "command line"
