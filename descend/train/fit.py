@@ -25,6 +25,7 @@ from descend.train.clipping import GradientClipping, loss_and_grad_norm
 from descend.train.evaluate import Metric, evaluate
 from descend.train.history import History
 from descend.train.interrupts import Interrupt, catch_interrupts
+from descend.train.modes import eval_mode, train_mode
 from descend.train.nonfinite import POLICIES, Rollback, locate
 from descend.train.precision import MixedPrecision, resolve_device
 from descend.train.resume import LoopExtras, make_payload, restore_payload
@@ -258,6 +259,7 @@ def fit(
     start = time.perf_counter() - extras.elapsed
 
     def payload() -> dict[str, Any]:
+        eval_mode(optimizer)  # checkpoints hold Schedule-Free's averaged point x
         extras.elapsed = time.perf_counter() - start
         return make_payload(state, extras, scheduler=scheduler, stop=stop, callbacks=callbacks)
 
@@ -293,7 +295,8 @@ def fit(
                         for g in optimizer.param_groups:
                             g["lr"] = lr
 
-                    # forward, loss, backward
+                    # forward, loss, backward (at Schedule-Free's gradient point y)
+                    train_mode(optimizer)
                     optimizer.zero_grad(set_to_none=True)
                     with amp.autocast():
                         batch_loss = loss(model(x), y)
@@ -368,6 +371,7 @@ def fit(
             if checkpoint_dir is not None:
                 save()
         finally:
+            eval_mode(optimizer)  # the model ends at Schedule-Free's averaged point x
             hooks.fit_end(state)
             state.payload_fn = None
     return history
@@ -382,7 +386,8 @@ def _end_epoch(
     eval_train: bool,
     start: float,
 ) -> None:
-    """Append the epoch row: train and validation loss and metrics."""
+    """Append the epoch row: train and validation loss and metrics (Schedule-Free's at x)."""
+    eval_mode(state.optimizer)
     row: dict[str, float] = {"epoch": state.epoch, "step": state.step}
     if eval_train:
         row.update(evaluate(state.model, train, loss, metrics, prefix="train"))
