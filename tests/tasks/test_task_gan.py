@@ -101,20 +101,21 @@ def test_unknown_recipe_and_short_history_are_refused() -> None:
 def test_the_bad_recipe_collapses_and_oscillates_and_the_diagnosis_says_so(
     tmp_path: object,
 ) -> None:
-    # Adam at lr 1e-2 with beta1 = 0.9: the generator hops between a mode or two.
+    # Adam at lr 3e-2 with beta1 = 0.9: the generator hops between a mode or two.
     from pathlib import Path
 
     from descend.comparison.gan_dynamics import write_gan_dynamics
 
-    found = write_gan_dynamics(tmp_path, recipes=("adam_lr_1e-2",), every=20)
-    assert found["adam_lr_1e-2"]["final_modes"] <= 2, found
+    found = write_gan_dynamics(tmp_path, recipes=("adam_lr_3e-2",), every=20)
+    collapse = found["adam_lr_3e-2"]["verdicts"][0]
+    assert collapse["evidence"]["median_modes"] <= 2, found  # seeds 0-2 measured 0 to 1
     out = Path(str(tmp_path))
     assert (out / "gan_dynamics.png").read_bytes()[:4] == b"\x89PNG"
-    assert [v["kind"] for v in found["adam_lr_1e-2"]["verdicts"]] == [
+    assert [v["kind"] for v in found["adam_lr_3e-2"]["verdicts"]] == [
         "mode_collapse",
         "oscillation",
     ]
-    assert "adam_lr_1e-2" in (out / "gan_dynamics.json").read_text()
+    assert "adam_lr_3e-2" in (out / "gan_dynamics.json").read_text()
 
 
 def test_the_recipe_betas_apply_unless_the_caller_gives_others() -> None:
