@@ -19,6 +19,8 @@ import typer
 from descend.cli.app import app
 from descend.cli.train_cmd import (
     AllowDivergence,
+    DeviceOption,
+    PrecisionOption,
     check_divergence,
     check_name,
     default_out,
@@ -227,6 +229,8 @@ def compare(
         bool, typer.Option("--quiet", help="No progress output; print only the table.")
     ] = False,
     allow_divergence: AllowDivergence = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
     threads: Annotated[
         int,
         typer.Option(
@@ -326,6 +330,8 @@ def compare(
             lrs=None if lr is None else {**saved.lrs, **parse_lrs(lr, compared)},
             workers=workers,
             threads=threads,
+            device=device,
+            precision=precision,
             **given,
         )
     else:
@@ -349,6 +355,8 @@ def compare(
             log=log,
             workers=workers,
             threads=threads,
+            device=device,
+            precision=precision,
             **{k: v for k, v in given.items() if v is not None},
         )
     _print_result(result)

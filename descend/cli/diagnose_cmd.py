@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from descend.cli.app import app
-from descend.cli.train_cmd import TaskLr, TaskOptimizer, check_name
+from descend.cli.train_cmd import DeviceOption, PrecisionOption, TaskLr, TaskOptimizer, check_name
 
 
 def _value(v: Any) -> str:
@@ -36,6 +36,8 @@ def diagnose(
         typer.Option("--curvature/--no-curvature", help="Also measure the sharpness at the end."),
     ] = True,
     seed: Annotated[int, typer.Option(help="Seed of data, weights and order.")] = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Watch a short training run and print what goes wrong (or that nothing does)."""
     from descend.diagnose import GradientHealth, curvature, diagnose_history
@@ -53,6 +55,8 @@ def diagnose(
         max_steps=steps,
         callbacks=[health],
         eval_train=False,
+        device=device,
+        precision=precision,
     )
     used = float(run.config["lr"])
     typer.echo(
@@ -65,7 +69,9 @@ def diagnose(
         for key, value in verdict.evidence.items():
             typer.echo(f"  {key}: {_value(value)}")
     if curvature_check:
-        c = curvature(run.model, the_task.data(seed).train, the_task.loss)
+        where = next(run.model.parameters()).device
+        train = tuple(t.to(where) for t in the_task.data(seed).train)
+        c = curvature(run.model, train, the_task.loss)
         typer.echo(
             f"curvature: largest {c.largest:.4g}, smallest {c.smallest:.4g}; "
             f"2/largest = {c.stability_lr:.3g} against lr {used:g}"

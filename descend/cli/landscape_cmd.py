@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from descend.cli.app import app
-from descend.cli.train_cmd import TaskLr, check_name, default_out
+from descend.cli.train_cmd import DeviceOption, PrecisionOption, TaskLr, check_name, default_out
 
 DIRECTIONS = ["random", "pca"]
 
@@ -68,6 +68,8 @@ def landscape(
         int, typer.Option(min=1, help="Training samples the loss is evaluated on.")
     ] = 256,
     seed: Annotated[int, typer.Option(help="Seed of data, weights, order and directions.")] = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Plot the loss surface around a trained model: 2-D contour with the trajectory, 1-D line."""
     import numpy as np
@@ -122,8 +124,12 @@ def landscape(
             max_steps=steps,
             callbacks=[snapshots],
             eval_train=False,
+            device=device,
+            precision=precision,
         )
-        model = run.model
+        # --device and --precision apply to the training; the slices (a few hundred
+        # samples) are evaluated on the CPU in float32, where the snapshots are kept.
+        model = run.model.cpu()
         trajectory = snapshots.trajectory()
         traj_steps = np.array(snapshots.steps)
         what = f"{name}, lr {run.config['lr']:g}, {snapshots.steps[-1]} steps"

@@ -14,7 +14,13 @@ from typing import Annotated
 import typer
 
 from descend.cli.app import app
-from descend.cli.train_cmd import check_name, default_out, format_metric
+from descend.cli.train_cmd import (
+    DeviceOption,
+    PrecisionOption,
+    check_name,
+    default_out,
+    format_metric,
+)
 
 
 @app.command("lr-find")
@@ -39,6 +45,8 @@ def lr_find_command(
     epochs: Annotated[
         int | None, typer.Option(help="Epochs of the --apply run (default: the task's).")
     ] = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Sweep the learning rate exponentially, plot the loss, print suggested rates."""
     from descend.diagnose import SUGGESTIONS, lr_find
@@ -46,6 +54,7 @@ def lr_find_command(
     from descend.report.diagnose_plots import lr_find_figure
     from descend.tasks import get_task, run_task, task_names
     from descend.tasks.task import OPTIMIZER_NAMES
+    from descend.train.precision import resolve_device
 
     the_task = get_task(check_name("task", task, task_names()))
     name = check_name("optimizer", optimizer or the_task.default_optimizer, list(OPTIMIZER_NAMES))
@@ -54,7 +63,7 @@ def lr_find_command(
     folder.mkdir(parents=True, exist_ok=True)
 
     data = the_task.data(seed)
-    model = the_task.model(seed)
+    model = the_task.model(seed).to(resolve_device(device))
     result = lr_find(
         model,
         data.train,
@@ -65,6 +74,7 @@ def lr_find_command(
         num_steps=num_steps,
         batch_size=the_task.batch_size,
         seed=seed,
+        precision=precision,
     )
 
     with (folder / "lr_find.csv").open("w", newline="") as fh:
@@ -92,7 +102,9 @@ def lr_find_command(
             raise ValueError(f"--apply has no learning rate to apply. {result.note}")
         lr = result.suggestions[which]
         typer.echo(f"training {the_task.name} with {name} at the suggested lr {lr:.2e} ...")
-        run = run_task(the_task, name, lr=lr, seed=seed, epochs=epochs)
+        run = run_task(
+            the_task, name, lr=lr, seed=seed, epochs=epochs, device=device, precision=precision
+        )
         final = run.history.epochs[-1] if run.history.epochs else {}
         metric = the_task.target.metric
         typer.echo(

@@ -27,7 +27,13 @@ def tasks(
         typer.echo(f"  data:   {task.data_source}")
         typer.echo(f"  model:  {task.model_summary}")
         typer.echo(f"  target: {task.target.describe()}")
-        typer.echo(f"  recipe: {task.default_optimizer} lr {lr:g}, {task.epochs} epochs, {batch}")
+        if task.measured:
+            typer.echo(f"  measured: {task.measured}")
+        extra = task.optimizer_options.get(task.default_optimizer, {})
+        hyper = "".join(f" {k}={v}" for k, v in extra.items())
+        typer.echo(
+            f"  recipe: {task.default_optimizer}{hyper} lr {lr:g}, {task.epochs} epochs, {batch}"
+        )
         if verbose:
             options = task_options(task.name)
             if options:

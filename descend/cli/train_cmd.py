@@ -67,6 +67,23 @@ OnNonFinite = Annotated[
 ]
 
 
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="Where to train: auto (CUDA when available, else MPS, else the CPU), cpu, cuda or mps.",
+    ),
+]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="fp32, or the forward pass under autocast in bf16 or fp16 (fp16 with gradient "
+        "scaling, GPU only); parameters and optimizer state stay fp32.",
+    ),
+]
+
+
 AllowDivergence = Annotated[
     bool,
     typer.Option(
@@ -189,6 +206,8 @@ def train(
             "restart resumes from the last complete checkpoint (needs --out).",
         ),
     ] = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Train one optimizer on a task; write config, metrics, figures, report.html and model.pt.
 
@@ -238,6 +257,8 @@ def train(
         "schedule": schedule,
         "on_nonfinite": on_nonfinite,
         "optimizer_options": optimizer_options,
+        "device": device,
+        "precision": precision,
     }
     if epochs is not None:
         options["epochs"] = epochs

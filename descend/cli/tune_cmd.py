@@ -14,7 +14,14 @@ from typing import Annotated, Any
 import typer
 
 from descend.cli.app import app
-from descend.cli.train_cmd import check_name, default_out, format_metric, task_info
+from descend.cli.train_cmd import (
+    DeviceOption,
+    PrecisionOption,
+    check_name,
+    default_out,
+    format_metric,
+    task_info,
+)
 from descend.schedules import SCHEDULE_NAMES
 
 
@@ -60,6 +67,8 @@ def tune_command(
         Path | None, typer.Option(help="Run folder (default: runs/tune-TASK-OPT-TIME).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Tune optimizers' hyperparameters on a task; write best.yaml, trials.csv and report.html.
 
@@ -97,6 +106,8 @@ def tune_command(
                 workers=workers,
                 out=folder,
                 progress=not quiet and sys.stderr.isatty(),
+                device=device,
+                precision=precision,
             )
         except KeyboardInterrupt:
             from descend.tune.storage import redact

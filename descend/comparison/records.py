@@ -38,13 +38,15 @@ def hyperparameters(
     lr_source: str,
     options: Mapping[str, Any] | None = None,
     options_source: str = FROM_COMMAND_LINE,
+    recipe: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every hyperparameter ``optimizer`` runs with, ``{name: {"value", "source"}}``.
 
     The learning rate comes from the task's table, the caller or tuning (``lr_source``);
     ``options`` (the run's ``optimizer_options``: ``{"momentum": 0.95}``) from
     ``options_source``; every other value is the optimizer's own default (the
-    registry's, e.g. ``momentum=0.9``, else torch's).
+    registry's, e.g. ``momentum=0.9``, else torch's). An option equal to the task's
+    ``recipe`` (``Task.optimizer_options[optimizer]``) is marked as the task's.
     """
     import torch
 
@@ -57,6 +59,8 @@ def hyperparameters(
         if isinstance(value, tuple):
             value = list(value)
         source = options_source if name in options else FROM_DEFAULT
+        if recipe and name in recipe and _listed(recipe[name]) == value:
+            source = FROM_TASK
         if name == "lr":
             source = {LR_FROM_CALLER: FROM_COMMAND_LINE, FROM_TUNING: FROM_TUNING}.get(
                 lr_source, FROM_TASK
@@ -87,6 +91,7 @@ def run_record(
         source,
         config.get("optimizer_options"),
         FROM_TUNING if source == FROM_TUNING else FROM_COMMAND_LINE,
+        task.optimizer_options.get(result.optimizer),
     )
     record = {
         "optimizer": result.optimizer,
@@ -100,3 +105,7 @@ def run_record(
     if health is not None:
         record["health"] = health
     return record
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

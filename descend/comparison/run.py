@@ -129,6 +129,8 @@ def compare(
     log: Callable[[str], None] | None = None,
     workers: int = 1,
     threads: int = 1,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> Comparison:
     """Run ``task`` once per optimizer and seed, everything else equal, into the folder ``out``.
 
@@ -157,6 +159,9 @@ def compare(
         workers: run this many (optimizer, seed) runs at once, each in its own process
             (:mod:`descend.comparison.workers`); the folder ends as with ``workers=1``.
         threads: torch threads in each worker process (``workers > 1``).
+        device, precision: where the runs train and in which format (as in
+            :func:`descend.tasks.run_task`); each run's ``config`` records them. Not part
+            of the saved plan: a resumed comparison may run elsewhere.
 
     Returns:
         The :class:`Comparison`. It is incomplete (``interrupted_by`` set) when SIGINT or
@@ -197,6 +202,8 @@ def compare(
             tuner=tuner,
             workers=workers,
             threads=threads,
+            device=device,
+            precision=precision,
         )
 
 
@@ -210,6 +217,8 @@ def resume(
     tuner: Tuner | None = None,
     workers: int = 1,
     threads: int = 1,
+    device: str = "cpu",
+    precision: str = "fp32",
     **changes: Any,
 ) -> Comparison:
     """Continue the comparison in ``out``: finished runs are kept, the checkpointed one resumes.
@@ -273,6 +282,8 @@ def resume(
             tuner=tuner,
             workers=workers,
             threads=threads,
+            device=device,
+            precision=precision,
         )
 
 
@@ -395,6 +406,8 @@ def _run(
     tuner: Tuner | None = None,
     workers: int = 1,
     threads: int = 1,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> Comparison:
     info = task_info(task)
     config = _config(plan, task, history)
@@ -453,6 +466,8 @@ def _run(
                 "checkpoint_every": plan.checkpoint_every,
                 "resume": True,
                 "progress": False,
+                "device": device,
+                "precision": precision,
                 "on_nonfinite": plan.on_nonfinite,
             }
             return name, seed, lr_source, kwargs

@@ -5,6 +5,7 @@
   ratios, dead ReLU units;
 - verdicts: :class:`Verdict` (kinds in :data:`KINDS`), :func:`diagnose_history`,
   :class:`Thresholds`, and :func:`verdicts_for_runs` / :func:`layer_gradient_series` for reports;
+- two-player runs (a GAN): :func:`diagnose_adversarial` (mode collapse, oscillation);
 - curvature of a model: :func:`curvature` (extreme Hessian eigenvalues by Lanczos on
   Hessian-vector products, sharpness against :math:`2/\\eta`);
 - the learning-rate range test :func:`lr_find`;
@@ -15,6 +16,7 @@ This layer builds on ``optim``, ``train`` and ``curvature``; it knows nothing of
 reports or the command line.
 """
 
+from descend.diagnose.adversarial import diagnose_adversarial
 from descend.diagnose.health import GradientHealth, first_nonfinite, gradient_report, weight_names
 from descend.diagnose.landscape import (
     ParameterSnapshots,
@@ -49,6 +51,7 @@ __all__ = [
     "Thresholds",
     "Verdict",
     "curvature",
+    "diagnose_adversarial",
     "diagnose_history",
     "filter_normalized_direction",
     "first_nonfinite",

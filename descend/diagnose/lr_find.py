@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from descend._validation import Interval, OneOf, Satisfies, validate
 from descend.optim import make_optimizer
 from descend.train.batching import Batches, Data
+from descend.train.precision import MixedPrecision
 
 SUGGESTIONS = ("valley", "steepest", "min_over_10")
 
@@ -147,6 +148,7 @@ def lr_find(
     diverge_factor: float = 4.0,
     batch_size: int | None = 64,
     seed: int = 0,
+    precision: str = "fp32",
 ) -> LRFindResult:
     """Run the learning-rate range test on ``model``; leave model and optimizer as they were.
 
@@ -172,6 +174,9 @@ def lr_find(
         diverge_factor: stop when the smoothed loss exceeds this multiple of its best.
         batch_size: mini-batch size (``None``: the whole set each step).
         seed: the data order (the global RNG is restored too).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the forward pass under autocast,
+            as in ``fit`` (:class:`~descend.train.precision.MixedPrecision`); the sweep runs
+            on the device the model's parameters are on.
 
     Returns:
         :class:`LRFindResult`; apply a suggestion with ``result.apply(optimizer)``.
@@ -200,6 +205,7 @@ def lr_find(
             f"lr_find needs end_lr > start_lr. Got start_lr={start_lr}, end_lr={end_lr}."
         )
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    amp = MixedPrecision(device, precision)
     batches = Batches(data, batch_size, device, name="data")
     model_state = copy.deepcopy(model.state_dict())
     grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
@@ -229,8 +235,10 @@ def lr_find(
                 for group in opt.param_groups:
                     group["lr"] = float(lr)
                 opt.zero_grad(set_to_none=True)
-                value = loss(model(x), y)
-                value.backward()
+                with amp.autocast():
+                    value = loss(model(x), y)
+                amp.backward(value)
+                amp.unscale(opt)
                 current = float(value.detach())
                 seen_lrs.append(float(lr))
                 losses.append(current)
@@ -247,7 +255,7 @@ def lr_find(
                         f"{diverge_factor:g} x best {best:.3g}."
                     )
                     break
-                opt.step()
+                amp.step(opt)
     finally:
         model.load_state_dict(model_state)
         model.train(was_training)

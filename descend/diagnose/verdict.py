@@ -9,6 +9,8 @@ from typing import Any
 KINDS = (
     "exploding",
     "lr_too_large",
+    "mode_collapse",
+    "oscillation",
     "vanishing",
     "dead_relu",
     "saddle",
@@ -20,6 +22,9 @@ KINDS = (
 
 - ``exploding``: non-finite values, or a gradient norm growing by orders of magnitude;
 - ``lr_too_large``: the loss rises or oscillates without decreasing (overshoot, divergence);
+- ``mode_collapse``: a generator covers only a few of the data's modes (two-player games);
+- ``oscillation``: a game's players chase each other instead of settling: the distance
+  between generated and real data jumps from epoch to epoch;
 - ``vanishing``: early layers' gradients orders of magnitude below the last layer's;
 - ``dead_relu``: most units of a ReLU layer output zero for every sample;
 - ``saddle``: the Hessian has a clearly negative eigenvalue where the loss is flat;

@@ -161,6 +161,7 @@ def charlm() -> Task:
         batch_size=64,
         lrs=lr_table(1e-2, gd=1.0, sgd=1.0, momentum=0.1, nesterov=0.1, adagrad=0.05),
         default_optimizer="adam",
+        measured="val_loss 2.17 nats/char (3.13 bits/char), at target from epoch 2",
         metrics={"bits_per_char": bits_per_char},
         make_data=_data,
         make_model=lambda: CharGRU(_ALPHABET),

@@ -112,6 +112,9 @@ def deep_sigmoid(init: str = "xavier", depth: int = DEPTH) -> Task:
         batch_size=64,
         lrs=lr_table(3e-3, gd=0.5, sgd=0.5, momentum=0.1, nesterov=0.1, adagrad=0.05),
         default_optimizer="adam",
+        measured="val_accuracy 0.557 (seeds 1, 2: 0.485, 0.738), at target from epoch 17"
+        if (init, depth) == ("xavier", DEPTH)
+        else "",
         metrics={"accuracy": accuracy},
         make_data=_data,
         make_model=lambda: _sigmoid_mlp(init, depth),
@@ -136,6 +139,9 @@ def deep_residual(init: str = "he", depth: int = DEPTH) -> Task:
         batch_size=64,
         lrs=lr_table(1e-3, gd=0.05, sgd=0.05, momentum=0.01, nesterov=0.01, adagrad=0.01),
         default_optimizer="adam",
+        measured="val_accuracy 0.981, at target from epoch 5"
+        if (init, depth) == ("he", DEPTH)
+        else "",
         metrics={"accuracy": accuracy},
         make_data=_data,
         make_model=lambda: _residual(init, depth),

@@ -63,6 +63,7 @@ def linreg() -> Task:
         batch_size=None,
         lrs=lr_table(0.05, gd=0.1, sgd=0.1, momentum=0.05, nesterov=0.05, adagrad=0.5),
         default_optimizer="gd",
+        measured="val_loss 0.0091 (the lstsq optimum), at target from epoch 44",
         metrics={},
         make_data=_data,
         make_model=lambda: nn.Linear(N_FEATURES, 1),

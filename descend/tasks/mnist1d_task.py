@@ -83,6 +83,7 @@ def mnist1d() -> Task:
         batch_size=64,
         lrs=lr_table(3e-3, gd=0.1, sgd=0.05, momentum=0.02, nesterov=0.02, adagrad=0.02),
         default_optimizer="adam",
+        measured="val_accuracy 0.876 (seeds 1, 2: 0.872, 0.887), at target from epoch 7",
         metrics={"accuracy": accuracy},
         make_data=_data,
         make_model=_model,

@@ -182,6 +182,9 @@ def recommender(ratings_path: str | None = None, dim: int = DIM) -> Task:
         batch_size=512,
         lrs=lr_table(0.01, gd=5.0, sgd=5.0, momentum=0.5, nesterov=0.5, adagrad=0.1),
         default_optimizer="adam",
+        measured="val_rmse 0.288 (noise floor 0.25), at target from epoch 27"
+        if (ratings_path, dim) == (None, DIM)
+        else "",
         metrics={"rmse": rmse},
         make_data=data,
         make_model=model,

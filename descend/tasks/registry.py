@@ -11,11 +11,14 @@ from descend._validation import reject_unknown, unknown_choice
 from descend.tasks.charlm import charlm
 from descend.tasks.deep import deep_residual, deep_sigmoid
 from descend.tasks.digits import digits
+from descend.tasks.gan import gan
 from descend.tasks.linreg import linreg
 from descend.tasks.logreg import logreg
 from descend.tasks.mnist1d_task import mnist1d
 from descend.tasks.recommender import recommender
+from descend.tasks.speech import speech
 from descend.tasks.task import Task
+from descend.tasks.transformer import transformer
 from descend.tasks.vae import vae
 
 # Order is the order `descend tasks` prints: simplest first.
@@ -29,6 +32,9 @@ _FACTORIES: dict[str, Callable[..., Task]] = {
     "recommender": recommender,
     "charlm": charlm,
     "vae": vae,
+    "transformer": transformer,
+    "gan": gan,
+    "speech": speech,
 }
 
 

@@ -86,6 +86,7 @@ def run_task(
     resume: bool = False,
     progress: bool = False,
     device: str = "cpu",
+    precision: str = "fp32",
     eval_train: bool = True,
     on_nonfinite: str = "raise",
     optimizer_options: Mapping[str, Any] | None = None,
@@ -106,10 +107,11 @@ def run_task(
             or a :class:`~descend.schedules.Schedule`; ``None`` keeps ``lr`` constant.
         max_steps: stop after this many updates. Without ``epochs`` the run lasts as
             many epochs as ``max_steps`` needs; with ``epochs`` both limits apply.
-        callbacks, checkpoint_dir, checkpoint_every, resume, progress, device, eval_train,
-        on_nonfinite: passed to ``fit``.
+        callbacks, checkpoint_dir, checkpoint_every, resume, progress, device, precision,
+        eval_train, on_nonfinite: passed to ``fit`` (``device="auto"``: CUDA when available).
         optimizer_options: the optimizer's other hyperparameters (``{"momentum": 0.95}``,
-            ``{"betas": (0.9, 0.99)}``), over the registry's defaults; ``lr`` is given
+            ``{"betas": (0.9, 0.99)}``), over the task's ``optimizer_options`` for this
+            optimizer and the registry's defaults; ``lr`` is given
             by ``lr``, never here.
 
     Returns:
@@ -129,7 +131,8 @@ def run_task(
         },
         _TABLE,
     )
-    options = dict(optimizer_options or {})
+    # The task's recipe (Adam's betas for the GAN), then the caller's choices over it.
+    options = {**task.optimizer_options.get(optimizer, {}), **(optimizer_options or {})}
     if "lr" in options:
         raise ValueError(
             "run_task takes the learning rate as lr=, not in optimizer_options; "
@@ -167,6 +170,7 @@ def run_task(
         metrics=task.metrics,
         seed=seed,
         device=device,
+        precision=precision,
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
         resume=resume,
@@ -188,7 +192,8 @@ def run_task(
         "max_steps": max_steps,
         "total_steps": total_steps,
         "train_samples": len(data.train[1]),
-        "device": str(device),
+        "device": str(next(model.parameters()).device),
+        "precision": precision,
         "on_nonfinite": on_nonfinite,
         "target": task.target.describe(),
     }
@@ -216,6 +221,7 @@ def compare(
     max_steps: int | None = None,
     progress: bool = False,
     device: str = "cpu",
+    precision: str = "fp32",
     eval_train: bool = True,
     callbacks: Callable[[str, int], Sequence[Callback]] | None = None,
     on_nonfinite: str = "raise",
@@ -227,7 +233,8 @@ def compare(
         seeds: each optimizer runs once per seed (same data and initial weights
             across optimizers for the same seed, so the comparison is paired).
         lrs: learning rates by optimizer name; missing names use the task's table.
-        epochs, batch_size, schedule, max_steps, progress, device, eval_train: as in :func:`run_task`.
+        epochs, batch_size, schedule, max_steps, progress, device, precision, eval_train:
+            as in :func:`run_task`.
         callbacks: ``(optimizer name, seed) -> callbacks`` for that run (fresh objects per
             run, e.g. a ``GradientHealth`` monitor whose records the caller keeps).
 
@@ -255,6 +262,7 @@ def compare(
             max_steps=max_steps,
             progress=progress,
             device=device,
+            precision=precision,
             eval_train=eval_train,
             callbacks=() if callbacks is None else callbacks(name, seed),
             on_nonfinite=on_nonfinite,

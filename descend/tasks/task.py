@@ -84,6 +84,11 @@ class Task:
             :meth:`model` seeds and isolates that RNG.
         loss_fn: ``(output, target) -> scalar tensor``.
         options: the task options chosen (``{"init": "xavier"}``), for the run config.
+        measured: what the default recipe reached when measured (seed 0; see
+            ``docs/tasks.md``), for ``descend tasks``.
+        optimizer_options: hyperparameters of the default recipe other than the learning
+            rate, per optimizer name (``{"adam": {"betas": (0.5, 0.999)}}``); a caller's
+            ``optimizer_options`` override them key by key.
     """
 
     name: str
@@ -100,6 +105,8 @@ class Task:
     make_model: Callable[[], nn.Module] = field(repr=False, compare=False)
     loss_fn: Callable[[Any, Tensor], Tensor] = field(repr=False, compare=False)
     options: Mapping[str, Any] = field(default_factory=dict)
+    optimizer_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    measured: str = ""
 
     def __post_init__(self) -> None:
         missing = [n for n in OPTIMIZER_NAMES if n not in self.lrs]
@@ -143,4 +150,8 @@ class Task:
             "lr": self.lrs[self.default_optimizer],
             "metrics": sorted(self.metrics),
             "options": dict(self.options),
+            "optimizer_options": {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in self.optimizer_options.get(self.default_optimizer, {}).items()
+            },
         }

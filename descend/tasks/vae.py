@@ -96,6 +96,7 @@ def vae() -> Task:
         batch_size=64,
         lrs=lr_table(3e-3, gd=0.01, sgd=0.01, momentum=0.002, nesterov=0.002, adagrad=0.05),
         default_optimizer="adam",
+        measured="val_loss 24.60 nats/image, at target from epoch 13",
         metrics={"reconstruction": reconstruction_nats, "kl": kl_nats},
         make_data=_data,
         make_model=VAE,

@@ -29,6 +29,7 @@ from descend.train.history import History
 from descend.train.interrupts import Interrupt, catch_interrupts
 from descend.train.modes import eval_mode, train_mode
 from descend.train.nonfinite import POLICIES, Rollback, locate
+from descend.train.precision import MixedPrecision, resolve_device
 from descend.train.resume import LoopExtras, make_payload, restore_payload
 from descend.train.setup import arrange_callbacks, build_optimizer, split_schedule
 from descend.train.sharded_checkpoint import has_sharded, load_sharded, save_sharded
@@ -78,6 +79,7 @@ def fit(
     metrics: Mapping[str, Metric] | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    precision: str = "fp32",
     shuffle: bool = True,
     clip_grad_norm: float | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -133,7 +135,11 @@ def fit(
             any other global randomness during training) and the data order of
             every epoch. The model is built by the caller, so its initial weights
             are the caller's to seed.
-        device: where the model and the batches live.
+        device: where the model and the batches live: ``"cpu"``, ``"cuda"``, ``"mps"``
+            or ``"auto"`` (CUDA, else MPS, else the CPU); see :func:`resolve_device`.
+        precision: ``"fp32"``, or the forward pass and loss under ``torch.autocast`` in
+            ``"bf16"`` or ``"fp16"`` (with gradient scaling; GPU only), parameters and
+            optimizer state staying float32 (:class:`~descend.train.precision.MixedPrecision`).
         shuffle: draw a new sample order every epoch (mini-batch and stochastic).
         clip_grad_norm: clip the global gradient norm to this before each update.
         checkpoint_dir: write ``last.pt`` there every ``checkpoint_every`` updates
@@ -221,13 +227,14 @@ def fit(
         raise InvalidParameterError(
             "checkpoint_every= and resume=True need checkpoint_dir= (the folder of the checkpoints)."
         )
-    device = torch.device(device)
+    device = resolve_device(device)
     strategy = strategy or os.environ.get("DESCEND_STRATEGY", "ddp")
     ranks = setup(strategy, device)  # None in one process
     if ranks is not None:
         check_arguments(ranks, optimizer, callbacks)
         device = ranks.device
         progress, log_dir = (progress, log_dir) if ranks.is_main else (False, None)
+    amp = MixedPrecision(device, precision)
     model.to(device)
     if ranks is not None:
         model = ranks.wrap(model)
@@ -331,10 +338,12 @@ def fit(
                     # forward, loss, backward (at Schedule-Free's gradient point y)
                     train_mode(optimizer)
                     optimizer.zero_grad(set_to_none=True)
-                    batch_loss = loss(model(x), y)
+                    with amp.autocast():
+                        batch_loss = loss(model(x), y)
                     if ranks is not None:  # the mean over the global batch (distributed.py)
                         batch_loss = batch_loss * weight
-                    batch_loss.backward()
+                    amp.backward(batch_loss)
+                    amp.unscale(optimizer)
                     state.grads = [p.grad for p in params if p.grad is not None]
                     if ranks is not None:
                         state.loss, state.grad_norm = ranks.loss_and_grad_norm(
@@ -354,7 +363,9 @@ def fit(
                         hooks.before_optimizer_step(state)
                         if rollback is not None:
                             rollback.save(model, optimizer)
-                        optimizer.step()
+                        amp.step(optimizer)
+                    elif math.isfinite(state.loss) and amp.overflowed():
+                        pass  # fp16's scale was too large: skipped, and the scale halved
                     elif on_nonfinite == "raise":
                         # A criterion that ends the run here (Divergence) wins over the error.
                         verdict = None if stop is None else stop.check(progress(state.step + 1))

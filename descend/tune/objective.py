@@ -86,6 +86,8 @@ def run_trial(trial: Any, settings: Mapping[str, Any]) -> None:
             batch_size=settings["batch_size"],
             schedule=settings["schedule"],
             callbacks=[report],
+            device=settings.get("device", "cpu"),
+            precision=settings.get("precision", "fp32"),
             eval_train=False,  # only the validation metric matters here; saves a pass per epoch
         )
     except NonFiniteError as exc:

@@ -42,7 +42,13 @@ def run_worker(
 
 
 def worker_command(
-    storage: str, study: str, worker: int, heartbeat: float, grace: float
+    storage: str,
+    study: str,
+    worker: int,
+    heartbeat: float,
+    grace: float,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> list[str]:
     """The command line of one worker process (``python -m descend.tune.worker``)."""
     return [
@@ -59,6 +65,10 @@ def worker_command(
         str(heartbeat),
         "--grace",
         str(grace),
+        "--device",
+        device,
+        "--precision",
+        precision,
     ]
 
 
@@ -83,7 +93,7 @@ def work_in_processes(
         )
         procs.append(
             subprocess.Popen(
-                worker_command(ref.where, ref.name, k, heartbeat, grace),
+                worker_command(ref.where, ref.name, k, heartbeat, grace, *_runtime(ref.settings)),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -141,3 +151,9 @@ class _Bar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _runtime(settings: dict[str, Any]) -> tuple[str, str]:
+    # Where a worker trains is its own choice, not the study's: workers on several
+    # machines share one study, and each runs on what it has.
+    return settings.get("device", "cpu"), settings.get("precision", "fp32")

@@ -9,6 +9,7 @@ exact across processes and machines (:mod:`descend.tune.workers`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +45,8 @@ def tune(
     grace: float = DEFAULT_GRACE,
     progress: bool = False,
     task_options: dict[str, Any] | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> TuneResult:
     """Tune ``optimizer``'s hyperparameters on ``task`` with ``trials`` Optuna trials.
 
@@ -69,6 +72,9 @@ def tune(
         heartbeat, grace: seconds between a running trial's heartbeats; silence after
             which another worker fails it and queues it again.
         progress: one bar over the trials, with the best value so far.
+        device, precision: where this process's workers train and in which format, as in
+            :func:`descend.tasks.run_task`; a worker's own choice, not a study setting
+            (workers on other machines joining the study choose their own).
 
     Returns:
         The :class:`TuneResult`.
@@ -105,6 +111,9 @@ def tune(
         storage=storage,
         study=study,
         task_options=task_options,
+    )
+    ref = dataclasses.replace(
+        ref, settings={**ref.settings, "device": device, "precision": precision}
     )
     if workers == 1:
         run_worker(ref.storage, ref.name, ref.settings, 0, heartbeat, grace, progress)

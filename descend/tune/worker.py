@@ -22,10 +22,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", type=int, default=0, help="index: seeds this worker's sampler")
     parser.add_argument("--heartbeat", type=float, default=5.0)
     parser.add_argument("--grace", type=float, default=30.0)
+    parser.add_argument(
+        "--device", default="cpu", help="where this worker trains (auto, cpu, cuda, mps)"
+    )
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16")
     args = parser.parse_args(argv)
     storage = open_storage(args.storage)
     study = optuna_module().load_study(study_name=args.study, storage=storage)
-    settings = study_settings(study)
+    # The device and precision are this worker's, not the study's (see processes._runtime).
+    settings = {**study_settings(study), "device": args.device, "precision": args.precision}
     defer_signals()
     try:
         run_worker(storage, args.study, settings, args.worker, args.heartbeat, args.grace, False)

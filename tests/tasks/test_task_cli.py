@@ -27,3 +27,12 @@ def test_descend_tasks_lists_every_task(capsys: pytest.CaptureFixture[str]) -> N
 def test_descend_tasks_verbose_shows_options(capsys: pytest.CaptureFixture[str]) -> None:
     out = _run(["tasks", "--verbose"], capsys)
     assert "init='xavier'" in out and "ratings_path=None" in out
+
+
+def test_descend_tasks_shows_what_each_default_recipe_measured(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = _run(["tasks"], capsys)
+    for task in TASKS.values():
+        assert task.measured and f"  measured: {task.measured}\n" in out
+    assert "recipe: adam betas=(0.5, 0.999) lr 0.001" in out  # the gan's recipe

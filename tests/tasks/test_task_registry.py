@@ -13,7 +13,7 @@ from descend.tasks.task import OPTIMIZER_NAMES
 
 EXPECTED = {
     "linreg", "logreg", "digits", "mnist1d", "deep_sigmoid", "deep_residual",
-    "recommender", "charlm", "vae",
+    "recommender", "charlm", "vae", "transformer", "gan", "speech",
 }  # fmt: skip
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from descend.tasks import get_task, run_task, summarize
 
-FAST = ["linreg", "logreg", "digits", "deep_sigmoid", "deep_residual", "recommender", "vae"]
-SLOW = ["mnist1d", "charlm"]  # ~10 s and ~15 s on one busy core
+FAST = ["linreg", "logreg", "digits", "deep_sigmoid", "deep_residual", "recommender", "vae", "gan"]
+SLOW = ["mnist1d", "charlm", "transformer"]  # ~10 s, ~15 s and ~12 s on one busy core
 
 
 def _reaches(name: str) -> None:

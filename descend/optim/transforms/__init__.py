@@ -12,6 +12,7 @@ from descend.optim.transforms.decay import add_decayed_weights, add_weight_decay
 from descend.optim.transforms.lion import scale_by_lion
 from descend.optim.transforms.momentum import trace
 from descend.optim.transforms.nadam import scale_by_nadam
+from descend.optim.transforms.optimism import optimism
 from descend.optim.transforms.radam import scale_by_radam
 from descend.optim.transforms.rms import scale_by_rms
 from descend.optim.transforms.rprop import scale_by_rprop
@@ -26,6 +27,7 @@ __all__ = [
     "clip_by_global_norm",
     "clip_by_value",
     "maximize",
+    "optimism",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
