@@ -40,6 +40,11 @@ _EXPORTS = {
         "chain",
         "make_optimizer",
         "optimizer_names",
+        "SAM",
+        "averaged_weights",
+        "centralize_gradient",
+        "ema",
+        "lookahead",
     ),
     "descend.terrains": ("get_terrain",),
     "descend.train": ("History", "fit"),
@@ -82,6 +87,7 @@ if TYPE_CHECKING:
         make_optimizer,
         optimizer_names,
     )
+    from descend.optim import SAM, averaged_weights, centralize_gradient, ema, lookahead
     from descend.terrains import get_terrain
     from descend.train import History, fit
 
@@ -114,6 +120,11 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "SAM",
+    "averaged_weights",
+    "centralize_gradient",
+    "ema",
+    "lookahead",
     "ASGD",
     "SGD",
     "Adadelta",

@@ -4,9 +4,13 @@
 - :class:`Optimizer`, which runs any chain as a real ``torch.optim.Optimizer``;
 - the named optimizers (:class:`SGD`, :class:`Adagrad`, :class:`RMSprop`, :class:`Adam`,
   :class:`AdamW`) with torch.optim's signatures and state dicts;
-- the registry of names users type (:func:`make_optimizer`).
+- the registry of names users type (:func:`make_optimizer`);
+- wrappers: :func:`lookahead` and :func:`ema` around any chain (with
+  :func:`averaged_weights` to evaluate with the kept weights), and :class:`SAM` around
+  any optimizer.
 """
 
+from descend.optim.averaged import averaged_weights
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
@@ -19,8 +23,12 @@ from descend.optim.registry import (
     make_optimizer,
     optimizer_names,
 )
+from descend.optim.sam import SAM
 from descend.optim.transform import Transform, chain, stateless, when
 from descend.optim.transforms import (
+    centralize_gradient,
+    ema,
+    lookahead,
     add_decayed_weights,
     add_weight_decay,
     asgd,
@@ -41,6 +49,11 @@ from descend.optim.transforms import (
 )
 
 __all__ = [
+    "SAM",
+    "averaged_weights",
+    "centralize_gradient",
+    "ema",
+    "lookahead",
     "ASGD",
     "OPTIMIZERS",
     "SGD",

@@ -5,8 +5,11 @@ from descend.optim.transforms.adagrad import scale_by_adagrad
 from descend.optim.transforms.adam import scale_by_adam
 from descend.optim.transforms.adamax import scale_by_adamax
 from descend.optim.transforms.asgd import asgd
+from descend.optim.transforms.centralize import centralize_gradient
 from descend.optim.transforms.clip import clip_by_global_norm, clip_by_value
 from descend.optim.transforms.decay import add_decayed_weights, add_weight_decay
+from descend.optim.transforms.ema import ema
+from descend.optim.transforms.lookahead import lookahead
 from descend.optim.transforms.momentum import trace
 from descend.optim.transforms.nadam import scale_by_nadam
 from descend.optim.transforms.radam import scale_by_radam
@@ -15,6 +18,9 @@ from descend.optim.transforms.rprop import scale_by_rprop
 from descend.optim.transforms.scale import maximize, scale_by_lr, sign
 
 __all__ = [
+    "centralize_gradient",
+    "ema",
+    "lookahead",
     "add_decayed_weights",
     "add_weight_decay",
     "asgd",
