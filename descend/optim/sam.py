@@ -172,7 +172,8 @@ class SAM(torch.optim.Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One SAM step. ``closure`` clears the gradients, computes the loss and calls
         ``backward``. Returns the loss at :math:`w` when this step computed it (no gradient
-        was set), else None (the caller computed it)."""
+        was set), else None (the caller computed it). The gradients are cleared at the end
+        (those left were taken at the perturbed weights, not at the new ones)."""
         if closure is None:
             raise RuntimeError(
                 "SAM.step needs a closure that recomputes the loss and its gradients (the "
@@ -185,7 +186,7 @@ class SAM(torch.optim.Optimizer):
         self.first_step(zero_grad=True)
         with torch.enable_grad():
             closure()
-        self.second_step()
+        self.second_step(zero_grad=True)
         return loss
 
 
