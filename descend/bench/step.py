@@ -32,9 +32,12 @@ from torch import Tensor
 import descend
 from descend._validation import InvalidParameterError, unknown_choice
 from descend.optim import (
+    AdamW,
     add_decayed_weights,
     chain,
     clip_by_global_norm,
+    ema,
+    lookahead,
     scale_by_adam,
     scale_by_lr,
 )
@@ -51,7 +54,8 @@ class Algorithm:
         descend: ``params -> optimizer`` with descend's default execution.
         torch: ``(params, impl) -> optimizer`` for impl in ``forloop``, ``foreach``, ``fused``;
             ``None`` where torch has no such path.
-        traffic: float32 arrays read plus written per parameter per step.
+        traffic: float32 arrays read plus written per parameter per step (averaged over
+            the steps for a rule that does more on some steps, Lookahead's every k-th).
         state: float32 state arrays per parameter.
         torch_impls: the torch paths that exist for this algorithm.
         optax: the optax update as ``(optax module) -> GradientTransformation``, if any.
@@ -61,7 +65,7 @@ class Algorithm:
     name: str
     descend: Factory
     torch: Callable[[list[Tensor], str], Any]
-    traffic: int
+    traffic: float
     state: int
     torch_impls: tuple[str, ...] = ("forloop", "foreach")
     optax: Callable[[Any], Any] | None = None
@@ -191,6 +195,40 @@ ALGORITHMS: dict[str, Algorithm] = {
             ("forloop", "foreach", "fused"),
             clip=True,
             summary="clip by global norm -> Adam -> decoupled decay -> scheduled lr",
+        ),
+        # Wrappers, against torch's AdamW without them (torch has neither): what they add.
+        # Lookahead reads and writes its slow weights on every 5th step only (2/5 of an
+        # array a step; time a multiple of 5 steps per round, --steps 5, for an even share).
+        Algorithm(
+            "adamw_lookahead",
+            lambda p: descend.Optimizer(
+                p,
+                lookahead(AdamW.transform, k=5),
+                lr=1e-3,
+                weight_decay=0.01,
+                decoupled_weight_decay=True,
+            ),
+            _torch(torch.optim.AdamW, lr=1e-3),
+            7.4,
+            3,
+            ("forloop", "foreach", "fused"),
+            summary="AdamW -> lookahead(k=5, alpha=0.5)",
+        ),
+        # The average is read and written every step: 2 arrays more than AdamW's 7.
+        Algorithm(
+            "adamw_ema",
+            lambda p: descend.Optimizer(
+                p,
+                ema(AdamW.transform, decay=0.999),
+                lr=1e-3,
+                weight_decay=0.01,
+                decoupled_weight_decay=True,
+            ),
+            _torch(torch.optim.AdamW, lr=1e-3),
+            9,
+            3,
+            ("forloop", "foreach", "fused"),
+            summary="AdamW -> ema(decay=0.999) of the weights",
         ),
     ]
 }

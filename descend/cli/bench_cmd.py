@@ -34,7 +34,8 @@ def step(
         typer.Option(
             "--optimizers",
             help="Comma-separated names (default: all): sgd, momentum, nesterov, adagrad, "
-            "rmsprop, rmsprop_centered, adam, amsgrad, adamw, adamw_clip_sched.",
+            "rmsprop, rmsprop_centered, adam, amsgrad, adamw, adamw_clip_sched, "
+            "adamw_lookahead, adamw_ema.",
         ),
     ] = None,
     rounds: Annotated[
