@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from descend.minimize import MinimizeResult, minimize
     from descend.optim import (
         ASGD,
+        SAM,
         SGD,
         Adadelta,
         Adagrad,
@@ -83,11 +84,14 @@ if TYPE_CHECKING:
         RAdam,
         RMSprop,
         Rprop,
+        averaged_weights,
+        centralize_gradient,
         chain,
+        ema,
+        lookahead,
         make_optimizer,
         optimizer_names,
     )
-    from descend.optim import SAM, averaged_weights, centralize_gradient, ema, lookahead
     from descend.terrains import get_terrain
     from descend.train import History, fit
 
@@ -120,12 +124,8 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
-    "SAM",
-    "averaged_weights",
-    "centralize_gradient",
-    "ema",
-    "lookahead",
     "ASGD",
+    "SAM",
     "SGD",
     "Adadelta",
     "Adagrad",
@@ -147,10 +147,14 @@ __all__ = [
     "adamax",
     "adamw",
     "asgd",
+    "averaged_weights",
+    "centralize_gradient",
     "chain",
     "compare",
+    "ema",
     "fit",
     "get_terrain",
+    "lookahead",
     "make_optimizer",
     "minimize",
     "nadam",

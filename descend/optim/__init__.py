@@ -26,14 +26,14 @@ from descend.optim.registry import (
 from descend.optim.sam import SAM
 from descend.optim.transform import Transform, chain, stateless, when
 from descend.optim.transforms import (
-    centralize_gradient,
-    ema,
-    lookahead,
     add_decayed_weights,
     add_weight_decay,
     asgd,
+    centralize_gradient,
     clip_by_global_norm,
     clip_by_value,
+    ema,
+    lookahead,
     maximize,
     scale_by_adadelta,
     scale_by_adagrad,
@@ -49,13 +49,9 @@ from descend.optim.transforms import (
 )
 
 __all__ = [
-    "SAM",
-    "averaged_weights",
-    "centralize_gradient",
-    "ema",
-    "lookahead",
     "ASGD",
     "OPTIMIZERS",
+    "SAM",
     "SGD",
     "Adadelta",
     "Adagrad",
@@ -72,10 +68,14 @@ __all__ = [
     "add_decayed_weights",
     "add_weight_decay",
     "asgd",
+    "averaged_weights",
+    "centralize_gradient",
     "chain",
     "clip_by_global_norm",
     "clip_by_value",
+    "ema",
     "get_spec",
+    "lookahead",
     "make_optimizer",
     "maximize",
     "optimizer_names",

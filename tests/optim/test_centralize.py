@@ -13,7 +13,7 @@ from descend.optim import centralize_gradient, chain, lookahead, scale_by_lr, tr
 from tests.optim.problems import loss_fn
 
 pytorch_optimizer = pytest.importorskip("pytorch_optimizer")
-from pytorch_optimizer.optimizer.gradient_centralization import (  # noqa: E402
+from pytorch_optimizer.optimizer.gradient_centralization import (
     centralize_gradient as reference,
 )
 

@@ -11,7 +11,7 @@ import torch
 
 import descend
 from descend._validation import InvalidParameterError
-from descend.optim import AdamW, SGD, averaged_weights, chain, lookahead, scale_by_adam, scale_by_lr
+from descend.optim import SGD, AdamW, averaged_weights, chain, lookahead, scale_by_adam, scale_by_lr
 from tests.optim.problems import loss_fn, make_params
 
 pytorch_optimizer = pytest.importorskip("pytorch_optimizer")

@@ -54,19 +54,25 @@ def test_sam_settles_within_rho_of_the_minimum() -> None:
     along the stiffest axis) at a distance of order ρ (measured 0.018 for ρ = 0.05, 0.010
     to 0.012 for ρ = 0.01, with momentum 0.9). ρ → 0 is SGD."""
     for rho in (0.05, 0.01):
-        x = torch.ones(10, dtype=torch.float64, requires_grad=True)
-        opt = descend.SAM([x], descend.SGD, rho=rho, lr=0.01, momentum=0.9)
-
-        def closure():
-            opt.zero_grad()
-            loss = quadratic(x)
-            loss.backward()
-            return loss
-
-        for _ in range(1000):
-            opt.step(closure)
-        last = []
-        for _ in range(10):
-            opt.step(closure)
-            last.append(float(x.detach().norm()))
+        last = _sam_norms(rho, settle=1000, keep=10)
         assert rho / 10 < min(last) and max(last) <= 2 * rho
+
+
+def _sam_norms(rho: float, settle: int, keep: int) -> list[float]:
+    """|x| over ``keep`` SAM(SGD, momentum 0.9) steps after ``settle`` on the quadratic."""
+    x = torch.ones(10, dtype=torch.float64, requires_grad=True)
+    opt = descend.SAM([x], descend.SGD, rho=rho, lr=0.01, momentum=0.9)
+
+    def closure():
+        opt.zero_grad()
+        loss = quadratic(x)
+        loss.backward()
+        return loss
+
+    for _ in range(settle):
+        opt.step(closure)
+    last = []
+    for _ in range(keep):
+        opt.step(closure)
+        last.append(float(x.detach().norm()))
+    return last

@@ -18,14 +18,14 @@ from descend.optim.transforms.rprop import scale_by_rprop
 from descend.optim.transforms.scale import maximize, scale_by_lr, sign
 
 __all__ = [
-    "centralize_gradient",
-    "ema",
-    "lookahead",
     "add_decayed_weights",
     "add_weight_decay",
     "asgd",
+    "centralize_gradient",
     "clip_by_global_norm",
     "clip_by_value",
+    "ema",
+    "lookahead",
     "maximize",
     "scale_by_adadelta",
     "scale_by_adagrad",

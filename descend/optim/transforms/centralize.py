@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from descend._validation import BOOL
-from descend.optim.transform import Hyper, State, picklable, stateless, Transform
+from descend.optim.transform import Hyper, State, Transform, picklable, stateless
 
 
 @picklable
