@@ -103,6 +103,9 @@ class SAM(torch.optim.Optimizer):
         self.base_optimizer = base
         self._bind()
 
+    def __repr__(self) -> str:
+        return f"SAM(rho={self.rho}, adaptive={self.adaptive}) around {self.base_optimizer!r}"
+
     def _bind(self) -> None:
         self.param_groups = self.base_optimizer.param_groups
         self.state = self.base_optimizer.state

@@ -28,7 +28,9 @@ def centralize_gradient() -> Transform:
 
     Put it first in a chain, on the raw gradient, as the paper puts it inside SGD and Adam
     (before momentum and weight decay): ``chain(centralize_gradient(), scale_by_adam(),
-    scale_by_lr())``. It needs each tensor's shape, so it is not elementwise.
+    scale_by_lr())``. It needs each tensor's shape, so it is not elementwise. Not for
+    complex parameters: the optimizer hands them over as real pairs (a trailing dimension
+    of 2, as torch.optim does), whose mean would mix real and imaginary parts.
 
     .. note:: Conventions: the paper's code (``GC_SGD``, ``GCC_SGD``) centralizes both
        convolutional and fully connected weights by default, with a "conv only" variant;
