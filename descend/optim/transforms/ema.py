@@ -60,7 +60,34 @@ def ema(inner: Transform, decay: float = 0.999) -> Transform:
         PyTorch, ``torch.optim.swa_utils``. https://pytorch.org/docs/stable/optim.html#weight-averaging-swa-and-ema
     """
     both = chain(inner, _average(decay))
-    return dataclasses.replace(both, name=f"ema({inner.name})")
+    split = None
+    if inner.split is not None:
+        # inner ends in u = -h v: keep the optimizer's one-pass add of -h v (Transform.split),
+        # averaging the weights it will produce, computed by the same operation.
+        unscaled, name = inner.split
+
+        def averaged(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper):
+            v = unscaled(grads, state, params, hp)
+            _blend(state["ema"], torch._foreach_add(params, v, alpha=-hp[name]), hp)
+            return v
+
+        split = (averaged, name)
+    return dataclasses.replace(both, name=f"ema({inner.name})", split=split)
+
+
+def _blend(average: list[Tensor], new: list[Tensor], hp: Hyper) -> None:
+    """average <- new on each tensor's first update, else lerp(average, new, 1 - decay)."""
+    rest, steps = 1 - hp["ema_decay"], hp["step"]
+    if not isinstance(steps[0], Tensor):
+        # lerp with weight 1 is the new weights exactly: torch's lerp computes
+        # end - (end - start)(1 - w) for w >= 0.5.
+        torch._foreach_lerp_(average, new, [1.0 if s == 1 else rest for s in steps])
+        return
+    # Compiled or differentiable steps count in 0-d tensors: select, do not branch. The
+    # average is for evaluation: a differentiable step does not record it.
+    for a, theta, s in zip(average, new, steps, strict=True):
+        theta = theta.detach()
+        a.copy_(torch.where(s == 1, theta, torch.lerp(a, theta, rest)))
 
 
 @picklable
@@ -72,18 +99,7 @@ def _average(decay: float) -> Transform:
         return {"ema": [p.detach().clone() for p in params]}
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        rest, steps = 1 - hp["ema_decay"], hp["step"]
-        average, new = state["ema"], torch._foreach_add(params, grads)
-        if not isinstance(steps[0], Tensor):
-            # lerp with weight 1 is the new weights exactly: torch's lerp computes
-            # end - (end - start)(1 - w) for w >= 0.5.
-            torch._foreach_lerp_(average, new, [1.0 if s == 1 else rest for s in steps])
-            return grads
-        # Compiled or differentiable steps count in 0-d tensors: select, do not branch. The
-        # average is for evaluation: a differentiable step does not record it.
-        for a, theta, s in zip(average, new, steps, strict=True):
-            theta = theta.detach()
-            a.copy_(torch.where(s == 1, theta, torch.lerp(a, theta, rest)))
+        _blend(state["ema"], torch._foreach_add(params, grads), hp)
         return grads
 
     return Transform(
