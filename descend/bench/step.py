@@ -85,6 +85,32 @@ def _torch(cls: type, **opts: Any) -> Callable[[list[Tensor], str], Any]:
     return make
 
 
+class _ThenAverage:
+    """torch's way to keep an EMA of the weights: the optimizer's step, then what
+    ``AveragedModel(multi_avg_fn=get_ema_multi_avg_fn(decay)).update_parameters`` does
+    (a copy on the first call, a ``_foreach_lerp_`` after), over the parameter list."""
+
+    def __init__(self, opt: torch.optim.Optimizer, params: list[Tensor], decay: float) -> None:
+        from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+        self.opt, self.params, self.average = opt, params, get_ema_multi_avg_fn(decay)
+        self.kept = [p.detach().clone() for p in params]
+        self.n = 0
+
+    def step(self) -> None:
+        self.opt.step()
+        if self.n > 0:
+            self.average(self.kept, [p.detach() for p in self.params], self.n)
+        else:
+            torch._foreach_copy_(self.kept, [p.detach() for p in self.params])
+        self.n += 1
+
+
+def _torch_then_average(cls: type, decay: float, **opts: Any) -> Callable[[list[Tensor], str], Any]:
+    make = _torch(cls, **opts)
+    return lambda params, impl: _ThenAverage(make(params, impl), params, decay)
+
+
 def _decay(t: int) -> float:
     # A schedule that changes every step: a compiled step must not recompile for it.
     return 1e-3 / (1.0 + 1e-3 * t)
@@ -224,11 +250,12 @@ ALGORITHMS: dict[str, Algorithm] = {
                 weight_decay=0.01,
                 decoupled_weight_decay=True,
             ),
-            _torch(torch.optim.AdamW, lr=1e-3),
+            _torch_then_average(torch.optim.AdamW, 0.999, lr=1e-3),
             9,
             3,
             ("forloop", "foreach", "fused"),
-            summary="AdamW -> ema(decay=0.999) of the weights",
+            summary="AdamW -> ema(decay=0.999) of the weights; torch: AdamW, then the "
+            "swa_utils EMA update (AveragedModel.update_parameters' arithmetic)",
         ),
     ]
 }
