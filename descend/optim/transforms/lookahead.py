@@ -85,8 +85,9 @@ def _synchronize(k: int, alpha: float) -> Transform:
             # theta + (1 - alpha)(phi - theta) = phi + alpha(theta - phi), as the reference.
             torch._foreach_lerp_(fast, [slow[i] for i in due], back)
             torch._foreach_copy_([slow[i] for i in due], fast)
+            torch._foreach_sub_(fast, [params[i] for i in due])  # the update that lands there
             out = list(grads)
-            for i, pulled in zip(due, torch._foreach_sub(fast, [params[i] for i in due])):
+            for i, pulled in zip(due, fast, strict=True):
                 out[i] = pulled
             return out
         # Compiled or differentiable steps count in 0-d tensors: select, do not branch.
