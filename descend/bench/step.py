@@ -17,6 +17,8 @@ anew each round, and the median over rounds is reported with its spread.
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import math
 import platform
 import random
@@ -109,6 +111,25 @@ class _ThenAverage:
 def _torch_then_average(cls: type, decay: float, **opts: Any) -> Callable[[list[Tensor], str], Any]:
     make = _torch(cls, **opts)
     return lambda params, impl: _ThenAverage(make(params, impl), params, decay)
+
+
+# Rows whose torch columns time a package outside descend's dependencies (the dev extra):
+# left out of the default list where it is not installed.
+_NEEDS = {"schedulefree_adamw_ref": "schedulefree"}
+
+
+def _installed(package: str | None) -> bool:
+    return package is None or importlib.util.find_spec(package) is not None
+
+
+def _schedulefree_reference(params: list[Tensor], impl: str) -> Any:
+    """The authors' ``schedulefree.AdamWScheduleFree`` (the ``dev`` extra), its for-loop
+    or foreach path, in train mode."""
+    from schedulefree import AdamWScheduleFree
+
+    opt = AdamWScheduleFree(params, lr=1e-3, weight_decay=0.01, foreach=impl == "foreach")
+    opt.train()
+    return opt
 
 
 def _decay(t: int) -> float:
@@ -257,6 +278,25 @@ ALGORITHMS: dict[str, Algorithm] = {
             summary="AdamW -> ema(decay=0.999) of the weights; torch: AdamW, then the "
             "swa_utils EMA update (AveragedModel.update_parameters' arithmetic)",
         ),
+        # Schedule-Free AdamW against the closest torch rule (AdamW: the same reads and
+        # writes, theta g z v in, theta z v out), then against the authors' package.
+        Algorithm(
+            "schedulefree_adamw",
+            lambda p: descend.ScheduleFreeAdamW(p, lr=1e-3, weight_decay=0.01),
+            _torch(torch.optim.AdamW, lr=1e-3),
+            7,
+            2,
+            ("forloop", "foreach", "fused"),
+            summary="Schedule-Free AdamW (torch columns: torch.optim.AdamW)",
+        ),
+        Algorithm(
+            "schedulefree_adamw_ref",
+            lambda p: descend.ScheduleFreeAdamW(p, lr=1e-3, weight_decay=0.01),
+            _schedulefree_reference,
+            7,
+            2,
+            summary="Schedule-Free AdamW (torch columns: schedulefree.AdamWScheduleFree)",
+        ),
     ]
 }
 IMPLS = (
@@ -355,7 +395,13 @@ def as_chain(opt: Any, *, compile: bool) -> Any:
     from descend.optim.flags import EXECUTION_DEFAULTS
 
     hp = {k: v for k, v in opt.defaults.items() if k not in EXECUTION_DEFAULTS}
-    return descend.Optimizer(opt.param_groups[0]["params"], opt.transform, compile=compile, **hp)
+    params = opt.param_groups[0]["params"]
+    accepted = inspect.signature(type(opt)).parameters
+    if type(opt).step is not descend.Optimizer.step and "compile" in accepted:
+        # A class whose step is more than its chain (Schedule-Free's averaging, Prodigy's
+        # estimate): the same class, its constructor's settings, compiled or not.
+        return type(opt)(params, compile=compile, **{k: v for k, v in hp.items() if k in accepted})
+    return descend.Optimizer(params, opt.transform, compile=compile, **hp)
 
 
 class _OptaxRunner:
@@ -641,10 +687,15 @@ def bench_step(
         impls: implementations from :data:`IMPLS` (default: all available).
         echo: called with a progress line per algorithm and size.
     """
-    algorithms = list(algorithms or ALGORITHMS)
+    algorithms = list(algorithms or [a for a in ALGORITHMS if _installed(_NEEDS.get(a))])
     for name in algorithms:
         if name not in ALGORITHMS:
             raise unknown_choice("optimizer", name, ALGORITHMS)
+        if not _installed(_NEEDS.get(name)):
+            raise InvalidParameterError(
+                f"The {name} row times the {_NEEDS[name]} package, which is not installed "
+                f"(pip install {_NEEDS[name]}, or descend's dev extra). Got {name} without it."
+            )
     impls = list(impls or IMPLS)
     for impl in impls:
         if impl not in IMPLS:

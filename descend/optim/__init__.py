@@ -15,6 +15,8 @@ from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
+from descend.optim.named_prodigy import Prodigy
+from descend.optim.named_schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,
@@ -61,9 +63,12 @@ __all__ = [
     "NAdam",
     "Optimizer",
     "OptimizerSpec",
+    "Prodigy",
     "RAdam",
     "RMSprop",
     "Rprop",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
     "Transform",
     "add_decayed_weights",
     "add_weight_decay",

@@ -19,6 +19,12 @@ def lr_table(base: float, **overrides: float) -> dict[str, float]:
     """
     table = {"adam": base, "adamw": base, "rmsprop": base}
     table.update(overrides)
+    # Schedule-Free AdamW: the reference's README suggests 1-10x a scheduled AdamW's lr;
+    # Schedule-Free SGD 10-50x SGD with momentum's; Prodigy's lr multiplies its own estimate.
+    table.setdefault("schedulefree_adamw", base)
+    if "momentum" in table:
+        table.setdefault("schedulefree_sgd", 10 * table["momentum"])
+    table.setdefault("prodigy", 1.0)
     return table
 
 

@@ -22,6 +22,8 @@ Metric = Callable[[Any, Tensor], float]
 """A metric maps (model output, target) to a float computed over the whole batch given."""
 
 OPTIMIZER_NAMES = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+# Schedule-Free and Prodigy: their learning rates come from lr_table's rules.
+OPTIMIZER_NAMES += ("schedulefree_adamw", "schedulefree_sgd", "prodigy")
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def ema(inner: Transform, decay: float = 0.999) -> Transform:
     """
     both = chain(inner, _average(decay))
     split = None
-    if inner.split is not None:
+    if inner.shortcut("split") is not None:
         # inner ends in u = -h v: keep the optimizer's one-pass add of -h v (Transform.split),
         # averaging the weights it will produce, computed by the same operation.
         unscaled, name = inner.split
