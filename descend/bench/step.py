@@ -34,10 +34,13 @@ from torch import Tensor
 import descend
 from descend._validation import InvalidParameterError, unknown_choice
 from descend.optim import (
+    AdamW,
     add_decayed_weights,
     cautious,
     chain,
     clip_by_global_norm,
+    ema,
+    lookahead,
     maximize,
     scale_by_adam,
     scale_by_lr,
@@ -55,7 +58,8 @@ class Algorithm:
         descend: ``params -> optimizer`` with descend's default execution.
         torch: ``(params, impl) -> optimizer`` for impl in ``forloop``, ``foreach``, ``fused``;
             ``None`` where torch has no such path.
-        traffic: float32 arrays read plus written per parameter per step.
+        traffic: float32 arrays read plus written per parameter per step (averaged over
+            the steps for a rule that does more on some steps, Lookahead's every k-th).
         state: float32 state arrays per parameter.
         torch_impls: the torch paths that exist for this algorithm.
         optax: the optax update as ``(optax module) -> GradientTransformation``, if any.
@@ -65,7 +69,7 @@ class Algorithm:
     name: str
     descend: Factory
     torch: Callable[[list[Tensor], str], Any]
-    traffic: int
+    traffic: float
     state: int
     torch_impls: tuple[str, ...] = ("forloop", "foreach")
     optax: Callable[[Any], Any] | None = None
@@ -83,6 +87,32 @@ def _torch(cls: type, **opts: Any) -> Callable[[list[Tensor], str], Any]:
         return cls(params, **opts, **flags[impl])
 
     return make
+
+
+class _ThenAverage:
+    """torch's way to keep an EMA of the weights: the optimizer's step, then what
+    ``AveragedModel(multi_avg_fn=get_ema_multi_avg_fn(decay)).update_parameters`` does
+    (a copy on the first call, a ``_foreach_lerp_`` after), over the parameter list."""
+
+    def __init__(self, opt: torch.optim.Optimizer, params: list[Tensor], decay: float) -> None:
+        from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+        self.opt, self.params, self.average = opt, params, get_ema_multi_avg_fn(decay)
+        self.kept = [p.detach().clone() for p in params]
+        self.n = 0
+
+    def step(self) -> None:
+        self.opt.step()
+        if self.n > 0:
+            self.average(self.kept, [p.detach() for p in self.params], self.n)
+        else:
+            torch._foreach_copy_(self.kept, [p.detach() for p in self.params])
+        self.n += 1
+
+
+def _torch_then_average(cls: type, decay: float, **opts: Any) -> Callable[[list[Tensor], str], Any]:
+    make = _torch(cls, **opts)
+    return lambda params, impl: _ThenAverage(make(params, impl), params, decay)
 
 
 # Rows whose torch columns time a package outside descend's dependencies (the dev extra):
@@ -214,6 +244,41 @@ ALGORITHMS: dict[str, Algorithm] = {
             ("forloop", "foreach", "fused"),
             clip=True,
             summary="clip by global norm -> Adam -> decoupled decay -> scheduled lr",
+        ),
+        # Wrappers, against torch's AdamW without them (torch has neither): what they add.
+        # Lookahead reads and writes its slow weights on every 5th step only (2/5 of an
+        # array a step; time a multiple of 5 steps per round, --steps 5, for an even share).
+        Algorithm(
+            "adamw_lookahead",
+            lambda p: descend.Optimizer(
+                p,
+                lookahead(AdamW.transform, k=5),
+                lr=1e-3,
+                weight_decay=0.01,
+                decoupled_weight_decay=True,
+            ),
+            _torch(torch.optim.AdamW, lr=1e-3),
+            7.4,
+            3,
+            ("forloop", "foreach", "fused"),
+            summary="AdamW -> lookahead(k=5, alpha=0.5)",
+        ),
+        # The average is read and written every step: 2 arrays more than AdamW's 7.
+        Algorithm(
+            "adamw_ema",
+            lambda p: descend.Optimizer(
+                p,
+                ema(AdamW.transform, decay=0.999),
+                lr=1e-3,
+                weight_decay=0.01,
+                decoupled_weight_decay=True,
+            ),
+            _torch_then_average(torch.optim.AdamW, 0.999, lr=1e-3),
+            9,
+            3,
+            ("forloop", "foreach", "fused"),
+            summary="AdamW -> ema(decay=0.999) of the weights; torch: AdamW, then the "
+            "swa_utils EMA update (AveragedModel.update_parameters' arithmetic)",
         ),
         # Schedule-Free AdamW against the closest torch rule (AdamW: the same reads and
         # writes, theta g z v in, theta z v out), then against the authors' package.

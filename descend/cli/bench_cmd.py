@@ -35,7 +35,7 @@ def step(
             "--optimizers",
             help="Comma-separated names (default: all): sgd, momentum, nesterov, adagrad, "
             "rmsprop, rmsprop_centered, adam, amsgrad, adamw, adamw_clip_sched, lion, "
-            "ademamix, cautious_adamw.",
+            "ademamix, cautious_adamw, adamw_lookahead, adamw_ema.",
         ),
     ] = None,
     rounds: Annotated[

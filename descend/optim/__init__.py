@@ -5,9 +5,13 @@
 - the named optimizers (:class:`SGD`, :class:`Adagrad`, :class:`RMSprop`, :class:`Adam`,
   :class:`AdamW`) with torch.optim's signatures and state dicts, and those torch does not
   have (:class:`Lion`, :class:`AdEMAMix`, :class:`LAMB`) with their references';
-- the registry of names users type (:func:`make_optimizer`).
+- the registry of names users type (:func:`make_optimizer`);
+- wrappers: :func:`lookahead` and :func:`ema` around any chain (with
+  :func:`averaged_weights` to evaluate with the kept weights), and :class:`SAM` around
+  any optimizer.
 """
 
+from descend.optim.averaged import averaged_weights
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
@@ -23,14 +27,18 @@ from descend.optim.registry import (
     make_optimizer,
     optimizer_names,
 )
+from descend.optim.sam import SAM
 from descend.optim.transform import Transform, chain, stateless, when
 from descend.optim.transforms import (
     add_decayed_weights,
     add_weight_decay,
     asgd,
     cautious,
+    centralize_gradient,
     clip_by_global_norm,
     clip_by_value,
+    ema,
+    lookahead,
     maximize,
     optimism,
     scale_by_adadelta,
@@ -53,6 +61,7 @@ __all__ = [
     "ASGD",
     "LAMB",
     "OPTIMIZERS",
+    "SAM",
     "SGD",
     "AdEMAMix",
     "Adadelta",
@@ -74,11 +83,15 @@ __all__ = [
     "add_decayed_weights",
     "add_weight_decay",
     "asgd",
+    "averaged_weights",
     "cautious",
+    "centralize_gradient",
     "chain",
     "clip_by_global_norm",
     "clip_by_value",
+    "ema",
     "get_spec",
+    "lookahead",
     "make_optimizer",
     "maximize",
     "optimism",

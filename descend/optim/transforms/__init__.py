@@ -7,9 +7,12 @@ from descend.optim.transforms.adamax import scale_by_adamax
 from descend.optim.transforms.ademamix import scale_by_ademamix
 from descend.optim.transforms.asgd import asgd
 from descend.optim.transforms.cautious import cautious
+from descend.optim.transforms.centralize import centralize_gradient
 from descend.optim.transforms.clip import clip_by_global_norm, clip_by_value
 from descend.optim.transforms.decay import add_decayed_weights, add_weight_decay
+from descend.optim.transforms.ema import ema
 from descend.optim.transforms.lion import scale_by_lion
+from descend.optim.transforms.lookahead import lookahead
 from descend.optim.transforms.momentum import trace
 from descend.optim.transforms.nadam import scale_by_nadam
 from descend.optim.transforms.optimism import optimism
@@ -24,8 +27,11 @@ __all__ = [
     "add_weight_decay",
     "asgd",
     "cautious",
+    "centralize_gradient",
     "clip_by_global_norm",
     "clip_by_value",
+    "ema",
+    "lookahead",
     "maximize",
     "optimism",
     "scale_by_adadelta",
