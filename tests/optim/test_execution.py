@@ -75,6 +75,7 @@ FOLDING = {
     "adagrad-lr-decay": lambda g: descend.Adagrad(g, lr=0.05, lr_decay=0.01, foreach=True),
     "rmsprop-centered": lambda g: descend.RMSprop(g, lr=0.01, centered=True),
     "adamax": lambda g: descend.Adamax(g, lr=0.01, weight_decay=0.1),
+    "ademamix": lambda g: descend.AdEMAMix(g, lr=0.01, weight_decay=0.1, alpha_warmup=20),
     "clip-adamw-chain": lambda g: descend.Optimizer(
         g,
         chain(clip_by_global_norm(), scale_by_adam(), add_decayed_weights(), scale_by_lr()),

@@ -80,9 +80,7 @@ def test_compiled_ademamix_makes_one_graph_through_its_warmups() -> None:
     x = torch.ones(4, requires_grad=True)
     opt = descend.AdEMAMix([x], lr=0.01, alpha_warmup=20, beta3_warmup=20)
     opt._compile = True
-    opt.__dict__["_compiled"] = torch.compile(
-        descend.optim.transform.apply_updates, backend=counting
-    )
+    opt.__dict__["_compiled"] = torch.compile(descend.optim.apply.apply_updates, backend=counting)
     for _ in range(10):
         x.grad = 2 * x.detach()
         opt.step()

@@ -11,7 +11,15 @@ from torch import Tensor
 
 from descend._validation import Interval, OneOf, Satisfies
 from descend.optim._constraints import NON_NEGATIVE, UNIT_OPEN
-from descend.optim.transform import Hyper, State, Transform, owned, picklable, scalars_like
+from descend.optim.transform import (
+    Hyper,
+    Quotient,
+    State,
+    Transform,
+    owned,
+    picklable,
+    scalars_like,
+)
 
 # Per-tensor numbers of a step, computed once per step (Transform.scalars).
 _SCALE, _EPS = "ademamix_denominator_scale", "ademamix_denominator_eps"
@@ -102,7 +110,7 @@ def scale_by_ademamix() -> Transform:
             state["exp_avg_fast"] = zeros()
         return state
 
-    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+    def quotient(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
         beta1, beta2, _ = hp["betas"]
         given = hp if _SCALE in hp else factors(hp)
         slow, v = state["exp_avg_slow"], state["exp_avg_sq"]
@@ -137,6 +145,10 @@ def scale_by_ademamix() -> Transform:
         denom = owned(torch._foreach_sqrt(v))
         torch._foreach_mul_(denom, scalars_like(given[_SCALE], denom))
         torch._foreach_add_(denom, scalars_like(given[_EPS], denom))
+        return num, denom, None
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        num, denom, _ = quotient(grads, state, params, hp)
         torch._foreach_div_(num, denom)  # num is this step's own tensor: no new one for u
         return num
 
@@ -182,4 +194,5 @@ def scale_by_ademamix() -> Transform:
         "scale_by_ademamix",
         elementwise=True,
         scalars=factors,
+        quotient=quotient,
     )
