@@ -37,6 +37,7 @@ _EXPORTS = {
         "NAdam",
         "RAdam",
         "Rprop",
+        "Adafactor",
         "chain",
         "make_optimizer",
         "optimizer_names",
@@ -59,6 +60,7 @@ _ALIASES = {
     "nadam": "NAdam",
     "radam": "RAdam",
     "rprop": "Rprop",
+    "adafactor": "Adafactor",
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
         ASGD,
         SGD,
         Adadelta,
+        Adafactor,
         Adagrad,
         Adam,
         Adamax,
@@ -96,6 +99,7 @@ if TYPE_CHECKING:
     nadam = NAdam
     radam = RAdam
     rprop = Rprop
+    adafactor = Adafactor
 
 
 def __getattr__(name: str) -> Any:
@@ -117,6 +121,7 @@ __all__ = [
     "ASGD",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -131,6 +136,7 @@ __all__ = [
     "Rprop",
     "__version__",
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adamax",

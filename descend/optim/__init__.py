@@ -8,6 +8,7 @@
 """
 
 from descend.optim.named import SGD, Adagrad, RMSprop
+from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
@@ -45,6 +46,7 @@ __all__ = [
     "OPTIMIZERS",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
