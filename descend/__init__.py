@@ -38,6 +38,7 @@ _EXPORTS = {
         "RAdam",
         "Rprop",
         "Adafactor",
+        "SOAP",
         "chain",
         "make_optimizer",
         "optimizer_names",
@@ -61,6 +62,7 @@ _ALIASES = {
     "radam": "RAdam",
     "rprop": "Rprop",
     "adafactor": "Adafactor",
+    "soap": "SOAP",
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -81,6 +83,7 @@ if TYPE_CHECKING:
         RAdam,
         RMSprop,
         Rprop,
+        SOAP,
         chain,
         make_optimizer,
         optimizer_names,
@@ -100,6 +103,7 @@ if TYPE_CHECKING:
     radam = RAdam
     rprop = Rprop
     adafactor = Adafactor
+    soap = SOAP
 
 
 def __getattr__(name: str) -> Any:
@@ -120,6 +124,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ASGD",
     "SGD",
+    "SOAP",
     "Adadelta",
     "Adafactor",
     "Adagrad",
@@ -154,4 +159,5 @@ __all__ = [
     "rmsprop",
     "rprop",
     "sgd",
+    "soap",
 ]

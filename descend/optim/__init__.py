@@ -12,6 +12,7 @@ from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
+from descend.optim.named_soap import SOAP
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,
@@ -45,6 +46,7 @@ __all__ = [
     "ASGD",
     "OPTIMIZERS",
     "SGD",
+    "SOAP",
     "Adadelta",
     "Adafactor",
     "Adagrad",
