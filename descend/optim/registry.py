@@ -20,6 +20,14 @@ radam      ``RAdam``                                  lr=0.001
 adadelta   ``Adadelta``                               lr=1.0, rho=0.9, eps=1e-6
 asgd       ``ASGD``                                   lr=0.01, lambd=1e-4, alpha=0.75, t0=1e6
 rprop      ``Rprop``                                  lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50)
+adafactor  ``Adafactor``                              lr=0.01 (torch's: the cap of the
+                                                      relative step), beta2_decay=-0.8,
+                                                      eps=(None, 1e-3), d=1.0
+soap       ``SOAP``                                   lr=3e-3, betas=(0.95, 0.95),
+                                                      weight_decay=0.01,
+                                                      precondition_frequency=10,
+                                                      max_precond_dim=10000 (the
+                                                      authors' soap.py defaults)
 =========  =========================================  =============================
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
@@ -38,7 +46,9 @@ from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
+from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
+from descend.optim.named_soap import SOAP
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,21 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             Rprop,
             {"lr": 0.01, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50)},
             "Rprop: sign-based steps, full batch",
+        ),
+        # torch.optim.Adafactor's defaults (its lr=1e-2 is the paper's cap of 0.01 on the
+        # relative step; Shazeer & Stern 2018, section 8).
+        OptimizerSpec(
+            "adafactor",
+            Adafactor,
+            {"lr": 0.01},
+            "Adafactor: factored second moment, relative steps",
+        ),
+        # The authors' defaults (github.com/nikhilvyas/SOAP, soap.py; Vyas et al. 2024).
+        OptimizerSpec(
+            "soap",
+            SOAP,
+            {"lr": 3e-3, "weight_decay": 0.01},
+            "SOAP: Adam in Shampoo's eigenbasis",
         ),
     ]
 }

@@ -18,6 +18,10 @@ def lr_table(base: float, **overrides: float) -> dict[str, float]:
     ``gd=..., sgd=..., momentum=..., nesterov=..., adagrad=...``.
     """
     table = {"adam": base, "adamw": base, "rmsprop": base}
+    # SOAP is Adam in a rotated basis: Adam's step size carries over (its authors' default,
+    # 3e-3, is Adam's range). Adafactor's lr is not a step size but the cap of its relative
+    # step, min(lr, 1/sqrt(t)) times each parameter's RMS: torch's default, on every task.
+    table.update(soap=base, adafactor=1e-2)
     table.update(overrides)
     return table
 

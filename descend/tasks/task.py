@@ -21,7 +21,18 @@ from descend._validation import OneOf, validate
 Metric = Callable[[Any, Tensor], float]
 """A metric maps (model output, target) to a float computed over the whole batch given."""
 
-OPTIMIZER_NAMES = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+OPTIMIZER_NAMES = (
+    "gd",
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "adafactor",
+    "soap",
+)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,13 @@ hyperparameter         optimizers               prior
 ``lr``, ``rho``        adadelta                 log-uniform [1e-2, 1] (torch's default is
                                                 1.0), uniform [0.8, 0.99]
 ``lr``                 asgd; rprop              log-uniform [1e-4, 1]; [1e-4, 1e-1]
+``lr``                 adafactor                log-uniform [1e-3, 1e-1] (the cap of the
+                                                relative step; torch's default 1e-2)
+``beta2_decay``        adafactor                uniform [-1, -0.5] (the paper's -0.8)
+``weight_decay``       adafactor; soap          uniform [0, 0.1] (decoupled)
+``lr``                 soap                     log-uniform [1e-5, 1e-1] (as adam; with its
+                                                betas; precondition_frequency, an integer,
+                                                stays at the authors' 10)
 =====================  =======================  ============================================
 
 ``gd`` tunes ``lr`` only: it is the baseline the others are measured against.
@@ -115,6 +122,16 @@ SPACES: Mapping[str, tuple[Param, ...]] = {
     "adadelta": (_lr(1e-2, 1.0), Param("rho", 0.8, 0.99, bounds=_FRACTION), _decay(1e-3)),
     "asgd": (_lr(1e-4, 1.0), _decay(1e-3)),
     "rprop": (_lr(1e-4, 1e-1),),
+    "adafactor": (
+        _lr(1e-3, 1e-1),
+        Param("beta2_decay", -1.0, -0.5, bounds=(-math.inf, 0.0, True)),
+        _decay(0.1),
+    ),
+    "soap": (
+        _lr(1e-5, 1e-1),
+        *_BETAS,
+        _decay(0.1),
+    ),
 }
 """Every tunable hyperparameter of each registry optimizer, ``lr`` first."""
 

@@ -43,6 +43,10 @@ QUADRATIC: dict[str, tuple[dict[str, Any], int, float]] = {
     "asgd": ({"lr": 0.015}, 1000, 1e-6),  # the iterates, as gd (the average: below)
     # Rprop's steps stop shrinking at step_sizes[0] (1e-6 by default): lowered to 1e-12.
     "rprop": ({"lr": 0.01, "step_sizes": (1e-12, 50)}, 1000, 1e-10),
+    # lr=1 leaves the relative step at 1/sqrt(t) times RMS(x), which shrinks with x.
+    "adafactor": ({"lr": 1.0}, 1000, 1e-8),
+    # precondition_1d: the vector is rotated (a 10x10 statistic), not plain Adam.
+    "soap": ({"lr": cosine(0.05, 1000), "weight_decay": 0.0, "precondition_1d": True}, 1000, 1e-5),
 }
 ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "gd": ({"lr": 1.9e-3}, 12000, 1e-3),  # the curved valley makes plain GD crawl
@@ -64,6 +68,10 @@ ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     # minimizer by ~lambd: 0 here.
     "asgd": ({"lr": 1.9e-3, "lambd": 0.0}, 12000, 1e-3),
     "rprop": ({"lr": 0.01, "step_sizes": (1e-9, 50)}, 6000, 1e-4),
+    # No momentum and steps of RMS ~ lr * RMS(x): crawls along the valley, as gd; a
+    # decaying cap takes it in (constant lr=0.1 hovers ~7e-2 away).
+    "adafactor": ({"lr": cosine(0.01, 12000)}, 12000, 1e-3),
+    "soap": ({"lr": cosine(0.02, 3000), "weight_decay": 0.0, "precondition_1d": True}, 3000, 1e-6),
 }
 
 
