@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from descend.optim import (
         ASGD,
         SGD,
+        SOAP,
         Adadelta,
         Adafactor,
         Adagrad,
@@ -83,7 +84,6 @@ if TYPE_CHECKING:
         RAdam,
         RMSprop,
         Rprop,
-        SOAP,
         chain,
         make_optimizer,
         optimizer_names,

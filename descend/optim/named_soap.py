@@ -47,7 +47,7 @@ class SOAP(Optimizer):
 
     State per parameter: ``exp_avg``, ``exp_avg_sq`` (2 numbers per weight) and, per rotated
     dimension of size :math:`n`, :math:`GG` and :math:`Q` (:math:`2n^2`): for a square
-    :math:`n \times n` matrix 6 numbers per weight, 4 + 2(n/m + m/n) for :math:`n \times m`.
+    :math:`n \times n` matrix 6 numbers per weight, 2 + 2(n/m + m/n) for :math:`n \times m`.
 
     .. warning:: When not to use it: a dimension of a few thousand makes the ``eigh`` of the
        first step and the QR every ``f`` steps cost :math:`O(n^3)`, and :math:`GG, Q` grow as

@@ -44,9 +44,9 @@ import torch
 
 from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, RMSprop
+from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
-from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
 from descend.optim.named_soap import SOAP
 

@@ -35,9 +35,7 @@ def _params(dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
 
 def _run(make, dtype: torch.dtype, steps: int = STEPS, params=None):
     params = _params(dtype) if params is None else params
-    opt = make(
-        [{"params": params[:2]}, {"params": params[2:], "lr": 0.005, "weight_decay": 0.05}]
-    )
+    opt = make([{"params": params[:2]}, {"params": params[2:], "lr": 0.005, "weight_decay": 0.05}])
     for t in range(steps):
         opt.zero_grad(set_to_none=True)
         loss_fn(params).backward()

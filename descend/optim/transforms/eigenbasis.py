@@ -79,9 +79,7 @@ def statistics(g: Tensor, hp: Any) -> Basis:
         sizes = [g.shape[0] if hp["precondition_1d"] else math.inf]
     else:
         sizes = list(to_work(g, hp).shape)
-    return [
-        g.new_zeros((n, n), dtype=dtype) if n <= hp["max_precond_dim"] else None for n in sizes
-    ]
+    return [g.new_zeros((n, n), dtype=dtype) if n <= hp["max_precond_dim"] else None for n in sizes]
 
 
 def accumulate(stats: Basis, g: Tensor, weight: float) -> None:

@@ -7,6 +7,7 @@
 #   - eigh and QR run in GG's dtype when it is wider than float32 (upstream: ``.float()``),
 #     so that a float64 run computes in float64 what descend computes in float64.
 # ruff: noqa
+# fmt: off
 import torch
 import torch.nn as nn
 import torch.optim as optim
