@@ -184,3 +184,25 @@ def test_matches_pytorch_optimizer_between_refreshes() -> None:
         out.append(params)
     assert min(_distance(out[1], _params(torch.float64, seed=1))) > 1e-2
     assert max(_distance(out[1], out[0])) < 1e-10
+
+
+def test_bfloat16_parameters_keep_float32_state_through_a_state_dict() -> None:
+    # eigh and QR have no bfloat16 kernels; load_state_dict casts state to the parameter's
+    # dtype, which the next step promotes back.
+    w = torch.randn(8, 6, dtype=torch.bfloat16, requires_grad=True)
+    opt = descend.SOAP([w], precondition_frequency=2)
+    for _ in range(3):
+        opt.zero_grad()
+        ((w.float() - 1) ** 2).sum().backward()
+        opt.step()
+    twin = w.detach().clone().requires_grad_()
+    other = descend.SOAP([twin], precondition_frequency=2)
+    other.load_state_dict(copy.deepcopy(opt.state_dict()))
+    assert other.state[twin]["GG"][0].dtype == torch.bfloat16
+    for _ in range(3):  # through a refresh (QR)
+        other.zero_grad()
+        ((twin.float() - 1) ** 2).sum().backward()
+        other.step()
+    state = other.state[twin]
+    assert {state["exp_avg"].dtype, state["GG"][0].dtype, state["Q"][1].dtype} == {torch.float32}
+    assert twin.dtype == torch.bfloat16

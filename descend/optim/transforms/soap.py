@@ -53,9 +53,9 @@ def scale_by_soap() -> Transform:
     ``None`` for a dimension not rotated), ``Q`` (the bases), and ``step``.
 
     .. warning:: :math:`\epsilon` is added to :math:`\sqrt{V}` before bias correction (the
-       reference's form), unlike ``scale_by_adam``. Statistics and bases are kept in
-       float32 at least; ``load_state_dict`` casts them to a bfloat16 parameter's dtype,
-       as for any state tensor.
+       reference's form), unlike ``scale_by_adam``. Moments, statistics and bases are kept
+       in float32 at least (eigh and QR need it); what ``load_state_dict`` casts to a
+       bfloat16 parameter's dtype is promoted back at the next step.
 
     References:
         Vyas et al., "SOAP: Improving and Stabilizing Shampoo using Adam", ICLR 2025.
@@ -79,7 +79,10 @@ def scale_by_soap() -> Transform:
         shampoo = 1 - (beta2 if hp["shampoo_beta"] < 0 else hp["shampoo_beta"])
         out = []
         for i, (grad, t) in enumerate(zip(grads, hp["step"], strict=True)):
-            g = eb.to_work(grad.to(state["exp_avg"][i].dtype), hp)
+            work = torch.promote_types(grad.dtype, torch.float32)
+            if state["exp_avg"][i].dtype != work:
+                _promote(state, i, work)
+            g = eb.to_work(grad.to(work), hp)
             stats = state["GG"][i]
             if state["Q"][i] is None:
                 eb.accumulate(stats, g, shampoo)
@@ -140,6 +143,15 @@ def scale_by_soap() -> Transform:
         True,
         "scale_by_soap",
     )
+
+
+def _promote(state: State, i: int, dtype: torch.dtype) -> None:
+    # load_state_dict casts state to a bfloat16 parameter's dtype; eigh and QR need float32.
+    for key in ("exp_avg", "exp_avg_sq"):
+        state[key][i] = state[key][i].to(dtype)
+    for key in ("GG", "Q"):
+        if state[key][i] is not None:
+            state[key][i] = [None if t is None else t.to(dtype) for t in state[key][i]]
 
 
 @picklable
