@@ -21,6 +21,7 @@ ROWS = [
     {"report"},
     {"comparison"},
     {"bench"},
+    {"explore"},
     {"cli"},
 ]
 SHARED = {"_validation"}  # helpers that are not a layer, importable anywhere

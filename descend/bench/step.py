@@ -17,6 +17,8 @@ anew each round, and the median over rounds is reported with its spread.
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import math
 import platform
 import random
@@ -84,6 +86,25 @@ def _torch(cls: type, **opts: Any) -> Callable[[list[Tensor], str], Any]:
         return cls(params, **opts, **flags[impl])
 
     return make
+
+
+# Rows whose torch columns time a package outside descend's dependencies (the dev extra):
+# left out of the default list where it is not installed.
+_NEEDS = {"schedulefree_adamw_ref": "schedulefree", "soap": "pytorch_optimizer"}
+
+
+def _installed(package: str | None) -> bool:
+    return package is None or importlib.util.find_spec(package) is not None
+
+
+def _schedulefree_reference(params: list[Tensor], impl: str) -> Any:
+    """The authors' ``schedulefree.AdamWScheduleFree`` (the ``dev`` extra), its for-loop
+    or foreach path, in train mode."""
+    from schedulefree import AdamWScheduleFree
+
+    opt = AdamWScheduleFree(params, lr=1e-3, weight_decay=0.01, foreach=impl == "foreach")
+    opt.train()
+    return opt
 
 
 def _reference_soap(params: list[Tensor]) -> Any:
@@ -203,6 +224,25 @@ ALGORITHMS: dict[str, Algorithm] = {
             ("forloop", "foreach", "fused"),
             clip=True,
             summary="clip by global norm -> Adam -> decoupled decay -> scheduled lr",
+        ),
+        # Schedule-Free AdamW against the closest torch rule (AdamW: the same reads and
+        # writes, theta g z v in, theta z v out), then against the authors' package.
+        Algorithm(
+            "schedulefree_adamw",
+            lambda p: descend.ScheduleFreeAdamW(p, lr=1e-3, weight_decay=0.01),
+            _torch(torch.optim.AdamW, lr=1e-3),
+            7,
+            2,
+            ("forloop", "foreach", "fused"),
+            summary="Schedule-Free AdamW (torch columns: torch.optim.AdamW)",
+        ),
+        Algorithm(
+            "schedulefree_adamw_ref",
+            lambda p: descend.ScheduleFreeAdamW(p, lr=1e-3, weight_decay=0.01),
+            _schedulefree_reference,
+            7,
+            2,
+            summary="Schedule-Free AdamW (torch columns: schedulefree.AdamWScheduleFree)",
         ),
         # Reads g twice (its row and column statistics, then the update) and theta twice
         # (its RMS, then the step), writes theta: 5 arrays; the factors are O(n + m).
@@ -329,7 +369,13 @@ def as_chain(opt: Any, *, compile: bool) -> Any:
     from descend.optim.flags import EXECUTION_DEFAULTS
 
     hp = {k: v for k, v in opt.defaults.items() if k not in EXECUTION_DEFAULTS}
-    return descend.Optimizer(opt.param_groups[0]["params"], opt.transform, compile=compile, **hp)
+    params = opt.param_groups[0]["params"]
+    accepted = inspect.signature(type(opt)).parameters
+    if type(opt).step is not descend.Optimizer.step and "compile" in accepted:
+        # A class whose step is more than its chain (Schedule-Free's averaging, Prodigy's
+        # estimate): the same class, its constructor's settings, compiled or not.
+        return type(opt)(params, compile=compile, **{k: v for k, v in hp.items() if k in accepted})
+    return descend.Optimizer(params, opt.transform, compile=compile, **hp)
 
 
 class _OptaxRunner:
@@ -636,10 +682,15 @@ def bench_step(
         impls: implementations from :data:`IMPLS` (default: all available).
         echo: called with a progress line per algorithm and size.
     """
-    algorithms = list(algorithms or ALGORITHMS)
+    algorithms = list(algorithms or [a for a in ALGORITHMS if _installed(_NEEDS.get(a))])
     for name in algorithms:
         if name not in ALGORITHMS:
             raise unknown_choice("optimizer", name, ALGORITHMS)
+        if not _installed(_NEEDS.get(name)):
+            raise InvalidParameterError(
+                f"The {name} row times the {_NEEDS[name]} package, which is not installed "
+                f"(pip install {_NEEDS[name]}, or descend's dev extra). Got {name} without it."
+            )
     impls = list(impls or IMPLS)
     for impl in impls:
         if impl not in IMPLS:

@@ -236,6 +236,14 @@ def compare(
             "took 82 s on 1 thread, 6 min 53 s on torch's default 2, on a busy 2-core machine).",
         ),
     ] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Run N (optimizer, seed) runs at once, each in its own process (--threads "
+            "each); the folder ends as with 1. Not with --tasks.",
+        ),
+    ] = 1,
 ) -> None:
     """Compare optimizers on a task over several seeds; write one report folder as runs finish, and print a table.
 
@@ -277,6 +285,8 @@ def compare(
     if tune is not None and budget is None and resume is None:
         raise typer.BadParameter("--tune says how --budget is spent; give --budget N too.")
     if tasks is not None or (resume is not None and (resume / "suite-plan.json").exists()):
+        if workers > 1:
+            raise typer.BadParameter("--workers applies to one task's comparison, not to --tasks.")
         _compare_suite(
             tasks,
             task,
@@ -314,6 +324,8 @@ def compare(
             optimizers=names,
             seeds=None if seeds is None else list(range(seeds)),
             lrs=None if lr is None else {**saved.lrs, **parse_lrs(lr, compared)},
+            workers=workers,
+            threads=threads,
             **given,
         )
     else:
@@ -335,6 +347,8 @@ def compare(
             overwrite=overwrite,
             progress=progress,
             log=log,
+            workers=workers,
+            threads=threads,
             **{k: v for k, v in given.items() if v is not None},
         )
     _print_result(result)

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "descend.cli.landscape_cmd",
     "descend.cli.diagnose_cmd",
     "descend.cli.tune_cmd",
+    "descend.cli.explore_cmd",
 ]
 
 

@@ -167,12 +167,41 @@ def train(
         bool, typer.Option("--quiet", help="No progress bar; print only the summary.")
     ] = False,
     allow_divergence: AllowDivergence = False,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Train on N processes of this machine (torchrun's elastic agent; gloo on "
+            "the CPU): --batch-size is then the global batch, shared among them.",
+        ),
+    ] = None,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="With --nproc (or under torchrun): ddp (DistributedDataParallel) or fsdp (FSDP2)."
+        ),
+    ] = "ddp",
+    max_restarts: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="With --nproc: restart all processes this many times when one dies; each "
+            "restart resumes from the last complete checkpoint (needs --out).",
+        ),
+    ] = 0,
 ) -> None:
     """Train one optimizer on a task; write config, metrics, figures, report.html and model.pt.
 
     Exits with status 3 when the run diverged (its loss blew up), unless --allow-divergence.
     """
+    import os
+
     import torch
+
+    from descend.train.distributed import full_model_state, is_main_process, launched_by_torchrun
+
+    check_name("strategy", strategy, ["ddp", "fsdp"])
+    os.environ.setdefault("DESCEND_STRATEGY", strategy)
 
     from descend.diagnose import GradientHealth, layer_gradient_series, verdicts_for_runs
     from descend.optim import optimizer_names
@@ -198,6 +227,9 @@ def train(
     if resume and out is None:
         raise typer.BadParameter("--resume needs --out, the folder of the run to continue.")
     folder = out if out is not None else default_out("train", task, name)
+    if nproc is not None and not launched_by_torchrun():
+        _launch(nproc, strategy, max_restarts, folder, resume, given_out=out is not None)
+        return
     folder.mkdir(parents=True, exist_ok=True)
 
     options: dict[str, Any] = {
@@ -223,6 +255,9 @@ def train(
         **options,
     )
 
+    model_state = full_model_state(result.model)  # gathered from every rank under FSDP2
+    if not is_main_process():
+        return  # rank 0 writes the run folder
     record = run_record(result, the_task)
     config = {"command": "train", **record["config"], "resume": resume}
     diagnostics = verdicts_for_runs([result], [health])
@@ -237,7 +272,7 @@ def train(
     model_path = folder / "model.pt"
     # Written to a temporary name and renamed, so an interrupted save never leaves a torn file.
     partial = folder / "model.pt.partial"
-    torch.save({"model": result.model.state_dict()}, partial)
+    torch.save({"model": model_state}, partial)
     partial.replace(model_path)
 
     summary = record["summary"]
@@ -270,3 +305,29 @@ def train(
         )
         raise typer.Exit(128 + signal.Signals[signal_name].value)
     check_divergence(diagnostics, allow_divergence)
+
+
+def _launch(
+    nproc: int, strategy: str, max_restarts: int, folder: Path, resume: bool, *, given_out: bool
+) -> None:
+    """Run this same command on ``nproc`` processes under torchrun's agent (rank 0 writes)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from descend.train.launch import strip_option, torchrun
+
+    argv = strip_option(sys.argv[1:], "--nproc")
+    if not given_out:
+        argv += ["--out", str(folder)]  # one folder for all ranks, named once
+    if max_restarts and not resume:
+        argv.append("--resume")  # the first attempt finds no checkpoint and starts afresh
+    try:
+        torchrun(nproc, ["descend.cli.main", *argv], strategy=strategy, max_restarts=max_restarts)
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        typer.echo(
+            f"error: rank {rank} of {nproc} failed (exit code {failure.exitcode}); its output "
+            "is above. A run that wrote checkpoints continues with the same command and --resume.",
+            err=True,
+        )
+        # The worker's status (2: bad input) when it exited; 1 when a signal killed it.
+        raise typer.Exit(failure.exitcode if failure.exitcode > 0 else 1) from None

@@ -10,6 +10,10 @@ from descend.tasks import LR_FROM_CALLER, RunResult, Task, summarize
 
 # Settings of torch's optimizer classes that choose an implementation, not the update rule.
 _NOT_HYPERPARAMETERS = ("foreach", "fused", "differentiable", "capturable", "maximize")
+# Schedule-Free's and Prodigy's running values, kept in the param group as their reference
+# packages keep them: state, not settings.
+_NOT_HYPERPARAMETERS += ("k", "train_mode", "weight_sum", "lr_max", "scheduled_lr")
+_NOT_HYPERPARAMETERS += ("d", "d_max", "d_numerator", "d_denom", "d_hat", "fsdp_in_use")
 FROM_DEFAULT = "optimizer default"
 FROM_TASK = "task table"
 FROM_COMMAND_LINE = "command line"

@@ -27,13 +27,14 @@ from tqdm.auto import tqdm
 
 from descend._validation import InvalidParameterError, unknown_choice
 from descend.comparison import store
-from descend.comparison.folder import claim, disk_full
+from descend.comparison.folder import DiskFullError, claim, disk_full
 from descend.comparison.plan import Plan, change_entry, load_plan, save_plan
-from descend.comparison.records import FROM_TUNING, run_record, task_info
+from descend.comparison.records import FROM_TUNING, task_info
 from descend.comparison.tuning import Tuned, Tuner, TuningInterrupted, lr_grid, optuna_tuner
-from descend.diagnose import GradientHealth, verdicts_for_runs
+from descend.comparison.workers import Job, in_parallel, run_one
+from descend.diagnose import verdicts_for_runs
 from descend.report import write_text_atomic
-from descend.tasks import Task, get_task, run_task, warm_up
+from descend.tasks import Task, get_task, warm_up
 from descend.tasks.task import OPTIMIZER_NAMES
 from descend.train import ProgressBar
 from descend.train.interrupts import catch_interrupts
@@ -126,6 +127,8 @@ def compare(
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    workers: int = 1,
+    threads: int = 1,
 ) -> Comparison:
     """Run ``task`` once per optimizer and seed, everything else equal, into the folder ``out``.
 
@@ -151,6 +154,9 @@ def compare(
         tuner: any tuning method, ``(task, optimizer, budget, *, recipe) -> Tuned``
             (overrides ``tune``; not saved, so pass it again to :func:`resume`).
         log: called with one line as each run starts (``"[3/18] adam, seed 2"``).
+        workers: run this many (optimizer, seed) runs at once, each in its own process
+            (:mod:`descend.comparison.workers`); the folder ends as with ``workers=1``.
+        threads: torch threads in each worker process (``workers > 1``).
 
     Returns:
         The :class:`Comparison`. It is incomplete (``interrupted_by`` set) when SIGINT or
@@ -181,7 +187,17 @@ def compare(
     folder = Path(out)
     with claim(folder, resume=False, overwrite=overwrite):
         _guard_disk(folder, "compare.json", lambda: save_plan(folder, plan))
-        return _run(folder, plan, [], task_obj, progress=progress, log=log, tuner=tuner)
+        return _run(
+            folder,
+            plan,
+            [],
+            task_obj,
+            progress=progress,
+            log=log,
+            tuner=tuner,
+            workers=workers,
+            threads=threads,
+        )
 
 
 def resume(
@@ -192,6 +208,8 @@ def resume(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     tuner: Tuner | None = None,
+    workers: int = 1,
+    threads: int = 1,
     **changes: Any,
 ) -> Comparison:
     """Continue the comparison in ``out``: finished runs are kept, the checkpointed one resumes.
@@ -205,6 +223,7 @@ def resume(
             ``compare.json`` and ``config.yaml``.
         changes: settings of :func:`compare` (``lrs=``, ``epochs=``, ``seeds=``, ...);
             ``None`` values mean "as saved".
+        workers, threads: as in :func:`compare`.
 
     Raises:
         InvalidParameterError: ``out`` holds no comparison, or a setting differs and
@@ -244,7 +263,17 @@ def resume(
             history = [*history, change_entry(differences, finished)]
             _guard_disk(folder, "compare.json", lambda: save_plan(folder, plan, history))
         task_obj = task if isinstance(task, Task) else get_task(plan.task)
-        return _run(folder, plan, history, task_obj, progress=progress, log=log, tuner=tuner)
+        return _run(
+            folder,
+            plan,
+            history,
+            task_obj,
+            progress=progress,
+            log=log,
+            tuner=tuner,
+            workers=workers,
+            threads=threads,
+        )
 
 
 def machine_load() -> dict[str, Any]:
@@ -364,6 +393,8 @@ def _run(
     progress: bool,
     log: Callable[[str], None] | None,
     tuner: Tuner | None = None,
+    workers: int = 1,
+    threads: int = 1,
 ) -> Comparison:
     info = task_info(task)
     config = _config(plan, task, history)
@@ -399,14 +430,10 @@ def _run(
                 others = {k: v for k, v in found.hyperparameters.items() if k != "lr"}
                 chosen[name] = (float(found.hyperparameters["lr"]), FROM_TUNING, others)
             config["tuning"] = {name: found.to_dict() for name, found in tuned.items()}
-        for name, seed in todo:
-            if interrupt.signum is not None:
-                interrupted_by = interrupt.name
-                break
+
+        def job(name: str, seed: int) -> Job:
+            """Prepare the run's checkpoint folder; its run_task arguments."""
             lr, lr_source, options = chosen[name]
-            if log is not None:
-                done = total - len(store.missing_runs(folder, plan))
-                log(f"[{done + 1}/{total}] {name}, seed {seed}")
             where = store.checkpoint_dir(folder, name, seed)
             _guard_disk(
                 folder,
@@ -415,55 +442,31 @@ def _run(
                 where,
                 {**_run_settings(plan, name, lr), "optimizer_options": options},
             )
-            health = GradientHealth(every_n_steps=10)
-            callbacks: list[Any] = [health]
-            if overall is not None:
-                overall.set_description_str(f"compare {task.name}: {name}, seed {seed}")
-                callbacks.append(
-                    ProgressBar(desc=f"{name}, seed {seed}", leave=False, position=1, disable=False)
-                )
-            try:
-                result = run_task(
-                    task,
-                    name,
-                    lr=lr,
-                    optimizer_options=options or None,
-                    seed=seed,
-                    epochs=plan.epochs,
-                    batch_size=plan.batch_size,
-                    schedule=plan.schedule,
-                    max_steps=plan.max_steps,
-                    callbacks=callbacks,
-                    checkpoint_dir=where,
-                    checkpoint_every=plan.checkpoint_every,
-                    resume=True,
-                    progress=False,
-                    on_nonfinite=plan.on_nonfinite,
-                )
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    raise disk_full(folder, exc, "a checkpoint") from exc
-                raise
-            if result.history.interrupted_by:
-                # The run stopped early: it stays checkpointed and is not counted. A second
-                # Ctrl-C from now on raises KeyboardInterrupt (catch_interrupts' rule).
-                interrupted_by = result.history.interrupted_by
-                interrupt.signum = signal.Signals[interrupted_by].value
-                break
-            record = run_record(
-                result, task, [r.to_dict() for r in health.records], lr_source=lr_source
-            )
+            kwargs = {
+                "lr": lr,
+                "optimizer_options": options or None,
+                "epochs": plan.epochs,
+                "batch_size": plan.batch_size,
+                "schedule": plan.schedule,
+                "max_steps": plan.max_steps,
+                "checkpoint_dir": where,
+                "checkpoint_every": plan.checkpoint_every,
+                "resume": True,
+                "progress": False,
+                "on_nonfinite": plan.on_nonfinite,
+            }
+            return name, seed, lr_source, kwargs
+
+        def finish(record: dict[str, Any]) -> None:
+            """Save a finished run, then the metrics and the report with it."""
+            name, seed = record["optimizer"], record["seed"]
             record["machine"] = machine_load()
             records.append(record)
             _guard_disk(
-                folder,
-                f"the record of {name}, seed {seed}",
-                store.write_record,
-                folder,
-                record,
+                folder, f"the record of {name}, seed {seed}", store.write_record, folder, record
             )
             _guard_disk(folder, "metrics.csv", store.add_metrics, folder, records)
-            shutil.rmtree(where, ignore_errors=True)
+            shutil.rmtree(store.checkpoint_dir(folder, name, seed), ignore_errors=True)
             if overall is not None:
                 overall.update(1)
             _guard_disk(
@@ -473,9 +476,56 @@ def _run(
                     folder, plan=plan, task=info, records=records, config=config
                 ),
             )
-        else:
-            if interrupt.signum is not None:
-                interrupted_by = interrupt.name
+
+        try:
+            if workers > 1:
+                jobs = (job(n, s) for n, s in todo)
+                for _, record, signal_name in in_parallel(
+                    task, jobs, workers, threads, lambda: interrupt.signum is not None
+                ):
+                    if record is None:
+                        interrupted_by = signal_name
+                        interrupt.signum = signal.Signals[signal_name].value
+                    else:
+                        finish(record)
+                # Finished in any order: the files as the sequential loop leaves them.
+                records[:] = store.load_records(folder, plan)
+                _guard_disk(folder, "metrics.csv", lambda: store.rewrite_metrics(folder, records))
+                if interrupt.signum is not None:
+                    interrupted_by = interrupt.name
+            else:
+                for name, seed in todo:
+                    if interrupt.signum is not None:
+                        interrupted_by = interrupt.name
+                        break
+                    if log is not None:
+                        done = total - len(store.missing_runs(folder, plan))
+                        log(f"[{done + 1}/{total}] {name}, seed {seed}")
+                    bars: list[Any] = []
+                    if overall is not None:
+                        overall.set_description_str(f"compare {task.name}: {name}, seed {seed}")
+                        bars.append(
+                            ProgressBar(
+                                desc=f"{name}, seed {seed}", leave=False, position=1, disable=False
+                            )
+                        )
+                    record, signal_name = run_one(task, *job(name, seed), callbacks=bars)
+                    if record is None:
+                        # The run stopped early: it stays checkpointed and is not counted. A
+                        # second Ctrl-C from now on raises KeyboardInterrupt (catch_interrupts).
+                        interrupted_by = signal_name
+                        interrupt.signum = signal.Signals[signal_name].value
+                        break
+                    finish(record)
+                else:
+                    if interrupt.signum is not None:
+                        interrupted_by = interrupt.name
+        except DiskFullError:
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:  # from a run's own checkpoint writes
+                raise disk_full(folder, exc, "a checkpoint") from exc
+            raise
 
         missing = store.missing_runs(folder, plan)
         written: dict[str, Path] = {}

@@ -24,6 +24,7 @@ from descend.minimize.result import (
     Trajectory,
 )
 from descend.minimize.second_order import Verdict, classify
+from descend.optim.modes import eval_mode, has_modes, train_mode
 from descend.stopping import (
     AnyOf,
     Criterion,
@@ -168,6 +169,7 @@ def minimize(
         raise ValueError(f"fun is not finite at x0: f(x0) = {f}. Start from a point where it is.")
     param = x.clone().requires_grad_(True)
     opt = _make(optimizer, [param], lr, optimizer_options)
+    train_mode(opt)  # Schedule-Free: gradients at y
     xs, fs, gs = [x.reshape(-1).clone()] if keep_x else [], [f], [float(g.norm())]
     # A start that already meets a criterion (a stationary x0, max_iter=0) takes no step.
     stopped = criteria.check(Progress(step=0, value=f, grad_norm=gs[0], elapsed=0.0))
@@ -217,6 +219,11 @@ def minimize(
         if stopped is None and callback is not None and callback(p, param.detach().clone()):
             stopped = Stop("callback", f"Stopped by the callback at iteration {nit}.", False)
 
+    if has_modes(opt):
+        # Schedule-Free: the answer is the averaged point x, not the gradient point y.
+        eval_mode(opt)
+        f, g = evaluate(param.detach().clone())
+        nfev += 1
     x_final = param.detach().clone().reshape(x.shape)
     curvature: tuple[float, float] | None = None
     status, success, message = _status(stopped), stopped.success, stopped.message

@@ -12,6 +12,8 @@ from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
+from descend.optim.named_prodigy import Prodigy
+from descend.optim.named_schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD
 from descend.optim.named_soap import SOAP
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
@@ -56,9 +58,12 @@ __all__ = [
     "NAdam",
     "Optimizer",
     "OptimizerSpec",
+    "Prodigy",
     "RAdam",
     "RMSprop",
     "Rprop",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
     "Transform",
     "add_decayed_weights",
     "add_weight_decay",

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from descend.optim.transform import apply_updates
+from descend.optim.apply import apply_updates
 
 
 def compiled_step(cache: dict[str, Any]) -> Callable[..., None]:

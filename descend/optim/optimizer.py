@@ -12,6 +12,7 @@ from torch import Tensor
 from descend._validation import reject_unknown, validate
 from descend.optim import fused as torch_fused
 from descend.optim._constraints import TORCH_WORDS
+from descend.optim.apply import apply_updates
 from descend.optim.compiled import compiled_step, lr_tensor
 from descend.optim.flags import (
     BOOKKEEPING_KEYS,
@@ -25,7 +26,7 @@ from descend.optim.flags import (
 )
 from descend.optim.layout import as_real, cache_sized, like_param
 from descend.optim.lr import GroupSchedules
-from descend.optim.transform import State, Transform, apply_updates
+from descend.optim.transform import State, Transform
 
 # Attributes of a descend optimizer that pickling and deepcopy must carry besides torch's.
 _CARRIED = ("transform", "_schedules", "_compile")

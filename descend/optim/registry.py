@@ -30,6 +30,20 @@ soap       ``SOAP``                                   lr=3e-3, betas=(0.95, 0.95
                                                       authors' soap.py defaults)
 =========  =========================================  =============================
 
+==================  =====================  ==================================================
+name                optimizer              defaults (all the reference package's own)
+==================  =====================  ==================================================
+schedulefree_adamw  ``ScheduleFreeAdamW``  lr=0.0025, betas=(0.9, 0.999), eps=1e-8,
+                                           warmup_steps=0, r=0, weight_lr_power=2
+                                           (``schedulefree`` 1.4 ``AdamWScheduleFree``)
+schedulefree_sgd    ``ScheduleFreeSGD``    lr=1.0, momentum=0.9, warmup_steps=0, r=0,
+                                           weight_lr_power=2 (``SGDScheduleFree``; its
+                                           README: 10-50x the lr of SGD with momentum)
+prodigy             ``Prodigy``            lr=1.0, betas=(0.9, 0.999), d0=1e-6, d_coef=1,
+                                           growth_rate=inf, decouple=True,
+                                           use_bias_correction=False (``prodigyopt`` 1.1)
+==================  =====================  ==================================================
+
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
 mini-batch is the training loop's ``batch_size``, not the optimizer.
 """
@@ -48,6 +62,8 @@ from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
+from descend.optim.named_prodigy import Prodigy
+from descend.optim.named_schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD
 from descend.optim.named_soap import SOAP
 
 
@@ -110,6 +126,19 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             {"lr": 0.01, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50)},
             "Rprop: sign-based steps, full batch",
         ),
+        OptimizerSpec(
+            "schedulefree_adamw",
+            ScheduleFreeAdamW,
+            {"lr": 0.0025},
+            "Schedule-Free AdamW: averaged iterates instead of a schedule (train/eval modes)",
+        ),
+        OptimizerSpec(
+            "schedulefree_sgd",
+            ScheduleFreeSGD,
+            {"lr": 1.0, "momentum": 0.9},
+            "Schedule-Free SGD: averaged iterates instead of momentum and a schedule",
+        ),
+        OptimizerSpec("prodigy", Prodigy, {"lr": 1.0}, "Prodigy: Adam with an estimated step size"),
         # torch.optim.Adafactor's defaults (its lr=1e-2 is the paper's cap of 0.01 on the
         # relative step; Shazeer & Stern 2018, section 8).
         OptimizerSpec(

@@ -43,6 +43,12 @@ State = dict[str, list[Any]]
 Hyper = Mapping[str, Any]
 InitFn = Callable[[list[Tensor], Hyper], State]
 UpdateFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[Tensor]]
+# (numerators, denominators, divisors or None): the update is num / den / divisor.
+Quotient = tuple[list[Tensor], list[Tensor], list[Any] | None]
+QuotientFn = Callable[[list[Tensor], State, list[Tensor], Hyper], Quotient]
+# A quotient and the decoupled weight decay to apply before it: see Transform.fold.
+Folded = tuple[list[Tensor], list[Tensor], list[Any] | None, Any]
+FoldFn = Callable[[list[Tensor], State, list[Tensor], Hyper], "Folded | None"]
 F = TypeVar("F", bound=Callable[..., "Transform"])
 
 
@@ -96,6 +102,13 @@ class Transform:
             :math:`h` = ``hp[name]`` (:func:`scale_by_lr`): ``(update without it, name)``.
             The optimizer then adds :math:`-h\,u` to the parameters in one pass
             (``_foreach_add_(params, u, alpha=-h)``) instead of two; the numbers are the same.
+        quotient: for an update :math:`u = n/(d\,c)`: ``(grads, state, params, hp) -> (n, d,
+            c)`` (``c`` per-tensor divisors or ``None``), all of ``update`` but the division.
+        passthrough: ``hp -> bool``: ``update`` returns its gradients, touching no state.
+        decay: ``hp -> \lambda`` for :func:`add_decayed_weights` (:math:`u + \lambda\theta`).
+        fold: a chain's ``quotient → [decay] → scale_by_lr`` tail run as torch's in-place
+            ``mul_``/``addcdiv_`` (:mod:`descend.optim.apply`); ``None`` for ``hp`` that
+            break the pattern.
     """
 
     init: InitFn
@@ -119,12 +132,37 @@ class Transform:
         default=None, compare=False, repr=False
     )
     split: tuple[UpdateFn, str] | None = dataclasses.field(default=None, compare=False, repr=False)
+    quotient: QuotientFn | None = dataclasses.field(default=None, compare=False, repr=False)
+    passthrough: Callable[[Hyper], bool] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
+    decay: Callable[[Hyper], Any] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
+    fold: FoldFn | None = dataclasses.field(default=None, compare=False, repr=False)
+    # The update the shortcuts above (split ... fold) were declared for: a wrapper made with
+    # ``dataclasses.replace(t, update=...)`` inherits them, and must not take them.
+    declared_for: UpdateFn | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.declared_for is None:
+            object.__setattr__(self, "declared_for", self.update)
+
+    def shortcut(self, name: str) -> Any:
+        """The shortcut ``name`` (``split``, ``quotient``, ``passthrough``, ``decay``,
+        ``fold``) if it was declared for this transform's ``update``, else ``None``."""
+        return getattr(self, name) if self.declared_for is self.update else None
 
     def __reduce__(self) -> Any:
         # Closures do not pickle; the factory call that made them does.
         if self.recipe is None:
             return super().__reduce__()
         return _rebuild, self.recipe
+
+
+def unchanged(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+    """The identity update (what remains of :func:`scale_by_lr` once split off)."""
+    return grads
 
 
 def _rebuild(factory: Callable[..., Transform], args: tuple[Any, ...], kwargs: dict[str, Any]):
@@ -185,6 +223,7 @@ def chain(*transforms: Transform) -> Transform:
     """
     if not transforms:
         raise ValueError("chain() needs at least one transform.")
+    from descend.optim.apply import fold_of  # apply builds on this module
 
     def init(params: list[Tensor], hp: Hyper) -> State:
         state: State = {}
@@ -202,7 +241,7 @@ def chain(*transforms: Transform) -> Transform:
         return grads
 
     split = None
-    if transforms[-1].split is not None:
+    if transforms[-1].shortcut("split") is not None:
         last, name = transforms[-1].split
 
         def unscaled(
@@ -215,6 +254,23 @@ def chain(*transforms: Transform) -> Transform:
         split = (unscaled, name)
 
     parts = [t.scalars for t in transforms if t.scalars is not None]
+    quotient = None
+    if transforms[-1].shortcut("quotient") is not None:
+        last_quotient = transforms[-1].quotient
+
+        def quotient(
+            grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
+        ) -> Quotient:
+            for t in transforms[:-1]:
+                grads = t.update(grads, state, params, hp)
+            return last_quotient(grads, state, params, hp)
+
+    passes = [t.shortcut("passthrough") for t in transforms]
+    passthrough = None
+    if all(p is not None for p in passes):
+
+        def passthrough(hp: Hyper) -> bool:
+            return all(p(hp) for p in passes)  # type: ignore[misc]
 
     def scalars(hp: Hyper) -> dict[str, list[Any]]:
         return {k: v for f in parts for k, v in f(hp).items()}
@@ -239,6 +295,9 @@ def chain(*transforms: Transform) -> Transform:
         scalars=scalars if parts else None,
         prepare=transforms[0].prepare,
         split=split,
+        quotient=quotient,
+        passthrough=passthrough,
+        fold=fold_of(transforms),
     )
 
 
@@ -252,26 +311,22 @@ def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
             return transform.update(grads, state, params, hp)
         return grads
 
+    inner = transform.shortcut("passthrough")
+
+    def passthrough(hp: Hyper) -> bool:
+        return bool(hp.get(flag, False)) != value or (inner is not None and inner(hp))
+
+    # Off on some steps, so not a quotient, a fold or a split (those would run it always);
+    # its decay is read only when it is not passed through.
     return dataclasses.replace(
         transform,
         update=update,
         name=f"{transform.name}[{flag}={value}]",
         defaults={**transform.defaults, flag: False},
         constraints={**transform.constraints, flag: BOOL},
+        split=None,
+        quotient=None,
+        fold=None,
+        passthrough=passthrough,
+        declared_for=update,
     )
-
-
-def apply_updates(
-    transform: Transform, grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
-) -> None:
-    """``params += update(grads)``: the whole step in one function, so that compile=True
-    compiles exactly what eager runs. A chain ending in ``-lr * u`` adds ``u`` with
-    ``alpha=-lr`` (one pass over the parameters, not two) when ``lr`` is a number and
-    autograd is not recording the step."""
-    if transform.split is not None and not torch.is_grad_enabled():
-        unscaled, name = transform.split
-        h = hp[name]
-        if not isinstance(h, Tensor):
-            torch._foreach_add_(params, unscaled(grads, state, params, hp), alpha=-h)
-            return
-    torch._foreach_add_(params, transform.update(grads, state, params, hp))

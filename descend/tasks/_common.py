@@ -23,6 +23,12 @@ def lr_table(base: float, **overrides: float) -> dict[str, float]:
     # step, min(lr, 1/sqrt(t)) times each parameter's RMS: torch's default, on every task.
     table.update(soap=base, adafactor=1e-2)
     table.update(overrides)
+    # Schedule-Free AdamW: the reference's README suggests 1-10x a scheduled AdamW's lr;
+    # Schedule-Free SGD 10-50x SGD with momentum's; Prodigy's lr multiplies its own estimate.
+    table.setdefault("schedulefree_adamw", base)
+    if "momentum" in table:
+        table.setdefault("schedulefree_sgd", 10 * table["momentum"])
+    table.setdefault("prodigy", 1.0)
     return table
 
 

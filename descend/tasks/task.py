@@ -21,18 +21,11 @@ from descend._validation import OneOf, validate
 Metric = Callable[[Any, Tensor], float]
 """A metric maps (model output, target) to a float computed over the whole batch given."""
 
-OPTIMIZER_NAMES = (
-    "gd",
-    "sgd",
-    "momentum",
-    "nesterov",
-    "adagrad",
-    "rmsprop",
-    "adam",
-    "adamw",
-    "adafactor",
-    "soap",
-)
+OPTIMIZER_NAMES = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+# Schedule-Free and Prodigy: their learning rates come from lr_table's rules.
+OPTIMIZER_NAMES += ("schedulefree_adamw", "schedulefree_sgd", "prodigy")
+# Adafactor and SOAP: their learning rates come from lr_table's rules too.
+OPTIMIZER_NAMES += ("adafactor", "soap")
 
 
 @dataclass(frozen=True)

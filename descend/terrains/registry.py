@@ -273,3 +273,19 @@ def get_terrain(name: str, **kw: float) -> Terrain:
         raise ValueError(
             f"Terrain {key!r} takes {', '.join(knobs) or 'no settings'}. Got {sorted(kw)} instead."
         ) from exc
+
+
+def terrain_knobs(name: str) -> dict[str, float | int]:
+    """The settings ``get_terrain(name, ...)`` takes, with their defaults.
+
+    Example:
+        >>> terrain_knobs("quadratic"), terrain_knobs("beale")
+        ({'condition': 10.0, 'dim': 2}, {})
+    """
+    import inspect
+
+    key = name.strip().lower().replace("-", "_")
+    if key not in _FACTORIES:
+        raise unknown_choice("terrain", name, TERRAIN_NAMES)
+    params = inspect.signature(_FACTORIES[key]).parameters.values()
+    return {p.name: p.default for p in params}

@@ -21,6 +21,7 @@ from descend.train.fit import fit
 from descend.train.history import History
 from descend.train.lr_monitor import LearningRateMonitor
 from descend.train.model_checkpoint import ModelCheckpoint
+from descend.train.modes import recompute_bn
 from descend.train.nonfinite import NonFiniteError
 from descend.train.plateau import ReduceLROnPlateau
 from descend.train.progress import ProgressBar
@@ -44,5 +45,6 @@ __all__ = [
     "fit",
     "latest_good_checkpoint",
     "load_checkpoint",
+    "recompute_bn",
     "save_checkpoint",
 ]

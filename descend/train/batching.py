@@ -90,16 +90,32 @@ class Batches:
         order = torch.randperm(self.n, generator=g)
         return order.to(self.device) if self._tensors is not None else order
 
-    def batch(self, order: torch.Tensor | None, b: int) -> tuple[Any, Any]:
-        """The inputs and targets of batch ``b`` (0-based) under ``order``."""
+    def batch(
+        self, order: torch.Tensor | None, b: int, *, part: tuple[int, int] | None = None
+    ) -> tuple[Any, Any]:
+        """The inputs and targets of batch ``b`` (0-based) under ``order``.
+
+        ``part=(i, k)`` keeps every ``k``-th sample of the batch from its ``i``-th: one
+        rank's share of a global batch (``descend.train.distributed``).
+        """
         start, stop = b * self.size, min((b + 1) * self.size, self.n)
         if self._tensors is not None:
             x, y = self._tensors
+            if part is not None:
+                idx = (
+                    torch.arange(start, stop, device=x.device)
+                    if order is None
+                    else order[start:stop]
+                )
+                idx = idx[part[0] :: part[1]]
+                return x[idx], y[idx]
             if order is None:
                 return (x, y) if self.n_batches == 1 else (x[start:stop], y[start:stop])
             idx = order[start:stop]
             return x[idx], y[idx]
         indices = range(start, stop) if order is None else order[start:stop].tolist()
+        if part is not None:
+            indices = indices[part[0] :: part[1]]
         return self._collate(indices)
 
     def chunks(self) -> Iterator[tuple[Any, Any]]:

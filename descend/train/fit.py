@@ -7,6 +7,7 @@ signals) lives in its own module and is called from here at one clear point.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -22,12 +23,15 @@ from descend.train.batching import Batches, Data
 from descend.train.callback import Callback, Hooks
 from descend.train.checkpoint import LAST, load_latest, save_checkpoint
 from descend.train.clipping import GradientClipping, loss_and_grad_norm
+from descend.train.distributed import check_arguments, setup
 from descend.train.evaluate import Metric, evaluate
 from descend.train.history import History
 from descend.train.interrupts import Interrupt, catch_interrupts
+from descend.train.modes import eval_mode, train_mode
 from descend.train.nonfinite import POLICIES, Rollback, locate
 from descend.train.resume import LoopExtras, make_payload, restore_payload
 from descend.train.setup import arrange_callbacks, build_optimizer, split_schedule
+from descend.train.sharded_checkpoint import has_sharded, load_sharded, save_sharded
 from descend.train.state import TrainState
 
 _NONE = Satisfies(lambda v: v is None, "None")
@@ -84,6 +88,7 @@ def fit(
     eval_train: bool = True,
     log_dir: str | os.PathLike[str] | None = None,
     track_grad_norm: bool = True,
+    strategy: str | None = None,
 ) -> History:
     r"""Train ``model`` on ``data`` by gradient descent; return the :class:`History`.
 
@@ -162,6 +167,13 @@ def fit(
             memory, about 7% of a step for a small MLP (``docs/bench.md``). ``False``
             records ``nan`` and checks only the loss for NaN or infinity; clipping
             computes the norm regardless.
+        strategy: under ``torchrun`` (or an initialized process group), how the model is
+            spread over the processes: ``"ddp"`` (``DistributedDataParallel``) or
+            ``"fsdp"`` (FSDP2 ``fully_shard``); ``None`` reads ``DESCEND_STRATEGY``, else
+            ``"ddp"``. ``batch_size`` is then the global batch, shared among the ranks;
+            checkpoints are sharded (``descend.train.sharded_checkpoint``) and rank 0
+            alone shows progress. See ``descend.train.distributed`` and
+            ``docs/scale.md``.
 
     Returns:
         The :class:`History` of the run (including any part before a resume).
@@ -210,7 +222,15 @@ def fit(
             "checkpoint_every= and resume=True need checkpoint_dir= (the folder of the checkpoints)."
         )
     device = torch.device(device)
+    strategy = strategy or os.environ.get("DESCEND_STRATEGY", "ddp")
+    ranks = setup(strategy, device)  # None in one process
+    if ranks is not None:
+        check_arguments(ranks, optimizer, callbacks)
+        device = ranks.device
+        progress, log_dir = (progress, log_dir) if ranks.is_main else (False, None)
     model.to(device)
+    if ranks is not None:
+        model = ranks.wrap(model)
     train = Batches(data, batch_size, device, name="data")
     val = None if val_data is None else Batches(val_data, batch_size, device, name="val_data")
     metrics = dict(metrics or {})
@@ -235,7 +255,14 @@ def fit(
     extras = LoopExtras(seed=seed, settings=settings)
     if stop is not None:
         stop.reset()
-    found = load_latest(checkpoint_dir) if resume and checkpoint_dir is not None else None
+    sharded = checkpoint_dir is not None and (ranks is not None or has_sharded(checkpoint_dir))
+    found = None
+    if resume and checkpoint_dir is not None:
+        found = (
+            load_sharded(checkpoint_dir, model, optimizer, settings)
+            if sharded
+            else load_latest(checkpoint_dir)
+        )
     if found is None:
         torch.manual_seed(seed)
     else:
@@ -251,12 +278,22 @@ def fit(
     start = time.perf_counter() - extras.elapsed
 
     def payload() -> dict[str, Any]:
+        eval_mode(optimizer)  # checkpoints hold Schedule-Free's averaged point x
         extras.elapsed = time.perf_counter() - start
         return make_payload(state, extras, scheduler=scheduler, stop=stop, callbacks=callbacks)
 
     def save() -> None:
         assert checkpoint_dir is not None
-        save_checkpoint(Path(checkpoint_dir) / LAST, payload(), keep_previous=True)
+        if sharded:
+            save_sharded(checkpoint_dir, model, optimizer, payload(), state.step)
+        else:
+            save_checkpoint(Path(checkpoint_dir) / LAST, payload(), keep_previous=True)
+
+    def agree() -> None:
+        # Every rank must run the same steps: one that stops alone would leave the others
+        # waiting in a collective.
+        if ranks is not None and ranks.agree_to_stop(state.should_stop) and not state.should_stop:
+            state.stop(f"Stopped by another rank after step {state.step}.", success=False)
 
     def progress(step: int) -> Progress:
         return Progress(
@@ -268,7 +305,9 @@ def fit(
     rollback = Rollback() if on_nonfinite == "rollback" else None
     model.train()
 
-    with catch_interrupts() as interrupt:
+    evaluator = evaluate if ranks is None else ranks.evaluate
+    guard = contextlib.nullcontext() if ranks is None else ranks.failures(lambda: state.step + 1)
+    with catch_interrupts() as interrupt, guard:
         hooks.fit_start(state)
         try:
             while not state.should_stop:
@@ -280,18 +319,28 @@ def fit(
                     if max_steps is not None and state.step >= max_steps:
                         state.stop(f"Reached max_steps={max_steps}.")
                         break
-                    x, y = train.batch(order, state.batch)
+                    if ranks is None:
+                        x, y = train.batch(order, state.batch)
+                    else:
+                        x, y, weight = ranks.share(train, order, state.batch)
                     if schedule_fn is not None:
                         lr = schedule_fn(state.step) * extras.lr_scale
                         for g in optimizer.param_groups:
                             g["lr"] = lr
 
-                    # forward, loss, backward
+                    # forward, loss, backward (at Schedule-Free's gradient point y)
+                    train_mode(optimizer)
                     optimizer.zero_grad(set_to_none=True)
                     batch_loss = loss(model(x), y)
+                    if ranks is not None:  # the mean over the global batch (distributed.py)
+                        batch_loss = batch_loss * weight
                     batch_loss.backward()
                     state.grads = [p.grad for p in params if p.grad is not None]
-                    if measure_norm:
+                    if ranks is not None:
+                        state.loss, state.grad_norm = ranks.loss_and_grad_norm(
+                            batch_loss, state.grads, measure_norm
+                        )
+                    elif measure_norm:
                         state.loss, state.grad_norm = loss_and_grad_norm(batch_loss, state.grads)
                     else:
                         state.loss, state.grad_norm = batch_loss.item(), None
@@ -343,20 +392,23 @@ def fit(
                     if checkpoint_every is not None and state.step % checkpoint_every == 0:
                         save()
                     _check_interrupt(interrupt, state, checkpoint_dir)
+                    agree()
 
                 # An epoch whose last batch was done ends, even when a stop came during it.
                 if state.batch == train.n_batches:
-                    _end_epoch(state, train, val, loss, metrics, eval_train, start)
+                    _end_epoch(state, train, val, loss, metrics, eval_train, start, evaluator)
                     hooks.epoch_end(state)
                     state.epoch += 1
                     state.batch = 0
                     _check_interrupt(interrupt, state, checkpoint_dir)
+                    agree()
 
             history.stop_reason, history.stop_success = state.stop_reason, state.stop_success
             history.interrupted_by = interrupt.name if interrupt.signum is not None else ""
             if checkpoint_dir is not None:
                 save()
         finally:
+            eval_mode(optimizer)  # the model ends at Schedule-Free's averaged point x
             hooks.fit_end(state)
             state.payload_fn = None
     return history
@@ -370,16 +422,18 @@ def _end_epoch(
     metrics: dict[str, Metric],
     eval_train: bool,
     start: float,
+    evaluator: Callable[..., dict[str, float]] = evaluate,
 ) -> None:
-    """Append the epoch row: train and validation loss and metrics."""
+    """Append the epoch row: train and validation loss and metrics (Schedule-Free's at x)."""
+    eval_mode(state.optimizer)
     row: dict[str, float] = {"epoch": state.epoch, "step": state.step}
     if eval_train:
-        row.update(evaluate(state.model, train, loss, metrics, prefix="train"))
+        row.update(evaluator(state.model, train, loss, metrics, prefix="train"))
     else:
         losses = [r["loss"] for r in state.history.steps[-train.n_batches :]]
         row["train_loss"] = sum(losses) / len(losses)
     if val is not None:
-        row.update(evaluate(state.model, val, loss, metrics, prefix="val"))
+        row.update(evaluator(state.model, val, loss, metrics, prefix="val"))
     row["time"] = time.perf_counter() - start
     state.history.epochs.append(row)
 

@@ -129,8 +129,9 @@ def restore_payload(
     the file in the message): nothing is loaded when they differ."""
     loop = payload["loop"]
     check_settings(loop, settings, source)
-    state.model.load_state_dict(payload["model"])
-    state.optimizer.load_state_dict(payload["optimizer"])
+    if "model" in payload:  # a sharded checkpoint has loaded them already (sharded_checkpoint)
+        state.model.load_state_dict(payload["model"])
+        state.optimizer.load_state_dict(payload["optimizer"])
     if scheduler is not None and payload.get("scheduler") is not None:
         scheduler.load_state_dict(payload["scheduler"])
     if stop is not None and payload.get("stop") is not None and hasattr(stop, "load_state_dict"):

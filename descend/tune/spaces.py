@@ -32,6 +32,15 @@ hyperparameter         optimizers               prior
 ``lr``, ``rho``        adadelta                 log-uniform [1e-2, 1] (torch's default is
                                                 1.0), uniform [0.8, 0.99]
 ``lr``                 asgd; rprop              log-uniform [1e-4, 1]; [1e-4, 1e-1]
+``lr``                 schedulefree_adamw       log-uniform [1e-4, 1e-1] (the authors: 1-10x
+                                                a scheduled AdamW's), with adamw's betas,
+                                                eps and decoupled decay
+``lr``, ``momentum``   schedulefree_sgd         log-uniform [1e-3, 1] (the authors: 10-50x
+                                                SGD with momentum's), uniform [0.5, 0.98]
+``lr``                 prodigy                  log-uniform [0.1, 1] (a multiplier of the
+                                                estimated step; 1 is the authors' advice),
+                                                ``d_coef`` log-uniform [0.1, 10] (the
+                                                authors' preferred knob), decoupled decay
 ``lr``                 adafactor                log-uniform [1e-3, 1e-1] (the cap of the
                                                 relative step; torch's default 1e-2)
 ``beta2_decay``        adafactor                uniform [-1, -0.5] (the paper's -0.8)
@@ -122,6 +131,13 @@ SPACES: Mapping[str, tuple[Param, ...]] = {
     "adadelta": (_lr(1e-2, 1.0), Param("rho", 0.8, 0.99, bounds=_FRACTION), _decay(1e-3)),
     "asgd": (_lr(1e-4, 1.0), _decay(1e-3)),
     "rprop": (_lr(1e-4, 1e-1),),
+    "schedulefree_adamw": (_lr(1e-4, 1e-1), *_BETAS, _EPS, _decay(0.1)),
+    "schedulefree_sgd": (
+        _lr(1e-3, 1.0),
+        Param("momentum", 0.5, 0.98, bounds=_FRACTION),
+        _decay(1e-3),
+    ),
+    "prodigy": (_lr(0.1, 1.0), Param("d_coef", 0.1, 10.0, log=True), *_BETAS, _decay(0.1)),
     "adafactor": (
         _lr(1e-3, 1e-1),
         Param("beta2_decay", -1.0, -0.5, bounds=(-math.inf, 0.0, True)),

@@ -12,6 +12,7 @@ from descend.cli.main import COMMAND_MODULES
 
 COMMANDS = [
     "terrain", "train", "compare", "tasks", "lr-find", "landscape", "diagnose", "bench", "tune",
+    "explore", "learn",
 ]  # fmt: skip
 BENCH = ["step", "compile", "loop"]
 

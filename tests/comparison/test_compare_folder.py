@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 import descend.comparison.run as compare_run
+import descend.comparison.workers as compare_workers  # where a run calls run_task
 import descend.report._files as files
 from descend._validation import InvalidParameterError
 from descend.cli.main import main
@@ -34,7 +35,7 @@ def no_training(*args, **kwargs):
 
 
 def test_an_unwritable_out_fails_before_any_training(tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(compare_run, "run_task", no_training)
+    monkeypatch.setattr(compare_workers, "run_task", no_training)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     code, err = run_cli(["compare", "linreg", "--out", str(blocker / "cmp"), "--quiet"], capsys)
@@ -45,7 +46,7 @@ def test_an_unwritable_out_fails_before_any_training(tmp_path, capsys, monkeypat
 
 def test_an_unwritable_folder_is_named_even_when_it_exists(tmp_path, monkeypatch) -> None:
     # Running as root, permissions do not stop a write: fail the probe file instead.
-    monkeypatch.setattr(compare_run, "run_task", no_training)
+    monkeypatch.setattr(compare_workers, "run_task", no_training)
     real = Path.write_bytes
 
     def read_only(self: Path, data: bytes) -> int:

@@ -8,7 +8,15 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, owned, picklable, scalars_like
+from descend.optim.apply import from_quotient
+from descend.optim.transform import (
+    Hyper,
+    Quotient,
+    State,
+    Transform,
+    owned,
+    picklable,
+)
 
 
 @picklable
@@ -29,22 +37,23 @@ def scale_by_adagrad() -> Transform:
         v = hp["initial_accumulator_value"]
         return {"sum": [torch.full_like(p, v, memory_format=torch.preserve_format) for p in params]}
 
-    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+    def quotient(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
         sums = state["sum"]
-        if any(g.is_sparse for g in grads):
-            return [
-                _sparse_update(g, s, hp["eps"], hp["lr_decay"], step)
-                for g, s, step in zip(grads, sums, hp["step"], strict=True)
-            ]
         torch._foreach_addcmul_(sums, grads, grads, value=1)
         denom = owned(torch._foreach_sqrt(sums))
         torch._foreach_add_(denom, hp["eps"])
-        updates = torch._foreach_div(grads, denom)
         decay = hp["lr_decay"]
-        if decay != 0:
-            factors = [1 + (s - 1) * decay for s in hp["step"]]
-            torch._foreach_div_(updates, scalars_like(factors, updates))
-        return updates
+        return grads, denom, None if decay == 0 else [1 + (s - 1) * decay for s in hp["step"]]
+
+    dense = from_quotient(quotient)
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        if any(g.is_sparse for g in grads):
+            return [
+                _sparse_update(g, s, hp["eps"], hp["lr_decay"], step)
+                for g, s, step in zip(grads, state["sum"], hp["step"], strict=True)
+            ]
+        return dense(grads, state, params, hp)
 
     return Transform(
         init,
@@ -54,6 +63,7 @@ def scale_by_adagrad() -> Transform:
         True,
         "scale_by_adagrad",
         elementwise=True,
+        quotient=quotient,
     )
 
 

@@ -8,7 +8,16 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import BETAS, FLAG, NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, owned, picklable, scalars_like
+from descend.optim.apply import from_quotient
+from descend.optim.transform import (
+    Hyper,
+    Quotient,
+    State,
+    Transform,
+    owned,
+    picklable,
+    scalars_like,
+)
 
 # Per-tensor factors of Adam's denominator, computed once per step (Transform.scalars).
 _SCALE, _EPS = "adam_denominator_scale", "adam_denominator_eps"
@@ -53,7 +62,7 @@ def scale_by_adam() -> Transform:
             state["max_exp_avg_sq"] = zeros()
         return state
 
-    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+    def quotient(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
         beta1, beta2 = hp["betas"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
         torch._foreach_lerp_(m, grads, 1 - beta1)
@@ -66,7 +75,7 @@ def scale_by_adam() -> Transform:
         denom = owned(torch._foreach_sqrt(v))
         torch._foreach_mul_(denom, scalars_like(given[_SCALE], denom))
         torch._foreach_add_(denom, scalars_like(given[_EPS], denom))
-        return torch._foreach_div(m, denom)
+        return m, denom, None
 
     def corrections(hp: Hyper) -> dict[str, list[Any]]:
         # u = m / (c1 (sqrt(v) / c2 + eps)) with c1 = 1 - beta1^t, c2 = sqrt(1 - beta2^t):
@@ -80,11 +89,12 @@ def scale_by_adam() -> Transform:
 
     return Transform(
         init,
-        update,
+        from_quotient(quotient),
         {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
         {"betas": BETAS, "eps": NON_NEGATIVE, "amsgrad": FLAG},
         True,
         "scale_by_adam",
         elementwise=True,
         scalars=corrections,
+        quotient=quotient,
     )

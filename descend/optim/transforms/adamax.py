@@ -6,7 +6,8 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import BETAS, NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, picklable
+from descend.optim.apply import from_quotient
+from descend.optim.transform import Hyper, Quotient, State, Transform, picklable
 
 
 @picklable
@@ -34,7 +35,7 @@ def scale_by_adamax() -> Transform:
 
         return {"exp_avg": zeros(), "exp_inf": zeros()}
 
-    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+    def quotient(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
         beta1, beta2 = hp["betas"]
         m, u = state["exp_avg"], state["exp_inf"]
         torch._foreach_lerp_(m, grads, 1 - beta1)
@@ -43,13 +44,15 @@ def scale_by_adamax() -> Transform:
         torch._foreach_add_(norm, hp["eps"])
         torch._foreach_maximum_(u, norm)
         denom = torch._foreach_mul(u, [1 - beta1**s for s in hp["step"]])
-        return torch._foreach_div(m, denom)
+        return m, denom, None
 
     return Transform(
         init,
-        update,
+        from_quotient(quotient),
         {"betas": (0.9, 0.999), "eps": 1e-8},
         {"betas": BETAS, "eps": NON_NEGATIVE},
         True,
         "scale_by_adamax",
+        elementwise=True,
+        quotient=quotient,
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -24,13 +27,14 @@ def add_weight_decay() -> Transform:
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         return _plus_decay(grads, params, hp["weight_decay"])
 
-    return stateless(
+    coupled = stateless(
         update,
         name="add_weight_decay",
         elementwise=True,
         defaults={"weight_decay": 0.0},
         constraints={"weight_decay": tensor_or(NON_NEGATIVE)},
     )
+    return dataclasses.replace(coupled, passthrough=_no_decay)
 
 
 @picklable
@@ -53,13 +57,23 @@ def add_decayed_weights() -> Transform:
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         return _plus_decay(grads, params, hp["weight_decay"])
 
-    return stateless(
+    decoupled = stateless(
         update,
         name="add_decayed_weights",
         elementwise=True,
         defaults={"weight_decay": 1e-2},
         constraints={"weight_decay": tensor_or(NON_NEGATIVE)},
     )
+    return dataclasses.replace(decoupled, passthrough=_no_decay, decay=_decay_rate)
+
+
+def _no_decay(hp: Hyper) -> bool:
+    wd = hp["weight_decay"]
+    return not isinstance(wd, Tensor) and wd == 0
+
+
+def _decay_rate(hp: Hyper) -> Any:
+    return hp["weight_decay"]
 
 
 def _plus_decay(grads: list[Tensor], params: list[Tensor], wd: float | Tensor) -> list[Tensor]:

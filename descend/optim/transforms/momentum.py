@@ -85,4 +85,10 @@ def trace() -> Transform:
             ),
         ),
         elementwise=True,
+        passthrough=_no_momentum,
     )
+
+
+def _no_momentum(hp: Hyper) -> bool:
+    mu = hp["momentum"]
+    return not isinstance(mu, Tensor) and mu == 0

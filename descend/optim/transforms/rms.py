@@ -6,7 +6,15 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import FLAG, NON_NEGATIVE, UNIT_OPEN
-from descend.optim.transform import Hyper, State, Transform, owned, picklable
+from descend.optim.apply import from_quotient
+from descend.optim.transform import (
+    Hyper,
+    Quotient,
+    State,
+    Transform,
+    owned,
+    picklable,
+)
 
 
 @picklable
@@ -35,7 +43,7 @@ def scale_by_rms() -> Transform:
             ]
         return state
 
-    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+    def quotient(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
         alpha = hp["alpha"]
         sq = state["square_avg"]
         torch._foreach_mul_(sq, alpha)
@@ -54,14 +62,15 @@ def scale_by_rms() -> Transform:
         else:
             avg = owned(torch._foreach_sqrt(sq))
         torch._foreach_add_(avg, hp["eps"])
-        return torch._foreach_div(grads, avg)
+        return grads, avg, None
 
     return Transform(
         init,
-        update,
+        from_quotient(quotient),
         {"alpha": 0.99, "eps": 1e-8, "centered": False},
         {"alpha": UNIT_OPEN, "eps": NON_NEGATIVE, "centered": FLAG},
         True,
         "scale_by_rms",
         elementwise=True,
+        quotient=quotient,
     )

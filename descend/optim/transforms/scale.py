@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import FLAG, LEARNING_RATE
-from descend.optim.transform import Hyper, State, Transform, picklable, stateless
+from descend.optim.transform import Hyper, State, Transform, picklable, stateless, unchanged
 
 
 @picklable
@@ -42,11 +42,7 @@ def scale_by_lr() -> Transform:
         constraints={"lr": LEARNING_RATE},
         elementwise=True,
     )
-    return dataclasses.replace(scale, split=(_unchanged, "lr"))
-
-
-def _unchanged(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-    return grads
+    return dataclasses.replace(scale, split=(unchanged, "lr"))
 
 
 @picklable
