@@ -1,6 +1,12 @@
 """The update rules, each written once, as transforms over lists of tensors."""
 
 from descend.optim.transforms.adadelta import scale_by_adadelta
+from descend.optim.transforms.adafactor import (
+    clip_by_block_rms,
+    decay_by_lr,
+    scale_by_factored_rms,
+    scale_by_relative_step,
+)
 from descend.optim.transforms.adagrad import scale_by_adagrad
 from descend.optim.transforms.adam import scale_by_adam
 from descend.optim.transforms.adamax import scale_by_adamax
@@ -13,23 +19,30 @@ from descend.optim.transforms.radam import scale_by_radam
 from descend.optim.transforms.rms import scale_by_rms
 from descend.optim.transforms.rprop import scale_by_rprop
 from descend.optim.transforms.scale import maximize, scale_by_lr, sign
+from descend.optim.transforms.soap import decay_after_step, scale_by_soap
 
 __all__ = [
     "add_decayed_weights",
     "add_weight_decay",
     "asgd",
+    "clip_by_block_rms",
     "clip_by_global_norm",
     "clip_by_value",
+    "decay_after_step",
+    "decay_by_lr",
     "maximize",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_factored_rms",
     "scale_by_lr",
     "scale_by_nadam",
     "scale_by_radam",
+    "scale_by_relative_step",
     "scale_by_rms",
     "scale_by_rprop",
+    "scale_by_soap",
     "sign",
     "trace",
 ]
