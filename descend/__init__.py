@@ -43,6 +43,8 @@ _EXPORTS = {
         "Lion",
         "AdEMAMix",
         "LAMB",
+        "Adafactor",
+        "SOAP",
         "chain",
         "make_optimizer",
         "optimizer_names",
@@ -73,6 +75,8 @@ _ALIASES = {
     "lion": "Lion",
     "ademamix": "AdEMAMix",
     "lamb": "LAMB",
+    "adafactor": "Adafactor",
+    "soap": "SOAP",
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -84,7 +88,9 @@ if TYPE_CHECKING:
         LAMB,
         SAM,
         SGD,
+        SOAP,
         Adadelta,
+        Adafactor,
         Adagrad,
         Adam,
         Adamax,
@@ -124,6 +130,8 @@ if TYPE_CHECKING:
     lion = Lion
     ademamix = AdEMAMix
     lamb = LAMB
+    adafactor = Adafactor
+    soap = SOAP
 
 
 def __getattr__(name: str) -> Any:
@@ -146,8 +154,10 @@ __all__ = [
     "LAMB",
     "SAM",
     "SGD",
+    "SOAP",
     "AdEMAMix",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -166,6 +176,7 @@ __all__ = [
     "ScheduleFreeSGD",
     "__version__",
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adamax",
@@ -190,4 +201,5 @@ __all__ = [
     "rmsprop",
     "rprop",
     "sgd",
+    "soap",
 ]

@@ -60,21 +60,26 @@ class Algorithm:
             ``None`` where torch has no such path.
         traffic: float32 arrays read plus written per parameter per step (averaged over
             the steps for a rule that does more on some steps, Lookahead's every k-th).
-        state: float32 state arrays per parameter.
+        state: float32 state arrays per parameter; ``None``: measured, as the bytes of
+            descend's optimizer state after its first steps over the parameter count (for
+            a rule whose state depends on the shapes: Adafactor's factors, SOAP's bases).
         torch_impls: the torch paths that exist for this algorithm.
         optax: the optax update as ``(optax module) -> GradientTransformation``, if any.
         clip: torch's reference clips the gradients by global norm before stepping.
+        reference: ``params -> optimizer`` from the authors' (or a reference) package, for
+            a rule torch does not have (its row is ``reference``, compared as torch's).
     """
 
     name: str
     descend: Factory
-    torch: Callable[[list[Tensor], str], Any]
+    torch: Callable[[list[Tensor], str], Any] | None
     traffic: float
-    state: int
+    state: float | None
     torch_impls: tuple[str, ...] = ("forloop", "foreach")
     optax: Callable[[Any], Any] | None = None
     clip: bool = False
     summary: str = ""
+    reference: Factory | None = None
 
 
 def _torch(cls: type, **opts: Any) -> Callable[[list[Tensor], str], Any]:
@@ -117,7 +122,7 @@ def _torch_then_average(cls: type, decay: float, **opts: Any) -> Callable[[list[
 
 # Rows whose torch columns time a package outside descend's dependencies (the dev extra):
 # left out of the default list where it is not installed.
-_NEEDS = {"schedulefree_adamw_ref": "schedulefree"}
+_NEEDS = {"schedulefree_adamw_ref": "schedulefree", "soap": "pytorch_optimizer"}
 
 
 def _installed(package: str | None) -> bool:
@@ -132,6 +137,13 @@ def _schedulefree_reference(params: list[Tensor], impl: str) -> Any:
     opt = AdamWScheduleFree(params, lr=1e-3, weight_decay=0.01, foreach=impl == "foreach")
     opt.train()
     return opt
+
+
+def _reference_soap(params: list[Tensor]) -> Any:
+    # pytorch-optimizer's SOAP (the dev extra), with the authors' defaults.
+    from pytorch_optimizer import SOAP
+
+    return SOAP(params)
 
 
 def _decay(t: int) -> float:
@@ -339,6 +351,29 @@ ALGORITHMS: dict[str, Algorithm] = {
             ("forloop", "foreach", "fused"),
             summary="cautious AdamW (torch: AdamW, which masks nothing)",
         ),
+        # Reads g twice (its row and column statistics, then the update) and theta twice
+        # (its RMS, then the step), writes theta: 5 arrays; the factors are O(n + m).
+        Algorithm(
+            "adafactor",
+            lambda p: descend.Adafactor(p),
+            _torch(torch.optim.Adafactor),
+            5,
+            None,
+            summary="Adafactor (torch's defaults)",
+        ),
+        # Compute-bound: per n x n matrix and step, six n^3 products (rotate g in, the
+        # update out, two statistics), so its % of the memory floor (Adam's 7 arrays) is
+        # not its measure; the ratio to the reference is.
+        Algorithm(
+            "soap",
+            lambda p: descend.SOAP(p),
+            None,
+            7,
+            None,
+            (),
+            summary="SOAP (the authors' defaults) against pytorch-optimizer's SOAP",
+            reference=_reference_soap,
+        ),
     ]
 }
 IMPLS = (
@@ -349,6 +384,7 @@ IMPLS = (
     "torch_foreach",
     "torch_fused",
     "optax",
+    "reference",
 )
 
 
@@ -411,7 +447,10 @@ class _Runner:
         self.impl, self.algo = impl, algo
         for p, gr in zip(self.params, self.grads, strict=True):
             p.grad = gr
-        if impl.startswith("descend"):
+        if impl == "reference":
+            assert algo.reference is not None
+            self.opt = algo.reference(self.params)
+        elif impl.startswith("descend"):
             self.opt = algo.descend(self.params)
             if impl != "descend":
                 self.opt = as_chain(self.opt, compile=impl == "descend_compiled")
@@ -604,6 +643,7 @@ def bench_size(
     touch, read = _bandwidth_runners(n)
     inplace, reads = Timing(), Timing()
     results: dict[str, dict[str, Timing]] = {}
+    state_bytes: dict[str, float] = {}
     for name in algorithms:
         algo = ALGORITHMS[name]
         runners: dict[str, Any] = {}
@@ -614,6 +654,10 @@ def bench_size(
                 if algo.optax is None or not optax_available():
                     continue
                 runners[impl] = _OptaxRunner(algo, shapes, seed)
+            elif impl == "reference" and algo.reference is None:
+                continue
+            elif impl == "descend_compiled" and algo.state is None:
+                continue  # per-tensor Python arithmetic and eigh/QR: nothing to compile
             elif (
                 impl == "descend_eager"
                 and type(algo.descend([torch.zeros(1)])) is descend.Optimizer
@@ -638,6 +682,8 @@ def bench_size(
                     else:
                         timings[impl].samples.append(_timed(runners[impl].step, steps))
         results[name] = timings
+        if algo.state is None and "descend" in runners:
+            state_bytes[name] = _state_bytes(runners["descend"].opt) / n
         echo(
             f"  {n / 1e6:.1f}M {name}: "
             + ", ".join(f"{i} {t.median * 1e3:.2f} ms" for i, t in timings.items())
@@ -649,7 +695,8 @@ def bench_size(
         algo = ALGORITHMS[name]
         floor = 4 * algo.traffic * n / bw
         torch_best = min(
-            (t.median for i, t in timings.items() if i.startswith("torch_")), default=None
+            (t.median for i, t in timings.items() if i.startswith("torch_") or i == "reference"),
+            default=None,
         )
         forloop = timings.get("torch_forloop")
         for impl, t in timings.items():
@@ -664,7 +711,9 @@ def bench_size(
                     "max_ms": hi * 1e3,
                     "first_step_s": t.first_step,
                     "bytes_per_param": 4 * algo.traffic,
-                    "state_bytes_per_param": 4 * algo.state,
+                    "state_bytes_per_param": (
+                        4 * algo.state if algo.state is not None else state_bytes.get(name)
+                    ),
                     "gb_per_s": 4 * algo.traffic * n / t.median / 1e9,
                     "pct_of_floor": 100 * floor / t.median,
                     "vs_torch_best": t.median / torch_best if torch_best else None,
@@ -685,6 +734,17 @@ def bench_size(
         "inplace_ms": inplace.median * 1e3,
         "rows": rows,
     }
+
+
+def _state_bytes(opt: Any) -> int:
+    """Bytes of every tensor in an optimizer's state (lists of tensors included)."""
+    total = 0
+    for st in opt.state.values():
+        for value in st.values():
+            for t in value if isinstance(value, list) else [value]:
+                if isinstance(t, Tensor) and t.dim() > 0:
+                    total += t.numel() * t.element_size()
+    return total
 
 
 def machine() -> dict[str, Any]:
@@ -756,6 +816,10 @@ def bench_step(
     }
 
 
+def _bytes(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
 def table(result: dict[str, Any]) -> str:
     """The results as a Markdown table (one row per size, algorithm and implementation)."""
     lines = [
@@ -774,7 +838,7 @@ def table(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['params'] / 1e6:.1f}M | {r['algorithm']} | {r['impl']} | "
                 f"{r['median_ms']:.2f} ({r['min_ms']:.2f}-{r['max_ms']:.2f}) | {r['gb_per_s']:.1f} | "
-                f"{r['pct_of_floor']:.0f}% | {vs} | {r['bytes_per_param']} | {r['state_bytes_per_param']} | "
+                f"{r['pct_of_floor']:.0f}% | {vs} | {r['bytes_per_param']} | {_bytes(r['state_bytes_per_param'])} | "
                 f"{r['first_step_s']:.2f} |"
             )
     for size in result["sizes"]:

@@ -13,12 +13,14 @@
 
 from descend.optim.averaged import averaged_weights
 from descend.optim.named import SGD, Adagrad, RMSprop
+from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
 from descend.optim.named_modern import LAMB, AdEMAMix, Lion
 from descend.optim.named_prodigy import Prodigy
 from descend.optim.named_schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD
+from descend.optim.named_soap import SOAP
 from descend.optim.optimizer import Optimizer
 from descend.optim.registry import (
     OPTIMIZERS,
@@ -63,8 +65,10 @@ __all__ = [
     "OPTIMIZERS",
     "SAM",
     "SGD",
+    "SOAP",
     "AdEMAMix",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",

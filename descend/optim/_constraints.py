@@ -71,10 +71,21 @@ def _etas_words(value: Any) -> str:
     return f"Invalid eta values: {value}"
 
 
+def _eps_words(value: Any) -> str:
+    # A pair is Adafactor's (eps1, eps2), which torch checks one at a time.
+    if isinstance(value, tuple | list) and len(value) == 2:
+        if value[0] is not None and not NON_NEGATIVE.contains(_scalar(value[0])):
+            return f"epsilon1 should be >= 0 but is: {value[0]}"
+        return f"epsilon2 should be >= 0 but is: {value[1]}"
+    return f"Invalid epsilon value: {value}"
+
+
 TORCH_WORDS: dict[str, Callable[[Any], str]] = {
     "etas": lambda v: f"torch.optim: {_etas_words(v)}",
     "lr": lambda v: f"torch.optim: Invalid learning rate: {v}",
-    "eps": lambda v: f"torch.optim: Invalid epsilon value: {v}",
+    "eps": lambda v: f"torch.optim: {_eps_words(v)}",
+    "beta2_decay": lambda v: f"torch.optim: beta2_decay should be <= 0 but is: {v}",
+    "d": lambda v: f"torch.optim: Clipping threshold d should be >= 1 but is: {v}",
     "betas": lambda v: f"torch.optim: {_betas_words(v)}",
     **{
         n: _invalid(n)

@@ -39,4 +39,4 @@ def like_param(p: Tensor, value: Any) -> Any:
 
 def as_real(t: Tensor | None) -> Any:
     # Complex parameters are updated as pairs of reals, as torch.optim does.
-    return torch.view_as_real(t) if t is not None and t.is_complex() else t
+    return torch.view_as_real(t) if isinstance(t, Tensor) and t.is_complex() else t

@@ -134,11 +134,14 @@ class Optimizer(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Also what load_state_dict ends with: a state dict from an older torch lacks the
         # newer group keys (maximize, foreach, ...) and may count steps in Python floats.
+        # The defaults as given: torch's __setstate__ adds "differentiable" to them, which
+        # an optimizer without that flag (Adafactor) must not gain in its groups.
+        defaults = dict(state.get("defaults", self.__dict__.get("defaults", {})))
         super().__setstate__(state)
         self.__dict__.setdefault("_schedules", GroupSchedules(self._owner))
         self.__dict__.setdefault("_compile", False)
         for group in self.param_groups:
-            for key, value in self.defaults.items():
+            for key, value in defaults.items():
                 group.setdefault(key, value)
         for st in self.state.values():
             step = st.get("step")
@@ -255,8 +258,10 @@ class Optimizer(torch.optim.Optimizer):
         if self.transform.prepare is not None:
             # Over the whole group, before the update runs (a few tensors at a time).
             hp.update(self.transform.prepare([as_real(g) for g in grads], hp))
-        keys = [k for k in states[0] if k != "step"]
-        lists: State = {k: [as_real(st[k]) for st in states] for k in keys}
+        # A key some parameters lack (Adafactor's factors, kept by matrices only) is None
+        # for them while the transforms run, and stays absent.
+        keys = [k for k in dict.fromkeys(k for st in states for k in st) if k != "step"]
+        lists: State = {k: [as_real(st.get(k)) for st in states] for k in keys}
         if group.get("differentiable"):
             # New state tensors each step: the last step's graph keeps the old ones, which
             # the in-place state updates would otherwise change under it.
@@ -282,7 +287,8 @@ class Optimizer(torch.optim.Optimizer):
         # Transforms may create state on their first update (the momentum buffer).
         for key, values in lists.items():
             for p, st, value in zip(params, states, values, strict=True):
-                st[key] = like_param(p, value)
+                if value is not None or key in st:
+                    st[key] = like_param(p, value)
 
     def _init_state(
         self, group: dict[str, Any], params: list[Tensor], *, fused: bool = False

@@ -23,8 +23,17 @@ rprop      ``Rprop``                                  lr=0.01, etas=(0.5, 1.2), 
 lion       ``Lion``                                   lr=3e-4, betas=(0.9, 0.99), weight_decay=0.03
 ademamix   ``AdEMAMix``                               lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=2
 lamb       ``LAMB``                                   lr=0.01, betas=(0.9, 0.999), eps=1e-6
+adafactor  ``Adafactor``                              lr=0.01 (torch's: the cap of the
+                                                      relative step), beta2_decay=-0.8,
+                                                      eps=(None, 1e-3), d=1.0
+soap       ``SOAP``                                   lr=3e-3, betas=(0.95, 0.95),
+                                                      weight_decay=0.01,
+                                                      precondition_frequency=10,
+                                                      max_precond_dim=10000 (the
+                                                      authors' soap.py defaults)
 =========  =========================================  =============================
 
+==================  =====================  ==================================================
 name                optimizer              defaults (all the reference package's own)
 ==================  =====================  ==================================================
 schedulefree_adamw  ``ScheduleFreeAdamW``  lr=0.0025, betas=(0.9, 0.999), eps=1e-8,
@@ -37,7 +46,7 @@ prodigy             ``Prodigy``            lr=1.0, betas=(0.9, 0.999), d0=1e-6, 
                                            growth_rate=inf, decouple=True,
                                            use_bias_correction=False (``prodigyopt`` 1.1)
 ==================  =====================  ==================================================
-=======
+
 Where the defaults of the newer optimizers come from: ``lion`` takes the paper's betas
 and its rule of thumb (Chen et al. 2023, section 5: an lr 3-10x smaller and a decay 3-10x
 larger than AdamW's), applied to ``adamw``'s lr=1e-3 and weight_decay=0.01 at the 3x end,
@@ -67,12 +76,14 @@ import torch
 
 from descend._validation import reject_unknown_keywords, unknown_choice
 from descend.optim.named import SGD, Adagrad, RMSprop
+from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
 from descend.optim.named_modern import LAMB, AdEMAMix, Lion
 from descend.optim.named_prodigy import Prodigy
 from descend.optim.named_schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD
+from descend.optim.named_soap import SOAP
 
 
 @dataclass(frozen=True)
@@ -190,6 +201,24 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             LAMB,
             {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-6},
             "LAMB: Adam with a per-layer trust ratio",
+        ),
+        # torch.optim.Adafactor's defaults (its lr=1e-2 is the paper's cap of 0.01 on the
+        # relative step; Shazeer & Stern 2018, section 8). Not a step size but a cap on
+        # min(lr, 1/sqrt(t)) times each parameter's RMS: the same on every task.
+        OptimizerSpec(
+            "adafactor",
+            Adafactor,
+            {"lr": 0.01},
+            "Adafactor: factored second moment, relative steps",
+        ),
+        # The authors' defaults (github.com/nikhilvyas/SOAP, soap.py; Vyas et al. 2024).
+        # Adam in a rotated basis: on a task, Adam's step size carries over.
+        OptimizerSpec(
+            "soap",
+            SOAP,
+            {"lr": 3e-3, "weight_decay": 0.01},
+            "SOAP: Adam in Shampoo's eigenbasis",
+            lr_relative_to="adam",
         ),
     ]
 }

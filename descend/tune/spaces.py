@@ -50,6 +50,13 @@ hyperparameter         optimizers               prior
 ``lr``                 lamb                     log-uniform [1e-4, 1e-1] (a fraction of each
                                                 tensor's norm per step; with adam's betas
                                                 and eps, and adamw's decay)
+``lr``                 adafactor                log-uniform [1e-3, 1e-1] (the cap of the
+                                                relative step; torch's default 1e-2)
+``beta2_decay``        adafactor                uniform [-1, -0.5] (the paper's -0.8)
+``weight_decay``       adafactor; soap          uniform [0, 0.1] (decoupled)
+``lr``                 soap                     log-uniform [1e-5, 1e-1] (as adam; with its
+                                                betas; precondition_frequency, an integer,
+                                                stays at the authors' 10)
 =====================  =======================  ============================================
 
 ``gd`` tunes ``lr`` only: it is the baseline the others are measured against.
@@ -155,6 +162,16 @@ SPACES: Mapping[str, tuple[Param, ...]] = {
         _decay(0.1),
     ),
     "lamb": (_lr(1e-4, 1e-1), *_BETAS, _EPS, _decay(0.1)),
+    "adafactor": (
+        _lr(1e-3, 1e-1),
+        Param("beta2_decay", -1.0, -0.5, bounds=(-math.inf, 0.0, True)),
+        _decay(0.1),
+    ),
+    "soap": (
+        _lr(1e-5, 1e-1),
+        *_BETAS,
+        _decay(0.1),
+    ),
 }
 """Every tunable hyperparameter of each registry optimizer, ``lr`` first."""
 

@@ -189,3 +189,20 @@ def test_bench_compile_runs_fresh_processes_and_reports(tmp_path, capsys) -> Non
     assert all(x > 0 for x in row["cold_first_step_s"] + row["warm_first_step_s"])
     assert "sgd: cold first step" in capsys.readouterr().out
     assert _cli(["bench", "compile", "--optimizers", "lion"]) == 2
+
+
+def test_adafactor_and_soap_rows_measure_their_state() -> None:
+    # Adafactor against torch's paths; SOAP against its reference package; the state of
+    # both depends on the shapes, so it is measured: a (19, 1024) matrix and a 1024-vector.
+    result = bench_step([20_000], ["adafactor", "soap"], rounds=1, steps=1)
+    rows = {(r["algorithm"], r["impl"]): r for r in result["sizes"][0]["rows"]}
+    assert {("adafactor", "torch_forloop"), ("soap", "reference")} <= set(rows)
+    assert ("soap", "torch_forloop") not in rows and ("soap", "descend_compiled") not in rows
+    n = 19 * 1024 + 1024
+    # Adafactor: row and column factors of the matrix, the vector's full variance.
+    assert rows[("adafactor", "descend")]["state_bytes_per_param"] == 4 * (19 + 1024 + 1024) / n
+    # SOAP: m and v for every weight; the matrix's GG and Q on both sides (19^2 and 1024^2,
+    # each twice: 1024 is within max_precond_dim); the vector is not rotated.
+    soap = 4 * (2 * n + 2 * (19 * 19 + 1024 * 1024)) / n
+    assert rows[("soap", "descend")]["state_bytes_per_param"] == pytest.approx(soap)
+    assert rows[("soap", "descend")]["vs_torch_best"] > 0

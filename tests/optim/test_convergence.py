@@ -57,6 +57,10 @@ QUADRATIC: dict[str, tuple[dict[str, Any], int, float]] = {
     "ademamix": ({"lr": 0.02, "betas": (0.9, 0.999, 0.99)}, 1000, 1e-10),
     # Steps of lr * |x| toward 0: geometric.
     "lamb": ({"lr": 0.05}, 1000, 1e-8),
+    # lr=1 leaves the relative step at 1/sqrt(t) times RMS(x), which shrinks with x.
+    "adafactor": ({"lr": 1.0}, 1000, 1e-8),
+    # precondition_1d: the vector is rotated (a 10x10 statistic), not plain Adam.
+    "soap": ({"lr": cosine(0.05, 1000), "weight_decay": 0.0, "precondition_1d": True}, 1000, 1e-5),
 }
 ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "gd": ({"lr": 1.9e-3}, 12000, 1e-3),  # the curved valley makes plain GD crawl
@@ -87,6 +91,10 @@ ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "ademamix": ({"lr": 0.02, "betas": (0.9, 0.999, 0.99)}, 4000, 1e-10),
     # Steps of lr * |x| with |x*| = 1.4 hover around (1, 1) at a constant rate: decay it.
     "lamb": ({"lr": cosine(0.02, 6000)}, 6000, 1e-5),
+    # No momentum and steps of RMS ~ lr * RMS(x): crawls along the valley, as gd; a
+    # decaying cap takes it in (constant lr=0.1 hovers ~7e-2 away).
+    "adafactor": ({"lr": cosine(0.01, 12000)}, 12000, 1e-3),
+    "soap": ({"lr": cosine(0.02, 3000), "weight_decay": 0.0, "precondition_1d": True}, 3000, 1e-6),
 }
 
 

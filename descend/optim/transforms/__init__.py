@@ -1,6 +1,12 @@
 """The update rules, each written once, as transforms over lists of tensors."""
 
 from descend.optim.transforms.adadelta import scale_by_adadelta
+from descend.optim.transforms.adafactor import (
+    clip_by_block_rms,
+    decay_by_lr,
+    scale_by_factored_rms,
+    scale_by_relative_step,
+)
 from descend.optim.transforms.adagrad import scale_by_adagrad
 from descend.optim.transforms.adam import scale_by_adam
 from descend.optim.transforms.adamax import scale_by_adamax
@@ -20,6 +26,7 @@ from descend.optim.transforms.radam import scale_by_radam
 from descend.optim.transforms.rms import scale_by_rms
 from descend.optim.transforms.rprop import scale_by_rprop
 from descend.optim.transforms.scale import maximize, scale_by_lr, sign
+from descend.optim.transforms.soap import decay_after_step, scale_by_soap
 from descend.optim.transforms.trust_ratio import scale_by_trust_ratio
 
 __all__ = [
@@ -28,8 +35,11 @@ __all__ = [
     "asgd",
     "cautious",
     "centralize_gradient",
+    "clip_by_block_rms",
     "clip_by_global_norm",
     "clip_by_value",
+    "decay_after_step",
+    "decay_by_lr",
     "ema",
     "lookahead",
     "maximize",
@@ -39,12 +49,15 @@ __all__ = [
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_ademamix",
+    "scale_by_factored_rms",
     "scale_by_lion",
     "scale_by_lr",
     "scale_by_nadam",
     "scale_by_radam",
+    "scale_by_relative_step",
     "scale_by_rms",
     "scale_by_rprop",
+    "scale_by_soap",
     "scale_by_trust_ratio",
     "sign",
     "trace",
