@@ -188,7 +188,7 @@ def test_bench_compile_runs_fresh_processes_and_reports(tmp_path, capsys) -> Non
     assert len(row["cold_first_step_s"]) == len(row["warm_first_step_s"]) == 1
     assert all(x > 0 for x in row["cold_first_step_s"] + row["warm_first_step_s"])
     assert "sgd: cold first step" in capsys.readouterr().out
-    assert _cli(["bench", "compile", "--optimizers", "lion"]) == 2
+    assert _cli(["bench", "compile", "--optimizers", "lionheart"]) == 2
 
 
 def test_adafactor_and_soap_rows_measure_their_state() -> None:

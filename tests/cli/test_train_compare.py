@@ -89,7 +89,7 @@ def test_seed_optimizers_are_registered() -> None:
     ("args", "words"),
     [
         (["compare", "no_such_task"], "Unknown task 'no_such_task'"),
-        (["compare", "digits", "--optimizers", "adam,lion"], "Unknown optimizer 'lion'"),
+        (["compare", "digits", "--optimizers", "adam,lionheart"], "Unknown optimizer 'lionheart'"),
         (["train", "digits", "--optimizer", "adamm", "--out", "unused"], "Did you mean 'adam'"),
     ],
 )

@@ -85,7 +85,7 @@ def test_a_value_out_of_range_names_the_range_and_the_value(argv, words, capsys,
     [
         (["train", "linreg", "--optimizer", "adamm"], ["Unknown optimizer 'adamm'", "Did you mean 'adam'", "Available: adadelta, adagrad, adam,"]),
         (["train", "linregg"], ["Unknown task 'linregg'", "Did you mean 'linreg'", "Available:", "digits"]),
-        (["compare", "linreg", "--optimizers", "sgd,lion"], ["Unknown optimizer 'lion'", "Available:"]),
+        (["compare", "linreg", "--optimizers", "sgd,lionheart"], ["Unknown optimizer 'lionheart'", "Available:"]),
         (["train", "linreg", "--schedule", "cosin"], ["Unknown schedule 'cosin'", "Did you mean 'cosine'", "Available:"]),
         (["terrain", "rosenbrok"], ["Unknown terrain 'rosenbrok'", "Available:", "rosenbrock"]),
     ],
