@@ -7,11 +7,14 @@
 - the registry of names users type (:func:`make_optimizer`).
 """
 
+from descend.optim.muon_routing import MuonAdamW, muon_defaults
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
+from descend.optim.named_muon import Muon
 from descend.optim.optimizer import Optimizer
+from descend.optim.partition import Partitioned, Route, describe, partition
 from descend.optim.registry import (
     OPTIMIZERS,
     OptimizerSpec,
@@ -26,7 +29,9 @@ from descend.optim.transforms import (
     asgd,
     clip_by_global_norm,
     clip_by_value,
+    ema_trace,
     maximize,
+    orthogonalize,
     scale_by_adadelta,
     scale_by_adagrad,
     scale_by_adam,
@@ -36,6 +41,7 @@ from descend.optim.transforms import (
     scale_by_radam,
     scale_by_rms,
     scale_by_rprop,
+    scale_by_shape,
     sign,
     trace,
 )
@@ -49,11 +55,15 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "Muon",
+    "MuonAdamW",
     "NAdam",
     "Optimizer",
     "OptimizerSpec",
+    "Partitioned",
     "RAdam",
     "RMSprop",
+    "Route",
     "Rprop",
     "Transform",
     "add_decayed_weights",
@@ -62,10 +72,15 @@ __all__ = [
     "chain",
     "clip_by_global_norm",
     "clip_by_value",
+    "describe",
+    "ema_trace",
     "get_spec",
     "make_optimizer",
     "maximize",
+    "muon_defaults",
     "optimizer_names",
+    "orthogonalize",
+    "partition",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
@@ -75,6 +90,7 @@ __all__ = [
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
+    "scale_by_shape",
     "sign",
     "stateless",
     "trace",

@@ -76,6 +76,7 @@ TORCH_WORDS: dict[str, Callable[[Any], str]] = {
     "lr": lambda v: f"torch.optim: Invalid learning rate: {v}",
     "eps": lambda v: f"torch.optim: Invalid epsilon value: {v}",
     "betas": lambda v: f"torch.optim: {_betas_words(v)}",
+    "adjust_lr_fn": lambda v: f"torch.optim: Adjust learning rate function {v} is not supported",
     **{
         n: _invalid(n)
         for n in (

@@ -7,8 +7,9 @@ from descend.optim.transforms.adamax import scale_by_adamax
 from descend.optim.transforms.asgd import asgd
 from descend.optim.transforms.clip import clip_by_global_norm, clip_by_value
 from descend.optim.transforms.decay import add_decayed_weights, add_weight_decay
-from descend.optim.transforms.momentum import trace
+from descend.optim.transforms.momentum import ema_trace, trace
 from descend.optim.transforms.nadam import scale_by_nadam
+from descend.optim.transforms.orthogonalize import orthogonalize, scale_by_shape
 from descend.optim.transforms.radam import scale_by_radam
 from descend.optim.transforms.rms import scale_by_rms
 from descend.optim.transforms.rprop import scale_by_rprop
@@ -20,7 +21,9 @@ __all__ = [
     "asgd",
     "clip_by_global_norm",
     "clip_by_value",
+    "ema_trace",
     "maximize",
+    "orthogonalize",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
@@ -30,6 +33,7 @@ __all__ = [
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
+    "scale_by_shape",
     "sign",
     "trace",
 ]
