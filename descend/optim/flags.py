@@ -22,8 +22,9 @@ EXECUTION_CONSTRAINTS = {
     "differentiable": BOOL,
 }
 # Group keys that are not hyperparameters: torch's own bookkeeping and descend's
-# position in a learning-rate schedule.
-BOOKKEEPING_KEYS = {"params", "param_names", "initial_lr", "lr_schedule_step"}
+# position in a learning-rate schedule and the route of a partitioned optimizer
+# (descend.optim.partition).
+BOOKKEEPING_KEYS = {"params", "param_names", "initial_lr", "lr_schedule_step", "route"}
 
 
 def scalar_dtype() -> torch.dtype:

@@ -20,10 +20,19 @@ radam      ``RAdam``                                  lr=0.001
 adadelta   ``Adadelta``                               lr=1.0, rho=0.9, eps=1e-6
 asgd       ``ASGD``                                   lr=0.01, lambd=1e-4, alpha=0.75, t0=1e6
 rprop      ``Rprop``                                  lr=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50)
+muon       ``MuonAdamW``: Muon on matrices, AdamW     lr=0.001, weight_decay=0.01
 =========  =========================================  =============================
 
 ``gd`` and ``sgd`` are the same update rule: whether descent is batch, stochastic or
 mini-batch is the training loop's ``batch_size``, not the optimizer.
+
+``muon`` must run on any model's ``parameters()`` (biases and norms included; a task is
+often vectors only), so it is :class:`~descend.optim.muon_routing.MuonAdamW`: every 2-D
+parameter to ``Muon``, every other to ``AdamW``, with one ``lr`` and ``weight_decay`` for
+both (Moonshot's ``adjust_lr_fn="match_rms_adamw"`` makes AdamW's values carry over,
+Liu et al. 2025, https://arxiv.org/abs/2502.16982), defaults as ``adamw``'s. On a model
+with no matrix it is AdamW. ``descend.Muon`` itself is torch's (matrices only);
+``descend.muon_defaults(model)`` is Keller Jordan's split (head and embeddings to AdamW).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
+from descend.optim.muon_routing import MuonAdamW
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,12 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             Rprop,
             {"lr": 0.01, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50)},
             "Rprop: sign-based steps, full batch",
+        ),
+        OptimizerSpec(
+            "muon",
+            MuonAdamW,
+            {"lr": 0.001, "weight_decay": 0.01},
+            "Muon (orthogonalized momentum) on 2-D weights, AdamW on the rest",
         ),
     ]
 }

@@ -32,6 +32,9 @@ hyperparameter         optimizers               prior
 ``lr``, ``rho``        adadelta                 log-uniform [1e-2, 1] (torch's default is
                                                 1.0), uniform [0.8, 0.99]
 ``lr``                 asgd; rprop              log-uniform [1e-4, 1]; [1e-4, 1e-1]
+``lr``, ``momentum``   muon                     log-uniform [1e-5, 1e-1] (AdamW-matched scale:
+                                                adamw's range), uniform [0.8, 0.99]
+``weight_decay``       muon                     uniform [0, 0.1] (decoupled, as adamw)
 =====================  =======================  ============================================
 
 ``gd`` tunes ``lr`` only: it is the baseline the others are measured against.
@@ -115,6 +118,9 @@ SPACES: Mapping[str, tuple[Param, ...]] = {
     "adadelta": (_lr(1e-2, 1.0), Param("rho", 0.8, 0.99, bounds=_FRACTION), _decay(1e-3)),
     "asgd": (_lr(1e-4, 1.0), _decay(1e-3)),
     "rprop": (_lr(1e-4, 1e-1),),
+    # One lr for Muon and AdamW (MuonAdamW: Muon's update at AdamW's RMS). Keller Jordan's
+    # README: momentum 0.95 "usually fine"; only lr and weight decay need tuning.
+    "muon": (_lr(1e-5, 1e-1), Param("momentum", 0.8, 0.99, bounds=_FRACTION), _decay(0.1)),
 }
 """Every tunable hyperparameter of each registry optimizer, ``lr`` first."""
 
