@@ -13,11 +13,12 @@ from torch import Tensor
 def lr_table(base: float, **overrides: float) -> dict[str, float]:
     """A per-optimizer learning-rate table.
 
-    Adaptive methods (adam, adamw, rmsprop) share ``base``; the plain and
+    Adaptive methods (adam, adamw, rmsprop) share ``base``, and so does muon (its
+    registry entry runs Muon at AdamW's update RMS, so AdamW's rate carries over); the plain and
     momentum methods need their own scale, given in ``overrides`` as
     ``gd=..., sgd=..., momentum=..., nesterov=..., adagrad=...``.
     """
-    table = {"adam": base, "adamw": base, "rmsprop": base}
+    table = {"adam": base, "adamw": base, "rmsprop": base, "muon": base}
     table.update(overrides)
     return table
 

@@ -22,6 +22,8 @@ Metric = Callable[[Any, Tensor], float]
 """A metric maps (model output, target) to a float computed over the whole batch given."""
 
 OPTIMIZER_NAMES = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+# muon: Muon on the matrices at AdamW's update RMS, so it takes the adaptive methods' rate.
+OPTIMIZER_NAMES += ("muon",)
 
 
 @dataclass(frozen=True)
