@@ -142,12 +142,17 @@ class Optimizer(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Also what load_state_dict ends with: a state dict from an older torch lacks the
         # newer group keys (maximize, foreach, ...) and may count steps in Python floats.
+        had = set(state.get("defaults", ()))
         super().__setstate__(state)
+        # torch's adds ``differentiable`` to the defaults; a group of a class without it
+        # (Muon) does not take it.
+        added = set(self.defaults) - had
         self.__dict__.setdefault("_schedules", GroupSchedules(self._owner))
         self.__dict__.setdefault("_compile", False)
         for group in self.param_groups:
             for key, value in self._defaults_for(group).items():
-                group.setdefault(key, value)
+                if key not in added:
+                    group.setdefault(key, value)
         for st in self.state.values():
             step = st.get("step")
             if step is not None and not torch.is_tensor(step):
