@@ -28,7 +28,7 @@ from descend.optim.lr import GroupSchedules
 from descend.optim.transform import State, Transform, apply_updates
 
 # Attributes of a descend optimizer that pickling and deepcopy must carry besides torch's.
-_CARRIED = ("transform", "_schedules", "_compile")
+_CARRIED = ("transform", "_schedules", "_compile", "_routes")
 
 
 class Optimizer(torch.optim.Optimizer):

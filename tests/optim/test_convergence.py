@@ -43,6 +43,9 @@ QUADRATIC: dict[str, tuple[dict[str, Any], int, float]] = {
     "asgd": ({"lr": 0.015}, 1000, 1e-6),  # the iterates, as gd (the average: below)
     # Rprop's steps stop shrinking at step_sizes[0] (1e-6 by default): lowered to 1e-12.
     "rprop": ({"lr": 0.01, "step_sizes": (1e-12, 50)}, 1000, 1e-10),
+    # A vector has no matrix for Muon: the registry's muon routes it to AdamW (as adamw).
+    # Muon itself on the matrix form of this problem: tests/optim/test_muon.py.
+    "muon": ({"lr": 0.05, "weight_decay": 0.0}, 1000, 1e-6),
 }
 ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "gd": ({"lr": 1.9e-3}, 12000, 1e-3),  # the curved valley makes plain GD crawl
@@ -64,6 +67,7 @@ ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     # minimizer by ~lambd: 0 here.
     "asgd": ({"lr": 1.9e-3, "lambd": 0.0}, 12000, 1e-3),
     "rprop": ({"lr": 0.01, "step_sizes": (1e-9, 50)}, 6000, 1e-4),
+    "muon": ({"lr": 0.02, "weight_decay": 0.0}, 4000, 1e-4),  # a 2-vector: AdamW, as above
 }
 
 
