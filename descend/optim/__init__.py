@@ -12,7 +12,7 @@ from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
-from descend.optim.named_muon import Muon
+from descend.optim.named_muon import FlatMuon, Muon
 from descend.optim.optimizer import Optimizer
 from descend.optim.partition import Partitioned, Route, describe, partition
 from descend.optim.registry import (
@@ -55,6 +55,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "FlatMuon",
     "Muon",
     "MuonAdamW",
     "NAdam",

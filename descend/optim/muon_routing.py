@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from descend._validation import InvalidParameterError
 from descend.optim.flags import refuse_empty
 from descend.optim.named_adam import AdamW
-from descend.optim.named_muon import Muon
+from descend.optim.named_muon import FlatMuon
 from descend.optim.partition import Partitioned, Route, partition
 
 
@@ -49,11 +49,15 @@ def muon_defaults(
        of the last module, in registration order, that holds a parameter of ≥ 2
        dimensions (the final ``nn.Linear`` of a classifier; a tied embedding/head weight
        is the embedding's, as ``named_parameters`` names it);
-    3. other 2-D parameters → ``muon`` (hidden ``nn.Linear`` weights, attention
-       projections, the first layer of an MLP);
-    4. everything else → ``adamw``: biases, norm gains and shifts, scalars, and conv
-       filters (``torch.optim.Muon``, and so ``descend.Muon``, takes 2-D parameters only;
-       Keller Jordan's reference would flatten them to ``(out, in * kh * kw)``).
+    3. other parameters of ≥ 2 dimensions → ``muon`` (hidden ``nn.Linear`` weights,
+       attention projections, the first layer of an MLP, conv filters), run by
+       :class:`~descend.optim.named_muon.FlatMuon`: a filter ``(out, in, kh, kw)`` is
+       orthogonalized as the matrix ``(out, in·kh·kw)``, as in Keller Jordan's reference
+       (``torch.optim.Muon`` and ``descend.Muon`` take matrices only);
+    4. everything else → ``adamw``: biases, norm gains and shifts, scalars.
+
+    Keller Jordan's CIFAR-10 recipe also gives the first conv layer to AdamW; pass
+    ``head=["conv1.*", ...]``-style patterns (or build a :func:`descend.partition`) for that.
 
     Defaults are Keller Jordan's README (``MuonWithAuxAdam``): Muon ``lr=0.02``,
     ``momentum=0.95``, Nesterov, 5 Newton–Schulz steps, ``weight_decay=0.01``; AdamW
@@ -66,7 +70,7 @@ def muon_defaults(
         >>> model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
         ...                       nn.Linear(16, 3))
         >>> opt = descend.muon_defaults(model)
-        >>> {g["route"]: g["param_names"] for g in opt.param_groups}["muon"]
+        >>> {g["route"]: g["param_names"] for g in opt.param_groups}["muon"]  # not the head
         ['0.weight', '2.weight']
 
     References:
@@ -80,10 +84,10 @@ def muon_defaults(
         rules=[
             (nn.Embedding, "adamw"),
             *[(pattern, "adamw") for pattern in heads],
-            (lambda name, p: p.ndim == 2, "muon"),
+            (lambda name, p: p.ndim >= 2, "muon"),
         ],
         routes={
-            "muon": Route(Muon, lr=lr, weight_decay=weight_decay, momentum=momentum),
+            "muon": Route(FlatMuon, lr=lr, weight_decay=weight_decay, momentum=momentum),
             "adamw": Route(
                 AdamW,
                 lr=adamw_lr,
@@ -97,8 +101,9 @@ def muon_defaults(
 
 
 class MuonAdamW(Partitioned):
-    r"""Muon on every 2-D parameter, AdamW on the rest, with one learning rate and one
-    weight decay: Moonshot's recipe, and the registry's ``muon``.
+    r"""Muon on every parameter of ≥ 2 dimensions (conv filters flattened, as in Keller
+    Jordan's reference: :class:`~descend.optim.named_muon.FlatMuon`), AdamW on the rest,
+    with one learning rate and one weight decay: Moonshot's recipe, the registry's ``muon``.
 
     Muon's update is rescaled to AdamW's RMS (``adjust_lr_fn="match_rms_adamw"``,
     :math:`0.2\sqrt{\max(A, B)}`), so one ``lr`` and ``weight_decay`` serve both routes
@@ -143,11 +148,11 @@ class MuonAdamW(Partitioned):
         tensor = [p[1] if isinstance(p, tuple) else p for p in items]
         groups = [
             {"params": [p for p, t in zip(items, tensor, strict=True) if cond(t)], "route": r}
-            for r, cond in (("muon", lambda t: t.ndim == 2), ("adamw", lambda t: t.ndim != 2))
+            for r, cond in (("muon", lambda t: t.ndim >= 2), ("adamw", lambda t: t.ndim < 2))
         ]
         routes = {
             "muon": Route(
-                Muon,
+                FlatMuon,
                 momentum=momentum,
                 nesterov=nesterov,
                 ns_steps=ns_steps,

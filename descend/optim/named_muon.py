@@ -20,14 +20,20 @@ from descend.optim.transforms import (
 from descend.optim.transforms.orthogonalize import NS_COEFFICIENTS
 
 _MUON = chain(ema_trace(), orthogonalize(), scale_by_shape(), add_decayed_weights(), scale_by_lr())
+_FLAT_MUON = chain(
+    ema_trace(), orthogonalize(flatten=True), scale_by_shape(), add_decayed_weights(), scale_by_lr()
+)
 
 
-def require_matrices(owner: str, group: dict[str, Any], index: int) -> None:
-    """Refuse a param group holding anything but matrices, naming the parameter (by its
-    name where the group has names) and its shape. The message begins with torch's words."""
+def require_matrices(
+    owner: str, group: dict[str, Any], index: int, *, filters: bool = False
+) -> None:
+    """Refuse a param group holding anything but matrices (``filters``: or tensors of more
+    dimensions), naming the parameter (by its name where the group has names) and its
+    shape. The message begins with torch's words."""
     names = group.get("param_names")
     for i, p in enumerate(group["params"]):
-        if p.ndim != 2:
+        if p.ndim != 2 and not (filters and p.ndim > 2):
             what = f"parameter {names[i]!r}" if names else f"parameter {i}"
             raise InvalidParameterError(
                 f"Muon only supports 2D parameters (matrices): {owner} got {what} of shape "
@@ -113,7 +119,7 @@ class Muon(_Named):
     ) -> None:
         super().__init__(
             params,
-            _MUON,
+            type(self).transform,
             lr=lr,
             weight_decay=weight_decay,
             momentum=momentum,
@@ -125,7 +131,7 @@ class Muon(_Named):
         )
 
     def _check_params(self, group: dict[str, Any]) -> None:
-        require_matrices(self._owner, group, len(self.param_groups) - 1)
+        type(self).check_group(self._owner, group, len(self.param_groups) - 1)
 
     def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
         for p in params:
@@ -136,3 +142,30 @@ class Muon(_Named):
                     "matrix (torch.view_as_real) or use AdamW."
                 )
         super()._step_group(group, params)
+
+
+def _require_matrices_or_filters(owner: str, group: dict[str, Any], index: int) -> None:
+    require_matrices(owner, group, index, filters=True)
+
+
+class FlatMuon(Muon):
+    r"""Muon that also takes conv filters, orthogonalizing ``(out, in, kh, kw)`` as the
+    matrix ``(out, in·kh·kw)``, as Keller Jordan's reference does (torch's Muon refuses
+    them). Same arguments, defaults and state as :class:`Muon`; :math:`r(A, B)` is
+    computed on the flattened shape.
+
+    .. warning:: Keller Jordan's ``muon_update`` computes its shape ratio from the last two
+       dimensions of the unflattened gradient (``kh / kw``, so 1 for a square kernel); this
+       uses the flattened matrix's, which keeps ``"match_rms_adamw"`` at AdamW's RMS.
+
+    Example:
+        >>> import torch, descend
+        >>> w = torch.randn(4, 2, 3, 3, requires_grad=True)
+        >>> opt = descend.optim.FlatMuon([w], lr=0.02)
+        >>> w.grad = torch.randn_like(w); opt.step()
+        >>> opt.state[w]["momentum_buffer"].shape
+        torch.Size([4, 2, 3, 3])
+    """
+
+    transform = _FLAT_MUON
+    check_group = staticmethod(_require_matrices_or_filters)

@@ -44,11 +44,11 @@ from typing import Any
 import torch
 
 from descend._validation import reject_unknown_keywords, unknown_choice
+from descend.optim.muon_routing import MuonAdamW
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
-from descend.optim.muon_routing import MuonAdamW
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,9 @@ def test_compile_true_makes_one_graph_under_a_schedule() -> None:
         lr=cosine(0.01, total_steps=10),
     )
     counter = _GraphCounter()
-    opt.__dict__["_compiled"] = torch.compile(descend.optim.transform.apply_updates, backend=counter)
+    opt.__dict__["_compiled"] = torch.compile(
+        descend.optim.transform.apply_updates, backend=counter
+    )
     _train(model, opt, steps=8)
     assert counter.graphs == 1
 

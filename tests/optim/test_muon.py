@@ -26,9 +26,9 @@ SHAPES = [(6, 4), (3, 8), (5, 5), (1, 7)]  # tall, wide, square, a single row
 STEPS = 100
 
 
-def _params(dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
+def _params(dtype: torch.dtype, seed: int = 0, shapes=SHAPES) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in SHAPES]
+    return [torch.randn(s, generator=g, dtype=dtype).requires_grad_() for s in shapes]
 
 
 def _groups(params: list[torch.Tensor]) -> list[dict]:
@@ -191,6 +191,8 @@ def _kj_zeropower(G, steps, dtype, eps):
 def _kj_muon_update(grad, momentum, beta, ns_steps, nesterov, dtype, eps):
     momentum.lerp_(grad, 1 - beta)
     update = grad.lerp_(momentum, beta) if nesterov else momentum
+    if update.ndim == 4:  # for the case of conv filters
+        update = update.view(len(update), -1)
     update = _kj_zeropower(update, ns_steps, dtype, eps)
     update *= max(1, grad.size(-2) / grad.size(-1)) ** 0.5
     return update
@@ -199,15 +201,17 @@ def _kj_muon_update(grad, momentum, beta, ns_steps, nesterov, dtype, eps):
 def test_matches_keller_jordans_formulation() -> None:
     """His SingleDeviceMuon step (lr=0.02, weight_decay=0.01, Nesterov), in float64 with
     epsilon 0 on both sides (he divides by norm + eps, torch by max(norm, eps): the only
-    difference in the rule, a relative 1e-7 / ||G||). What is left is operation order."""
+    difference in the rule, a relative 1e-7 / ||G||). What is left is operation order.
+    With a conv filter, flattened to (out, in*kh*kw) by his code and by FlatMuon's rule."""
     rule = chain(
         ema_trace(),
-        orthogonalize(dtype=None),
+        orthogonalize(dtype=None, flatten=True),
         scale_by_shape(),
         add_decayed_weights(),
         scale_by_lr(),
     )
-    ours, theirs = _params(torch.float64), _params(torch.float64)
+    shapes = [*SHAPES, (4, 2, 3, 3)]
+    ours, theirs = _params(torch.float64, shapes=shapes), _params(torch.float64, shapes=shapes)
     opt = descend.Optimizer(ours, rule, lr=0.02, weight_decay=0.01, eps=0.0)
     bufs = [torch.zeros_like(p) for p in theirs]
     g = torch.Generator().manual_seed(1)

@@ -134,7 +134,9 @@ def _sharded_worker(rank: int, port: int, results: dict) -> None:
             p = nn.Parameter(distribute_tensor(full.clone(), mesh, [Shard(0)]))
             opt = getattr(descend, name)([p], lr=0.1, **flags)
             q = full.clone().requires_grad_()
-            ref = getattr(torch.optim, name)([q], lr=0.1, foreach=False, **{k: v for k, v in flags.items() if k != "foreach"})
+            ref = getattr(torch.optim, name)(
+                [q], lr=0.1, foreach=False, **{k: v for k, v in flags.items() if k != "foreach"}
+            )
             for grad in grads:
                 p.grad = distribute_tensor(grad, mesh, [Shard(0)])
                 q.grad = grad.clone()

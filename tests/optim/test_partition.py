@@ -36,10 +36,9 @@ def _routes(opt: torch.optim.Optimizer) -> dict[str, list[str]]:
 def test_muon_defaults_sends_hidden_matrices_to_muon_and_the_rest_to_adamw() -> None:
     opt = descend.muon_defaults(_Net())
     assert _routes(opt) == {
-        "muon": ["body.0.weight", "body.3.weight"],
+        "muon": ["conv.weight", "body.0.weight", "body.3.weight"],  # the filter flattened
         "adamw": [
             "embed.weight",  # an embedding
-            "conv.weight",  # 3-D: torch's Muon takes matrices only
             "conv.bias",
             "body.0.bias",
             "body.2.weight",  # norm gain and shift
@@ -87,7 +86,17 @@ def test_each_route_steps_as_its_own_optimizer_would() -> None:
     torch.manual_seed(0)
     net = _Net().double()
     ref = copy.deepcopy(net)
-    opt = descend.muon_defaults(net)
+    opt = descend.partition(
+        net,
+        [(nn.Embedding, "adamw"), ("head.*", "adamw"), (lambda n, p: p.ndim == 2, "muon")],
+        {
+            "muon": descend.Route(descend.Muon, lr=0.02, weight_decay=0.01),
+            "adamw": descend.Route(
+                descend.AdamW, lr=3e-4, betas=(0.9, 0.95), eps=1e-10, weight_decay=0.01
+            ),
+        },
+        default="adamw",
+    )
     names = dict(ref.named_parameters())
     muon = torch.optim.Muon([names[n] for n in _routes(opt)["muon"]], lr=0.02, weight_decay=0.01)
     adamw = torch.optim.AdamW(
@@ -132,7 +141,7 @@ def test_state_dict_is_one_dict_and_resumes_bit_identically() -> None:
     opt2.load_state_dict(saved[1])
     assert [g["route"] for g in opt2.state_dict()["param_groups"]] == ["muon", "adamw"]
     assert set(opt2.state_dict()["state"][0]) == {"momentum_buffer"}
-    assert set(opt2.state_dict()["state"][2]) == {"step", "exp_avg", "exp_avg_sq"}
+    assert set(opt2.state_dict()["state"][3]) == {"step", "exp_avg", "exp_avg_sq"}
     train(again, opt2, 3)
     for p, q in zip(net.parameters(), again.parameters(), strict=True):
         assert torch.equal(p, q)
@@ -145,7 +154,10 @@ def test_unknown_route_lists_the_known_ones() -> None:
         descend.partition(_Net(), [("*", "soap")], {"muon": descend.Muon, "adamw": descend.AdamW})
     w = torch.zeros(2, 2, requires_grad=True)
     opt = descend.Partitioned([{"params": [w], "route": "muon"}], {"muon": descend.Muon})
-    with pytest.raises(ValueError, match=r"Unknown route \(param group 1 of Partitioned\) 'adam'\. Available: muon\."):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown route \(param group 1 of Partitioned\) 'adam'\. Available: muon\.",
+    ):
         opt.add_param_group({"params": [torch.zeros(3, requires_grad=True)], "route": "adam"})
 
 
@@ -153,7 +165,10 @@ def test_unrouted_parameters_and_bad_routes_are_errors() -> None:
     with pytest.raises(ValueError, match=r"No rule routes the parameters embed.weight \(12, 8\)"):
         descend.partition(_Net(), [("body.*", "muon")], {"muon": descend.Muon})
     # A non-matrix routed to Muon: named, with its shape and group.
-    with pytest.raises(ValueError, match=r"Muon only supports 2D.*'conv.weight' of shape \(8, 8, 3\) in param group 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"Muon only supports 2D.*'conv.weight' of shape \(8, 8, 3\) in param group 0",
+    ):
         descend.partition(_Net(), [], {"muon": descend.Muon}, default="muon")
     pairs = list(_Net().named_parameters())
     with pytest.raises(ValueError, match="A module-type rule \\(Embedding\\) needs the model"):
@@ -172,18 +187,18 @@ def test_describe_prints_where_each_parameter_went() -> None:
     text = descend.describe(descend.muon_defaults(_Net()))
     lines = text.splitlines()
     assert lines[0] == "Partitioned: 2 param groups, 11 tensors, 829 elements"
-    assert lines[1] == "  group 0: muon (Muon), 2 tensors, 384 elements"
+    assert lines[1] == "  group 0: muon (FlatMuon), 3 tensors, 576 elements"
     assert "    body.3.weight  (16, 16)" in lines
-    assert "  group 1: adamw (AdamW), 9 tensors, 445 elements" in lines
+    assert "  group 1: adamw (AdamW), 8 tensors, 253 elements" in lines
 
 
 def test_registry_muon_routes_bare_parameters_by_shape() -> None:
-    """``make_optimizer("muon", model.parameters())``: matrices to Muon at AdamW's RMS,
+    """``make_optimizer("muon", model.parameters())``: matrices and filters to Muon at AdamW's RMS,
     the rest to AdamW; one lr and weight decay. On a lone vector it is AdamW."""
     net = _Net()
     opt = make_optimizer("muon", net.parameters(), lr=0.01)
     routes = {g["route"]: [p.ndim for p in g["params"]] for g in opt.param_groups}
-    assert routes == {"muon": [2, 2, 2, 2], "adamw": [3, 1, 1, 1, 1, 1, 1]}
+    assert routes == {"muon": [2, 3, 2, 2, 2], "adamw": [1, 1, 1, 1, 1, 1]}
     assert all(g["lr"] == 0.01 and g["weight_decay"] == 0.01 for g in opt.param_groups)
     assert opt.param_groups[0]["adjust_lr_fn"] == "match_rms_adamw"
     assert opt.defaults == {"lr": 0.01, "weight_decay": 0.01}

@@ -54,11 +54,12 @@ def newton_schulz(
 
 
 def shape_ratio(adjust_lr_fn: str | None, shape: torch.Size | tuple[int, ...]) -> float:
-    r"""The factor Muon multiplies the learning rate by for an ``A × B`` matrix:
-    :math:`\sqrt{\max(1, A/B)}` (``"original"`` or ``None``: Keller Jordan's) or
+    r"""The factor Muon multiplies the learning rate by for an ``A × B`` matrix (a filter
+    ``(out, in, kh, kw)`` counts as ``out × in·kh·kw``): :math:`\sqrt{\max(1, A/B)}` (``"original"`` or ``None``: Keller Jordan's) or
     :math:`0.2\sqrt{\max(A, B)}` (``"match_rms_adamw"``: Moonshot's, an update RMS near
     AdamW's, so AdamW's learning rate and weight decay carry over)."""
-    rows, cols = shape[:2]
+    rows = shape[0]
+    cols = math.prod(shape[1:])
     if adjust_lr_fn == "match_rms_adamw":
         return 0.2 * math.sqrt(max(rows, cols))
     return math.sqrt(max(1, rows / cols))
@@ -77,7 +78,9 @@ def _is_ns_steps(value: Any) -> bool:
 
 
 @picklable
-def orthogonalize(*, dtype: torch.dtype | None = torch.bfloat16) -> Transform:
+def orthogonalize(
+    *, dtype: torch.dtype | None = torch.bfloat16, flatten: bool = False
+) -> Transform:
     r"""Replace each matrix update by (about) the nearest semi-orthogonal matrix: Muon's step.
 
     .. math::
@@ -99,6 +102,9 @@ def orthogonalize(*, dtype: torch.dtype | None = torch.bfloat16) -> Transform:
             every parameter dtype, float64 included; ``None`` runs it in the gradient's
             dtype (a float64 reference, or float32 where bfloat16 matmuls are slow). The
             result is cast back to the gradient's dtype (exactly, from bfloat16).
+        flatten: orthogonalize a tensor of more than two dimensions (a conv filter
+            ``(out, in, kh, kw)``) as the matrix ``(out, in * kh * kw)``, as Keller Jordan's
+            reference does; ``False`` (torch's Muon) takes matrices only.
 
     .. warning:: The iteration's input is normalized by :math:`\max(\lVert G\rVert_F,
        \epsilon)` as in ``torch.optim.Muon``; Keller Jordan's reference divides by
@@ -122,11 +128,15 @@ def orthogonalize(*, dtype: torch.dtype | None = torch.bfloat16) -> Transform:
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         coefficients, steps, eps = hp["ns_coefficients"], hp["ns_steps"], hp["eps"]
-        return [newton_schulz(g, coefficients, steps, eps, dtype).to(g.dtype) for g in grads]
+        out = []
+        for g in grads:
+            m = g.reshape(g.shape[0], -1) if flatten and g.ndim > 2 else g
+            out.append(newton_schulz(m, coefficients, steps, eps, dtype).to(g.dtype).view(g.shape))
+        return out
 
     return stateless(
         update,
-        name="orthogonalize" if dtype is None else f"orthogonalize[{str(dtype)[6:]}]",
+        name=f"orthogonalize[{'flat, ' * flatten}{str(dtype).removeprefix('torch.')}]",
         defaults={"ns_coefficients": NS_COEFFICIENTS, "eps": 1e-7, "ns_steps": 5},
         constraints={
             "ns_coefficients": Satisfies(_is_coefficients, "a tuple of three finite floats"),
