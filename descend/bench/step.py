@@ -31,6 +31,7 @@ from torch import Tensor
 
 import descend
 from descend._validation import InvalidParameterError, unknown_choice
+from descend.bench.matrices import matrix_shapes, torch_muon
 from descend.optim import (
     add_decayed_weights,
     chain,
@@ -56,6 +57,7 @@ class Algorithm:
         torch_impls: the torch paths that exist for this algorithm.
         optax: the optax update as ``(optax module) -> GradientTransformation``, if any.
         clip: torch's reference clips the gradients by global norm before stepping.
+        shapes: ``n -> shapes`` where the rule needs its own (Muon: matrices only).
     """
 
     name: str
@@ -67,6 +69,7 @@ class Algorithm:
     optax: Callable[[Any], Any] | None = None
     clip: bool = False
     summary: str = ""
+    shapes: Callable[[int], list[tuple[int, ...]]] | None = None  # default: model_shapes
 
 
 def _torch(cls: type, **opts: Any) -> Callable[[list[Tensor], str], Any]:
@@ -191,6 +194,16 @@ ALGORITHMS: dict[str, Algorithm] = {
             ("forloop", "foreach", "fused"),
             clip=True,
             summary="clip by global norm -> Adam -> decoupled decay -> scheduled lr",
+        ),
+        Algorithm(
+            "muon",
+            lambda p: descend.Muon(p, lr=0.02),
+            torch_muon,
+            5,  # and 5 Newton-Schulz rounds of three matrix products: compute, not traffic
+            1,
+            ("forloop",),
+            summary="Muon (bfloat16 Newton-Schulz), matrices only",
+            shapes=matrix_shapes,
         ),
     ]
 }
@@ -451,8 +464,11 @@ def bench_size(
     touch, read = _bandwidth_runners(n)
     inplace, reads = Timing(), Timing()
     results: dict[str, dict[str, Timing]] = {}
+    counts: dict[str, int] = {}
     for name in algorithms:
         algo = ALGORITHMS[name]
+        own = shapes if algo.shapes is None else algo.shapes(n_target)
+        counts[name] = sum(math.prod(s) for s in own)
         runners: dict[str, Any] = {}
         for impl in impls:
             if impl.startswith("torch_") and impl.removeprefix("torch_") not in algo.torch_impls:
@@ -460,14 +476,14 @@ def bench_size(
             if impl == "optax":
                 if algo.optax is None or not optax_available():
                     continue
-                runners[impl] = _OptaxRunner(algo, shapes, seed)
+                runners[impl] = _OptaxRunner(algo, own, seed)
             elif (
                 impl == "descend_eager"
-                and type(algo.descend([torch.zeros(1)])) is descend.Optimizer
+                and type(algo.descend([torch.zeros(2, 2)])) is descend.Optimizer
             ):
                 continue  # a chain's default is its eager step: the "descend" row
             else:
-                runners[impl] = _Runner(impl, algo, shapes, seed)
+                runners[impl] = _Runner(impl, algo, own, seed)
         timings = {impl: Timing() for impl in runners}
         with torch.no_grad():
             for impl, r in runners.items():
@@ -486,7 +502,7 @@ def bench_size(
                         timings[impl].samples.append(_timed(runners[impl].step, steps))
         results[name] = timings
         echo(
-            f"  {n / 1e6:.1f}M {name}: "
+            f"  {counts[name] / 1e6:.1f}M {name}: "
             + ", ".join(f"{i} {t.median * 1e3:.2f} ms" for i, t in timings.items())
         )
         del runners
@@ -494,7 +510,8 @@ def bench_size(
     rows = []
     for name, timings in results.items():
         algo = ALGORITHMS[name]
-        floor = 4 * algo.traffic * n / bw
+        n_algo = counts[name]
+        floor = 4 * algo.traffic * n_algo / bw
         torch_best = min(
             (t.median for i, t in timings.items() if i.startswith("torch_")), default=None
         )
@@ -503,7 +520,7 @@ def bench_size(
             lo, hi = t.spread
             rows.append(
                 {
-                    "params": n,
+                    "params": n_algo,
                     "algorithm": name,
                     "impl": impl,
                     "median_ms": t.median * 1e3,
@@ -512,7 +529,7 @@ def bench_size(
                     "first_step_s": t.first_step,
                     "bytes_per_param": 4 * algo.traffic,
                     "state_bytes_per_param": 4 * algo.state,
-                    "gb_per_s": 4 * algo.traffic * n / t.median / 1e9,
+                    "gb_per_s": 4 * algo.traffic * n_algo / t.median / 1e9,
                     "pct_of_floor": 100 * floor / t.median,
                     "vs_torch_best": t.median / torch_best if torch_best else None,
                     "vs_torch_forloop": t.median / forloop.median if forloop else None,
