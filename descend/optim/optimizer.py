@@ -21,6 +21,7 @@ from descend.optim.flags import (
     check_flags,
     refuse_empty,
     refuse_shared,
+    refuse_sparse,
     scalar_dtype,
 )
 from descend.optim.layout import as_real, cache_sized, like_param
@@ -131,7 +132,7 @@ class Optimizer(torch.optim.Optimizer):
         return self.defaults
 
     def _check_params(self, group: dict[str, Any]) -> None:
-        """Refuse parameters the rule cannot take (Muon: anything but a matrix)."""
+        """Refuse the parameters the rule cannot take (Muon's: all but matrices)."""
 
     # -- copies and old state dicts -----------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -142,7 +143,7 @@ class Optimizer(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Also what load_state_dict ends with: a state dict from an older torch lacks the
         # newer group keys (maximize, foreach, ...) and may count steps in Python floats.
-        had = set(state.get("defaults", ()))
+        had = set(state.get("defaults", self.__dict__.get("defaults", ())))
         super().__setstate__(state)
         # torch's adds ``differentiable`` to the defaults; a group of a class without it
         # (Muon) does not take it.
@@ -213,28 +214,12 @@ class Optimizer(torch.optim.Optimizer):
         """The param groups whose ``lr`` is a schedule, by index (a copy)."""
         return dict(self._schedules.schedules)
 
-    def _fuses(self, group: dict[str, Any], params: list[Tensor]) -> bool:
-        """Whether torch's fused kernel computes this group's step (see module fused)."""
-        if self._fused is None or group.get("fused") is False:
-            return False
-        if group.get("fused"):
-            torch_fused.check_devices(params, self._fused_devices)
-            return True
-        if group.get("foreach") is not None or group.get("differentiable") or self._compile:
-            return False
-        devices = tuple(d for d in torch_fused.DEFAULT_DEVICES if d in self._fused_devices)
-        return not torch.compiler.is_compiling() and torch_fused.eligible(params, devices)
-
     def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
         grads = [p.grad for p in params]
-        if not self._sparse_grads and any(g.is_sparse for g in grads):
-            raise RuntimeError(
-                f"{self._owner} does not support sparse gradients. Got a sparse gradient for a "
-                f"parameter of shape {tuple(params[0].shape)}; use torch.optim.SparseAdam, "
-                "descend.SGD or descend.Adagrad, or dense embeddings (sparse=False)."
-            )
+        if not self._sparse_grads:
+            refuse_sparse(self._owner, params, grads)
         transform = self._transform_for(group)
-        fuses = self._fuses(group, params)
+        fuses = torch_fused.runs(self._fused, self._fused_devices, group, params, self._compile)
         self._init_state(group, params, fused=fuses)
         # ``self.state.get``: reading the defaultdict would add empty entries.
         states = [self.state.get(p, {}) for p in params]
