@@ -164,9 +164,15 @@ def scale_by_shape() -> Transform:
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         ratios = [shape_ratio(hp["adjust_lr_fn"], g.shape) for g in grads]
-        if all(r == 1 for r in ratios):
+        # A pass over only the matrices whose ratio is not 1 (wide and square ones keep theirs).
+        scaled = [i for i, r in enumerate(ratios) if r != 1]
+        if not scaled:
             return grads
-        return torch._foreach_mul(grads, ratios)
+        out = list(grads)
+        products = torch._foreach_mul([grads[i] for i in scaled], [ratios[i] for i in scaled])
+        for i, product in zip(scaled, products, strict=True):
+            out[i] = product
+        return out
 
     return stateless(
         update,
