@@ -160,5 +160,5 @@ class MuonAdamW(Partitioned):
             ),
             "adamw": Route(AdamW, betas=betas, eps=eps),
         }
-        groups = [g for g in groups if g["params"]] or groups[:1]
+        groups = [g for g in groups if g["params"]]
         super().__init__(groups, routes, lr=lr, weight_decay=weight_decay)
