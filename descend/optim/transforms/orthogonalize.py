@@ -40,12 +40,12 @@ def newton_schulz(
             "instead."
         )
     a, b, c = coefficients
-    x = g.to(dtype) if dtype is not None else g
+    x = g.to(g.dtype if dtype is None else dtype, copy=True)  # ours to scale in place
     tall = g.size(0) > g.size(1)
     if tall:
         x = x.T
     # The Frobenius norm bounds the spectral norm: every singular value starts in [0, 1].
-    x = x / x.norm().clamp(min=eps)
+    x.div_(x.norm().clamp(min=eps))
     for _ in range(steps):
         gram = x @ x.T
         poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)
