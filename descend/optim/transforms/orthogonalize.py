@@ -101,7 +101,8 @@ def orthogonalize(
             Keller Jordan's reference and ``torch.optim.Muon``, on every device and for
             every parameter dtype, float64 included; ``None`` runs it in the gradient's
             dtype (a float64 reference, or float32 where bfloat16 matmuls are slow). The
-            result is cast back to the gradient's dtype (exactly, from bfloat16).
+            update stays in ``dtype`` in an eager step (later arithmetic with the
+            parameters promotes it exactly, from bfloat16), else is cast back.
         flatten: orthogonalize a tensor of more than two dimensions (a conv filter
             ``(out, in, kh, kw)``) as the matrix ``(out, in * kh * kw)``, as Keller Jordan's
             reference does; ``False`` (torch's Muon) takes matrices only.
@@ -128,10 +129,16 @@ def orthogonalize(
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         coefficients, steps, eps = hp["ns_coefficients"], hp["ns_steps"], hp["eps"]
+        # Left in ``dtype`` in an eager step: what follows (the shape ratio, the decay, the
+        # parameter update) promotes it to the parameter's dtype exactly, as torch's
+        # ``param.add_(update)`` does, without a pass to convert it. Converted where a step
+        # may scale it by a tensor lr in its own dtype (compiled or differentiable).
+        back = torch.compiler.is_compiling() or torch.is_grad_enabled()
         out = []
         for g in grads:
             m = g.reshape(g.shape[0], -1) if flatten and g.ndim > 2 else g
-            out.append(newton_schulz(m, coefficients, steps, eps, dtype).to(g.dtype).view(g.shape))
+            o = newton_schulz(m, coefficients, steps, eps, dtype).view(g.shape)
+            out.append(o.to(g.dtype) if back else o)
         return out
 
     return stateless(
@@ -164,15 +171,13 @@ def scale_by_shape() -> Transform:
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         ratios = [shape_ratio(hp["adjust_lr_fn"], g.shape) for g in grads]
-        # A pass over only the matrices whose ratio is not 1 (wide and square ones keep theirs).
-        scaled = [i for i, r in enumerate(ratios) if r != 1]
-        if not scaled:
-            return grads
-        out = list(grads)
-        products = torch._foreach_mul([grads[i] for i in scaled], [ratios[i] for i in scaled])
-        for i, product in zip(scaled, products, strict=True):
-            out[i] = product
-        return out
+        # Only the matrices whose ratio is not 1 (wide and square ones keep theirs), in the
+        # parameter's dtype: a bfloat16 update (orthogonalize's) times r in bfloat16 would
+        # round again.
+        return [
+            g if r == 1 else g.to(torch.promote_types(g.dtype, p.dtype), copy=True).mul_(r)
+            for g, p, r in zip(grads, params, ratios, strict=True)
+        ]
 
     return stateless(
         update,
