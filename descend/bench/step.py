@@ -33,6 +33,7 @@ from torch import Tensor
 
 import descend
 from descend._validation import InvalidParameterError, unknown_choice
+from descend.bench.matrices import matrix_shapes, torch_muon
 from descend.optim import (
     AdamW,
     add_decayed_weights,
@@ -68,6 +69,7 @@ class Algorithm:
         clip: torch's reference clips the gradients by global norm before stepping.
         reference: ``params -> optimizer`` from the authors' (or a reference) package, for
             a rule torch does not have (its row is ``reference``, compared as torch's).
+        shapes: ``n -> shapes`` where the rule needs its own (Muon: matrices only).
     """
 
     name: str
@@ -80,6 +82,7 @@ class Algorithm:
     clip: bool = False
     summary: str = ""
     reference: Factory | None = None
+    shapes: Callable[[int], list[tuple[int, ...]]] | None = None  # default: model_shapes
 
 
 def _torch(cls: type, **opts: Any) -> Callable[[list[Tensor], str], Any]:
@@ -374,6 +377,16 @@ ALGORITHMS: dict[str, Algorithm] = {
             summary="SOAP (the authors' defaults) against pytorch-optimizer's SOAP",
             reference=_reference_soap,
         ),
+        Algorithm(
+            "muon",
+            lambda p: descend.Muon(p, lr=0.02),
+            torch_muon,
+            5,  # and 5 Newton-Schulz rounds of three matrix products: compute, not traffic
+            1,
+            ("forloop",),
+            summary="Muon (bfloat16 Newton-Schulz), matrices only",
+            shapes=matrix_shapes,
+        ),
     ]
 }
 IMPLS = (
@@ -644,8 +657,11 @@ def bench_size(
     inplace, reads = Timing(), Timing()
     results: dict[str, dict[str, Timing]] = {}
     state_bytes: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for name in algorithms:
         algo = ALGORITHMS[name]
+        own = shapes if algo.shapes is None else algo.shapes(n_target)
+        counts[name] = sum(math.prod(s) for s in own)
         runners: dict[str, Any] = {}
         for impl in impls:
             if impl.startswith("torch_") and impl.removeprefix("torch_") not in algo.torch_impls:
@@ -653,18 +669,18 @@ def bench_size(
             if impl == "optax":
                 if algo.optax is None or not optax_available():
                     continue
-                runners[impl] = _OptaxRunner(algo, shapes, seed)
+                runners[impl] = _OptaxRunner(algo, own, seed)
             elif impl == "reference" and algo.reference is None:
                 continue
             elif impl == "descend_compiled" and algo.state is None:
                 continue  # per-tensor Python arithmetic and eigh/QR: nothing to compile
             elif (
                 impl == "descend_eager"
-                and type(algo.descend([torch.zeros(1)])) is descend.Optimizer
+                and type(algo.descend([torch.zeros(2, 2)])) is descend.Optimizer
             ):
                 continue  # a chain's default is its eager step: the "descend" row
             else:
-                runners[impl] = _Runner(impl, algo, shapes, seed)
+                runners[impl] = _Runner(impl, algo, own, seed)
         timings = {impl: Timing() for impl in runners}
         with torch.no_grad():
             for impl, r in runners.items():
@@ -683,9 +699,9 @@ def bench_size(
                         timings[impl].samples.append(_timed(runners[impl].step, steps))
         results[name] = timings
         if algo.state is None and "descend" in runners:
-            state_bytes[name] = _state_bytes(runners["descend"].opt) / n
+            state_bytes[name] = _state_bytes(runners["descend"].opt) / counts[name]
         echo(
-            f"  {n / 1e6:.1f}M {name}: "
+            f"  {counts[name] / 1e6:.1f}M {name}: "
             + ", ".join(f"{i} {t.median * 1e3:.2f} ms" for i, t in timings.items())
         )
         del runners
@@ -693,7 +709,8 @@ def bench_size(
     rows = []
     for name, timings in results.items():
         algo = ALGORITHMS[name]
-        floor = 4 * algo.traffic * n / bw
+        n_algo = counts[name]
+        floor = 4 * algo.traffic * n_algo / bw
         torch_best = min(
             (t.median for i, t in timings.items() if i.startswith("torch_") or i == "reference"),
             default=None,
@@ -703,7 +720,7 @@ def bench_size(
             lo, hi = t.spread
             rows.append(
                 {
-                    "params": n,
+                    "params": n_algo,
                     "algorithm": name,
                     "impl": impl,
                     "median_ms": t.median * 1e3,
@@ -714,7 +731,7 @@ def bench_size(
                     "state_bytes_per_param": (
                         4 * algo.state if algo.state is not None else state_bytes.get(name)
                     ),
-                    "gb_per_s": 4 * algo.traffic * n / t.median / 1e9,
+                    "gb_per_s": 4 * algo.traffic * n_algo / t.median / 1e9,
                     "pct_of_floor": 100 * floor / t.median,
                     "vs_torch_best": t.median / torch_best if torch_best else None,
                     "vs_torch_forloop": t.median / forloop.median if forloop else None,

@@ -12,16 +12,19 @@
 """
 
 from descend.optim.averaged import averaged_weights
+from descend.optim.muon_routing import MuonAdamW, muon_defaults
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_adam import Adam, AdamW
 from descend.optim.named_adam_family import Adamax, NAdam, RAdam
 from descend.optim.named_classic import ASGD, Adadelta, Rprop
 from descend.optim.named_modern import LAMB, AdEMAMix, Lion
+from descend.optim.named_muon import FlatMuon, Muon
 from descend.optim.named_prodigy import Prodigy
 from descend.optim.named_schedulefree import ScheduleFreeAdamW, ScheduleFreeSGD
 from descend.optim.named_soap import SOAP
 from descend.optim.optimizer import Optimizer
+from descend.optim.partition import Partitioned, Route, describe, partition
 from descend.optim.registry import (
     OPTIMIZERS,
     OptimizerSpec,
@@ -40,9 +43,11 @@ from descend.optim.transforms import (
     clip_by_global_norm,
     clip_by_value,
     ema,
+    ema_trace,
     lookahead,
     maximize,
     optimism,
+    orthogonalize,
     scale_by_adadelta,
     scale_by_adagrad,
     scale_by_adam,
@@ -54,6 +59,7 @@ from descend.optim.transforms import (
     scale_by_radam,
     scale_by_rms,
     scale_by_rprop,
+    scale_by_shape,
     scale_by_trust_ratio,
     sign,
     trace,
@@ -73,13 +79,18 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "FlatMuon",
     "Lion",
+    "Muon",
+    "MuonAdamW",
     "NAdam",
     "Optimizer",
     "OptimizerSpec",
+    "Partitioned",
     "Prodigy",
     "RAdam",
     "RMSprop",
+    "Route",
     "Rprop",
     "ScheduleFreeAdamW",
     "ScheduleFreeSGD",
@@ -93,13 +104,18 @@ __all__ = [
     "chain",
     "clip_by_global_norm",
     "clip_by_value",
+    "describe",
     "ema",
+    "ema_trace",
     "get_spec",
     "lookahead",
     "make_optimizer",
     "maximize",
+    "muon_defaults",
     "optimism",
     "optimizer_names",
+    "orthogonalize",
+    "partition",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
@@ -111,6 +127,7 @@ __all__ = [
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
+    "scale_by_shape",
     "scale_by_trust_ratio",
     "sign",
     "stateless",

@@ -87,6 +87,7 @@ TORCH_WORDS: dict[str, Callable[[Any], str]] = {
     "beta2_decay": lambda v: f"torch.optim: beta2_decay should be <= 0 but is: {v}",
     "d": lambda v: f"torch.optim: Clipping threshold d should be >= 1 but is: {v}",
     "betas": lambda v: f"torch.optim: {_betas_words(v)}",
+    "adjust_lr_fn": lambda v: f"torch.optim: Adjust learning rate function {v} is not supported",
     **{
         n: _invalid(n)
         for n in (

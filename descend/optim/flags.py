@@ -22,8 +22,9 @@ EXECUTION_CONSTRAINTS = {
     "differentiable": BOOL,
 }
 # Group keys that are not hyperparameters: torch's own bookkeeping and descend's
-# position in a learning-rate schedule.
-BOOKKEEPING_KEYS = {"params", "param_names", "initial_lr", "lr_schedule_step"}
+# position in a learning-rate schedule and the route of a partitioned optimizer
+# (descend.optim.partition).
+BOOKKEEPING_KEYS = {"params", "param_names", "initial_lr", "lr_schedule_step", "route"}
 
 
 def scalar_dtype() -> torch.dtype:
@@ -77,3 +78,13 @@ def refuse_shared(owner: str, groups: list[dict[str, Any]], params: list[Any]) -
                 f"is already in group {seen[id(p)]} instead. (torch.optim: some parameters "
                 "appear in more than one parameter group)"
             )
+
+
+def refuse_sparse(owner: str, params: list[Tensor], grads: list[Tensor]) -> None:
+    """For a rule without sparse gradients: torch's refusal, with what to use instead."""
+    if any(g.is_sparse for g in grads):
+        raise RuntimeError(
+            f"{owner} does not support sparse gradients. Got a sparse gradient for a "
+            f"parameter of shape {tuple(params[0].shape)}; use torch.optim.SparseAdam, "
+            "descend.SGD or descend.Adagrad, or dense embeddings (sparse=False)."
+        )

@@ -55,6 +55,25 @@ def eligible(params: list[Tensor], devices: tuple[str, ...]) -> bool:
     )
 
 
+def runs(
+    kernel: Any,
+    devices: tuple[str, ...],
+    group: dict[str, Any],
+    params: list[Tensor],
+    compiled: bool,
+) -> bool:
+    """Whether torch's fused ``kernel`` (``None``: none) computes this group's step."""
+    if kernel is None or group.get("fused") is False:
+        return False
+    if group.get("fused"):
+        check_devices(params, devices)
+        return True
+    if group.get("foreach") is not None or group.get("differentiable") or compiled:
+        return False
+    default = tuple(d for d in DEFAULT_DEVICES if d in devices)
+    return not torch.compiler.is_compiling() and eligible(params, default)
+
+
 def fused_step_dtype(state: dict[str, Any], p: Tensor) -> None:
     """torch's fused kernels count steps in float32 on the parameter's device; a state dict
     from a for-loop run may hold them otherwise."""

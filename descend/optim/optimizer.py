@@ -22,6 +22,7 @@ from descend.optim.flags import (
     check_flags,
     refuse_empty,
     refuse_shared,
+    refuse_sparse,
     scalar_dtype,
 )
 from descend.optim.layout import as_real, cache_sized, like_param
@@ -29,7 +30,7 @@ from descend.optim.lr import GroupSchedules
 from descend.optim.transform import State, Transform
 
 # Attributes of a descend optimizer that pickling and deepcopy must carry besides torch's.
-_CARRIED = ("transform", "_schedules", "_compile")
+_CARRIED = ("transform", "_schedules", "_compile", "_routes")
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -102,7 +103,7 @@ class Optimizer(torch.optim.Optimizer):
         lr = merged.get("lr")
         if isinstance(lr, Tensor) and lr.numel() != 1:
             raise ValueError(f"Tensor lr must be 1-element (the 'lr' of {owner} has {lr.numel()}).")
-        self._check(merged)
+        self._check(merged, transform)
         check_flags(owner, merged, has_kernel=self._fused is not None)
         refuse_empty(owner, params)
         self._schedules = GroupSchedules(owner)
@@ -117,13 +118,22 @@ class Optimizer(torch.optim.Optimizer):
             else f"Optimizer({self.transform.name})"
         )
 
-    def _check(self, values: dict[str, Any]) -> None:
+    def _check(self, values: dict[str, Any], transform: Transform) -> None:
         owner = self._owner
-        validate(
-            owner, values, {**self.transform.constraints, **EXECUTION_CONSTRAINTS}, TORCH_WORDS
-        )
-        for rule in self.transform.rules:
+        validate(owner, values, {**transform.constraints, **EXECUTION_CONSTRAINTS}, TORCH_WORDS)
+        for rule in transform.rules:
             rule.check(owner, values)
+
+    # What a group runs and which keys it takes: one rule for all groups here; a
+    # partitioned optimizer (``descend.optim.partition``) looks up the group's route.
+    def _transform_for(self, group: dict[str, Any]) -> Transform:
+        return self.transform
+
+    def _defaults_for(self, group: dict[str, Any]) -> dict[str, Any]:
+        return self.defaults
+
+    def _check_params(self, group: dict[str, Any]) -> None:
+        """Refuse the parameters the rule cannot take (Muon's: all but matrices)."""
 
     # -- copies and old state dicts -----------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -134,15 +144,17 @@ class Optimizer(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Also what load_state_dict ends with: a state dict from an older torch lacks the
         # newer group keys (maximize, foreach, ...) and may count steps in Python floats.
-        # The defaults as given: torch's __setstate__ adds "differentiable" to them, which
-        # an optimizer without that flag (Adafactor) must not gain in its groups.
-        defaults = dict(state.get("defaults", self.__dict__.get("defaults", {})))
+        had = set(state.get("defaults", self.__dict__.get("defaults", ())))
         super().__setstate__(state)
+        # torch's adds ``differentiable`` to the defaults; a group of a class without it
+        # (Muon) does not take it.
+        added = set(self.defaults) - had
         self.__dict__.setdefault("_schedules", GroupSchedules(self._owner))
         self.__dict__.setdefault("_compile", False)
         for group in self.param_groups:
-            for key, value in defaults.items():
-                group.setdefault(key, value)
+            for key, value in self._defaults_for(group).items():
+                if key not in added:
+                    group.setdefault(key, value)
         for st in self.state.values():
             step = st.get("step")
             if step is not None and not torch.is_tensor(step):
@@ -154,14 +166,15 @@ class Optimizer(torch.optim.Optimizer):
         included), validating its hyperparameters against the declared constraints."""
         if isinstance(param_group, dict):
             given = set(param_group) - BOOKKEEPING_KEYS
-            ignored = given & self._ignored_keys - set(self.defaults)
+            known = set(self._defaults_for(param_group))
+            ignored = given & self._ignored_keys - known
             if ignored:
                 warnings.warn(
                     f"{self._owner} has no {', '.join(sorted(ignored))}: the param group's value "
                     "is kept but not used, as torch.optim does.",
                     stacklevel=3,
                 )
-            reject_unknown(self._owner, given - ignored, set(self.defaults))
+            reject_unknown(self._owner, given - ignored, known)
             params = param_group.get("params")
             if not isinstance(params, Tensor | set | None):
                 # Once, here: a generator read twice (to check, then to keep) would be empty.
@@ -170,7 +183,8 @@ class Optimizer(torch.optim.Optimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         try:
-            self._check(group)
+            self._check(group, self._transform_for(group))
+            self._check_params(group)
         except Exception:
             self.param_groups.pop()
             raise
@@ -201,27 +215,12 @@ class Optimizer(torch.optim.Optimizer):
         """The param groups whose ``lr`` is a schedule, by index (a copy)."""
         return dict(self._schedules.schedules)
 
-    def _fuses(self, group: dict[str, Any], params: list[Tensor]) -> bool:
-        """Whether torch's fused kernel computes this group's step (see module fused)."""
-        if self._fused is None or group.get("fused") is False:
-            return False
-        if group.get("fused"):
-            torch_fused.check_devices(params, self._fused_devices)
-            return True
-        if group.get("foreach") is not None or group.get("differentiable") or self._compile:
-            return False
-        devices = tuple(d for d in torch_fused.DEFAULT_DEVICES if d in self._fused_devices)
-        return not torch.compiler.is_compiling() and torch_fused.eligible(params, devices)
-
     def _step_group(self, group: dict[str, Any], params: list[Tensor]) -> None:
         grads = [p.grad for p in params]
-        if not self._sparse_grads and any(g.is_sparse for g in grads):
-            raise RuntimeError(
-                f"{self._owner} does not support sparse gradients. Got a sparse gradient for a "
-                f"parameter of shape {tuple(params[0].shape)}; use torch.optim.SparseAdam, "
-                "descend.SGD or descend.Adagrad, or dense embeddings (sparse=False)."
-            )
-        fuses = self._fuses(group, params)
+        if not self._sparse_grads:
+            refuse_sparse(self._owner, params, grads)
+        transform = self._transform_for(group)
+        fuses = torch_fused.runs(self._fused, self._fused_devices, group, params, self._compile)
         self._init_state(group, params, fused=fuses)
         # ``self.state.get``: reading the defaultdict would add empty entries.
         states = [self.state.get(p, {}) for p in params]
@@ -241,7 +240,7 @@ class Optimizer(torch.optim.Optimizer):
             hp = {k: as_number(v) for k, v in hp.items()}
         elif self._compile and not isinstance(hp["lr"], Tensor):
             hp["lr"] = lr_tensor(self.__dict__, group)
-        if self.transform.needs_step:
+        if transform.needs_step:
             counts = [st["step"] for st in states]
             torch._foreach_add_(counts, 1)
             # float64, as the eager path's Python floats: 1 - beta2**t is a difference of
@@ -250,14 +249,14 @@ class Optimizer(torch.optim.Optimizer):
                 [c.to(torch.float64) for c in counts] if tensors else [c.item() for c in counts]
             )
         per_tensor = ["step"] if "step" in hp else []
-        if self.transform.scalars is not None:
+        if transform.scalars is not None:
             # Outside a compiled step, whose kernels would recompute them per element.
-            scalars = self.transform.scalars(hp)
+            scalars = transform.scalars(hp)
             hp.update(scalars)
             per_tensor += list(scalars)
-        if self.transform.prepare is not None:
+        if transform.prepare is not None:
             # Over the whole group, before the update runs (a few tensors at a time).
-            hp.update(self.transform.prepare([as_real(g) for g in grads], hp))
+            hp.update(transform.prepare([as_real(g) for g in grads], hp))
         # A key some parameters lack (Adafactor's factors, kept by matrices only) is None
         # for them while the transforms run, and stays absent.
         keys = [k for k in dict.fromkeys(k for st in states for k in st) if k != "step"]
@@ -270,12 +269,12 @@ class Optimizer(torch.optim.Optimizer):
         if self._compile and not any(v is None for values in lists.values() for v in values):
             apply = compiled_step(self.__dict__)
         real_grads, real_params = [as_real(g) for g in grads], [as_real(p) for p in params]
-        whole = tensors or not self.transform.elementwise or params[0].device.type != "cpu"
+        whole = tensors or not transform.elementwise or params[0].device.type != "cpu"
         for part in [range(len(params))] if whole else cache_sized(params):
             sub = {k: [v[i] for i in part] for k, v in lists.items()}
             sub_hp = {**hp, **{k: [hp[k][i] for i in part] for k in per_tensor}}
             apply(
-                self.transform,
+                transform,
                 [real_grads[i] for i in part],
                 sub,
                 [real_params[i] for i in part],
@@ -296,13 +295,14 @@ class Optimizer(torch.optim.Optimizer):
         fresh = [p for p in params if not self.state.get(p)]
         if not fresh:
             return
-        parts = self.transform.init([as_real(p) for p in fresh], group)
-        if not parts and not self.transform.needs_step:
+        transform = self._transform_for(group)
+        parts = transform.init([as_real(p) for p in fresh], group)
+        if not parts and not transform.needs_step:
             return  # a stateless chain (plain SGD) keeps no per-parameter entries, as torch
         on_device = fused or group.get("fused") or group.get("capturable")
         for i, p in enumerate(fresh):
             state = self.state[p]
-            if self.transform.needs_step:
+            if transform.needs_step:
                 state["step"] = (
                     torch.zeros((), dtype=torch.float32, device=p.device)
                     if on_device

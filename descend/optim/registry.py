@@ -31,6 +31,7 @@ soap       ``SOAP``                                   lr=3e-3, betas=(0.95, 0.95
                                                       precondition_frequency=10,
                                                       max_precond_dim=10000 (the
                                                       authors' soap.py defaults)
+muon       ``MuonAdamW``: Muon on matrices, AdamW     lr=0.001, weight_decay=0.01
 =========  =========================================  =============================
 
 ==================  =====================  ==================================================
@@ -64,6 +65,14 @@ On a built-in task the learning rate comes from the task's table, which is tuned
 the eight classic names; every other entry says how its rate relates to one of those
 (``lr_relative_to``, ``lr_factor``: Adam's relatives take Adam's, Lion a third of
 AdamW's, Schedule-Free SGD ten times momentum's) or keeps its own scale-free default.
+
+``muon`` must run on any model's ``parameters()`` (biases and norms included; a task is
+often vectors only), so it is :class:`~descend.optim.muon_routing.MuonAdamW`: every 2-D
+parameter to ``Muon``, every other to ``AdamW``, with one ``lr`` and ``weight_decay`` for
+both (Moonshot's ``adjust_lr_fn="match_rms_adamw"`` makes AdamW's values carry over,
+Liu et al. 2025, https://arxiv.org/abs/2502.16982), defaults as ``adamw``'s. On a model
+with no matrix it is AdamW. ``descend.Muon`` itself is torch's (matrices only);
+``descend.muon_defaults(model)`` is Keller Jordan's split (head and embeddings to AdamW).
 """
 
 from __future__ import annotations
@@ -75,6 +84,7 @@ from typing import Any
 import torch
 
 from descend._validation import reject_unknown_keywords, unknown_choice
+from descend.optim.muon_routing import MuonAdamW
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adafactor import Adafactor
 from descend.optim.named_adam import Adam, AdamW
@@ -219,6 +229,13 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             {"lr": 3e-3, "weight_decay": 0.01},
             "SOAP: Adam in Shampoo's eigenbasis",
             lr_relative_to="adam",
+        ),
+        OptimizerSpec(
+            "muon",
+            MuonAdamW,
+            {"lr": 0.001, "weight_decay": 0.01},
+            "Muon (orthogonalized momentum) on 2-D weights, AdamW on the rest",
+            lr_relative_to="adamw",
         ),
     ]
 }

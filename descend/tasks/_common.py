@@ -20,7 +20,7 @@ def lr_table(base: float, **overrides: float) -> dict[str, float]:
     ``gd=..., sgd=..., momentum=..., nesterov=..., adagrad=...``. Every other registry
     optimizer takes its entry's rule (:class:`~descend.optim.registry.OptimizerSpec`'s
     ``lr_relative_to``/``lr_factor``: Lion a third of AdamW's rate, Schedule-Free SGD ten
-    times momentum's, ...) or, when it has none, its own default (scale-free rates such as
+    times momentum's, muon AdamW's since its entry runs Muon at AdamW's update RMS, ...) or, when it has none, its own default (scale-free rates such as
     Prodigy's and Adadelta's 1.0); ``overrides`` may set any of them.
     """
     table = {"adam": base, "adamw": base, "rmsprop": base}

@@ -57,6 +57,9 @@ hyperparameter         optimizers               prior
 ``lr``                 soap                     log-uniform [1e-5, 1e-1] (as adam; with its
                                                 betas; precondition_frequency, an integer,
                                                 stays at the authors' 10)
+``lr``, ``momentum``   muon                     log-uniform [1e-5, 1e-1] (AdamW-matched scale:
+                                                adamw's range), uniform [0.8, 0.99]
+``weight_decay``       muon                     uniform [0, 0.1] (decoupled, as adamw)
 =====================  =======================  ============================================
 
 ``gd`` tunes ``lr`` only: it is the baseline the others are measured against.
@@ -172,6 +175,9 @@ SPACES: Mapping[str, tuple[Param, ...]] = {
         *_BETAS,
         _decay(0.1),
     ),
+    # One lr for Muon and AdamW (MuonAdamW: Muon's update at AdamW's RMS). Keller Jordan's
+    # README: momentum 0.95 "usually fine"; only lr and weight decay need tuning.
+    "muon": (_lr(1e-5, 1e-1), Param("momentum", 0.8, 0.99, bounds=_FRACTION), _decay(0.1)),
 }
 """Every tunable hyperparameter of each registry optimizer, ``lr`` first."""
 

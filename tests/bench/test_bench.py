@@ -121,11 +121,12 @@ def test_every_algorithm_builds_for_every_implementation() -> None:
     import torch
 
     for algo in ALGORITHMS.values():
-        params = [torch.zeros(3, requires_grad=True)]
-        params[0].grad = torch.ones(3)
+        shape = (3,) if algo.shapes is None else (2, 3)  # Muon: matrices only
+        params = [torch.zeros(shape, requires_grad=True)]
+        params[0].grad = torch.ones(shape)
         algo.descend(params).step()
         for impl in algo.torch_impls:
-            algo.torch([torch.zeros(3, requires_grad=True)], impl)
+            algo.torch([torch.zeros(shape, requires_grad=True)], impl)
 
 
 def _cli(argv: list[str]) -> int:
@@ -206,3 +207,12 @@ def test_adafactor_and_soap_rows_measure_their_state() -> None:
     soap = 4 * (2 * n + 2 * (19 * 19 + 1024 * 1024)) / n
     assert rows[("soap", "descend")]["state_bytes_per_param"] == pytest.approx(soap)
     assert rows[("soap", "descend")]["vs_torch_best"] > 0
+
+
+def test_matrix_shapes_are_transformer_blocks() -> None:
+    from descend.bench.matrices import matrix_shapes
+
+    shapes = matrix_shapes(10_000_000)
+    assert len(shapes) == 18 and sum(a * b for a, b in shapes) == 9_437_184
+    assert {(512, 512), (2048, 512), (512, 2048)} == set(shapes)
+    assert matrix_shapes(1000) == [(512, 1)]

@@ -61,6 +61,9 @@ QUADRATIC: dict[str, tuple[dict[str, Any], int, float]] = {
     "adafactor": ({"lr": 1.0}, 1000, 1e-8),
     # precondition_1d: the vector is rotated (a 10x10 statistic), not plain Adam.
     "soap": ({"lr": cosine(0.05, 1000), "weight_decay": 0.0, "precondition_1d": True}, 1000, 1e-5),
+    # A vector has no matrix for Muon: the registry's muon routes it to AdamW (as adamw).
+    # Muon itself on the matrix form of this problem: tests/optim/test_muon.py.
+    "muon": ({"lr": 0.05, "weight_decay": 0.0}, 1000, 1e-6),
 }
 ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     "gd": ({"lr": 1.9e-3}, 12000, 1e-3),  # the curved valley makes plain GD crawl
@@ -95,6 +98,7 @@ ROSENBROCK: dict[str, tuple[dict[str, Any], int, float]] = {
     # decaying cap takes it in (constant lr=0.1 hovers ~7e-2 away).
     "adafactor": ({"lr": cosine(0.01, 12000)}, 12000, 1e-3),
     "soap": ({"lr": cosine(0.02, 3000), "weight_decay": 0.0, "precondition_1d": True}, 3000, 1e-6),
+    "muon": ({"lr": 0.02, "weight_decay": 0.0}, 4000, 1e-4),  # a 2-vector: AdamW, as above
 }
 
 

@@ -19,9 +19,10 @@ from descend.optim.transforms.decay import add_decayed_weights, add_weight_decay
 from descend.optim.transforms.ema import ema
 from descend.optim.transforms.lion import scale_by_lion
 from descend.optim.transforms.lookahead import lookahead
-from descend.optim.transforms.momentum import trace
+from descend.optim.transforms.momentum import ema_trace, trace
 from descend.optim.transforms.nadam import scale_by_nadam
 from descend.optim.transforms.optimism import optimism
+from descend.optim.transforms.orthogonalize import orthogonalize, scale_by_shape
 from descend.optim.transforms.radam import scale_by_radam
 from descend.optim.transforms.rms import scale_by_rms
 from descend.optim.transforms.rprop import scale_by_rprop
@@ -41,9 +42,11 @@ __all__ = [
     "decay_after_step",
     "decay_by_lr",
     "ema",
+    "ema_trace",
     "lookahead",
     "maximize",
     "optimism",
+    "orthogonalize",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
@@ -57,6 +60,7 @@ __all__ = [
     "scale_by_relative_step",
     "scale_by_rms",
     "scale_by_rprop",
+    "scale_by_shape",
     "scale_by_soap",
     "scale_by_trust_ratio",
     "sign",

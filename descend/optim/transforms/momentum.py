@@ -92,3 +92,46 @@ def trace() -> Transform:
 def _no_momentum(hp: Hyper) -> bool:
     mu = hp["momentum"]
     return not isinstance(mu, Tensor) and mu == 0
+
+
+@picklable
+def ema_trace() -> Transform:
+    r"""Momentum as an exponential moving average of the gradients, and its Nesterov form
+    (Muon's momentum: Keller Jordan's reference and ``torch.optim.Muon``).
+
+    .. math::
+        b_t &= \mu\, b_{t-1} + (1 - \mu)\, g_t \qquad (b_0 = 0)\\
+        u_t &= \begin{cases} (1 - \mu)\, g_t + \mu\, b_t & \text{nesterov} \\
+               b_t & \text{otherwise}\end{cases}
+
+    Symbols: :math:`\mu` is ``momentum`` (default 0.95), ``nesterov`` (default True) selects
+    the look-ahead form; state ``momentum_buffer`` (:math:`b`), zeros before the first step.
+    Computed with ``lerp`` as the references do (:math:`b \leftarrow b + (1-\mu)(g - b)`,
+    :math:`u = g + \mu (b - g)`), so that the numbers match theirs bit for bit.
+
+    .. note:: This is :func:`trace` (``b = \mu b + g``) times :math:`1 - \mu`, with a zero
+       start instead of :math:`b_1 = g_1`. The scale does not matter before a
+       scale-invariant step such as :func:`orthogonalize`; the zero start does (the first
+       buffer is :math:`(1-\mu)\,g_1`, not :math:`g_1`).
+    """
+
+    def init(params: list[Tensor], hp: Hyper) -> State:
+        return {"momentum_buffer": [torch.zeros_like(p) for p in params]}
+
+    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+        mu = hp["momentum"]
+        bufs = state["momentum_buffer"]
+        torch._foreach_lerp_(bufs, grads, 1 - mu)
+        if hp["nesterov"]:
+            return torch._foreach_lerp(grads, bufs, mu)
+        return list(bufs)
+
+    return Transform(
+        init,
+        update,
+        {"momentum": 0.95, "nesterov": True},
+        {"momentum": NON_NEGATIVE, "nesterov": FLAG},
+        False,
+        "ema_trace",
+        elementwise=True,
+    )
