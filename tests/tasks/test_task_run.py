@@ -56,13 +56,13 @@ def test_schedule_by_name_or_object_and_max_steps() -> None:
 
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(InvalidParameterError, match="'optimizer'"):
-        run_task("linreg", "adamax")
+        run_task("linreg", "adamaxx")
     with pytest.raises(InvalidParameterError, match="'lr'"):
         run_task("linreg", "gd", lr=-1.0)
     with pytest.raises(InvalidParameterError, match="Unknown task"):
         run_task("linear", "gd")
     with pytest.raises(InvalidParameterError, match="Unknown optimizer"):
-        compare("linreg", ["gd", "adamax"])
+        compare("linreg", ["gd", "adamaxx"])
 
 
 def test_compare_is_optimizer_major_and_paired() -> None:
