@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
@@ -51,12 +52,31 @@ def _clipped_adam(params):
     )
 
 
-# Elementwise rules: bit-identical on shards. Matrix rules (descend.Muon, being built on
-# another branch) need each matrix whole: add them to MATRIX once they exist, with the
-# tolerance of their Newton-Schulz iteration on gathered matrices (docs/scale.md).
+def _muon(groups):
+    # Muon takes matrices only: the weights, in two groups (the first, 7x5, has a shape
+    # ratio sqrt(7/5) that its shards, 4x5 and 3x5, would get wrong: 1); the biases get no
+    # step (their grads are set all the same, so they stay equal trivially).
+    first, *rest = groups[0]["params"]
+    return descend.Muon(
+        [
+            {"params": [first]},
+            {"params": rest, "lr": 0.005, "adjust_lr_fn": "match_rms_adamw"},
+        ],
+        lr=0.02,
+        weight_decay=0.01,
+        momentum=0.95,
+        nesterov=True,
+    )
+
+
+# Elementwise rules: bit-identical on shards. Matrix rules need each matrix whole: each
+# rank gathers it (cast to bfloat16 first, elementwise, so the gathered matrix is the
+# unsharded one cast, bit for bit) and runs the same Newton-Schulz operations on the same
+# bfloat16 matrix as the unsharded optimizer in the same process (one thread): the update
+# is bit-identical, and so are the parameters (the rest of the step is elementwise).
 EXACT: dict[str, Callable] = {"SGD": _sgd, "AdamW": _adamw}
 CLIPPED: dict[str, Callable] = {"clip+Adam": _clipped_adam}
-MATRIX: dict[str, Callable] = {}
+MATRIX: dict[str, Callable] = {"Muon": _muon}
 CLIP_TOLERANCE = 1e-12
 
 
@@ -80,6 +100,24 @@ def _grads(model: nn.Module) -> list[list[torch.Tensor]]:
     ]
 
 
+def _bytes_mode():
+    from torch.distributed.tensor.debug import CommDebugMode
+
+    class Bytes(CommDebugMode):
+        """CommDebugMode (which counts the collectives DTensor issues), also adding up the
+        bytes each all-gather brings to this rank: its output less its own input."""
+
+        received = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = super().__torch_dispatch__(func, types, args, kwargs)
+            if func is torch.ops._c10d_functional.all_gather_into_tensor.default:
+                self.received += out.nbytes - args[0].nbytes
+            return out
+
+    return Bytes()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -97,6 +135,8 @@ def _worker(rank: int, port: int, results: dict) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
         out: dict[str, tuple] = {}
+        comm = _bytes_mode()
+        counts: Counter = Counter()
         for name, make in {**EXACT, **CLIPPED, **MATRIX}.items():
             sharded, whole = _model(), _model()
             grads = _grads(whole)
@@ -108,7 +148,12 @@ def _worker(rank: int, port: int, results: dict) -> None:
                 for p, q, g in zip(sharded.parameters(), whole.parameters(), step, strict=True):
                     p.grad = distribute_tensor(g, p.device_mesh, p.placements)
                     q.grad = g.clone()
-                opt.step()
+                if name in MATRIX:
+                    with comm:
+                        opt.step()
+                    counts.update(comm.get_comm_counts())  # entering the mode clears them
+                else:
+                    opt.step()
                 ref.step()
             diffs = [
                 float(((p.detach().full_tensor() - q.detach()) / q.detach().abs()).abs().max())
@@ -116,6 +161,9 @@ def _worker(rank: int, port: int, results: dict) -> None:
             ]
             states = [v for st in opt.state.values() for v in st.values() if v.dim() > 0]
             out[name] = (max(diffs), all(isinstance(v, DTensor) for v in states))
+
+        gathers = counts[torch.ops.c10d_functional.all_gather_into_tensor]
+        out["comm"] = (comm.received / STEPS, gathers / STEPS, counts.total() / STEPS)
 
         # ZeRO: each rank keeps the state of its share of the parameters.
         zeroed, whole = _model(), _model()
@@ -162,3 +210,27 @@ def test_global_norm_clipping_reduces_the_norm_across_ranks(results: dict) -> No
         diff, sharded = results[rank]["clip+Adam"]
         assert diff < CLIP_TOLERANCE, (rank, diff)
         assert sharded, rank
+
+
+def test_muon_on_fsdp_shards_equals_unsharded(results: dict) -> None:
+    """Muon gathers each matrix (its momentum-blended update, in bfloat16), orthogonalizes
+    it whole on every rank and keeps its own rows: after 100 steps, two param groups, dim-0
+    splits even (4x7 -> 2+2) and not (7x5 -> 4+3, 3x4 -> 2+1), bit-identical to Muon on
+    the whole matrices, with the shape ratio of the whole matrix; momentum stays sharded."""
+    for rank in (0, 1):
+        diff, sharded = results[rank]["Muon"]
+        assert diff == 0.0, (rank, diff)
+        assert sharded, rank
+
+
+def test_muon_gathers_each_matrix_once_per_step_and_nothing_else(results: dict) -> None:
+    """Per step and rank: one all-gather per matrix (3), no other collective (bringing the
+    result back to the shards slices locally), and the bytes the all-gathers bring each rank
+    are the other rank's rows in bfloat16 (2 bytes), each shard padded to ceil(A/2) rows as
+    DTensor pads uneven shards for the collective: (N-1) * ceil(A/N) * B per matrix, here
+    4*5 + 2*7 + 2*4 = 42 elements, 84 bytes, on both ranks (unpadded: 33 on rank 0, 42 on
+    rank 1)."""
+    for rank in (0, 1):
+        received, gathers, total = results[rank]["comm"]
+        assert (gathers, total) == (3, 3), (rank, gathers, total)
+        assert received == 42 * 2, (rank, received)

@@ -4,6 +4,7 @@ ratio that depends on the matrix's shape."""
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Integral, Real
 from typing import Any
 
@@ -136,8 +137,11 @@ def orthogonalize(
         back = torch.compiler.is_compiling() or torch.is_grad_enabled()
         out = []
         for g in grads:
-            m = g.reshape(g.shape[0], -1) if flatten and g.ndim > 2 else g
-            o = newton_schulz(m, coefficients, steps, eps, dtype).view(g.shape)
+            sharded = _is_dtensor(g)
+            whole = _gather(g, dtype) if sharded else g
+            m = whole.reshape(whole.shape[0], -1) if flatten and whole.ndim > 2 else whole
+            o = newton_schulz(m, coefficients, steps, eps, dtype).view(whole.shape)
+            o = _reshard(o, g) if sharded else o
             out.append(o.to(g.dtype) if back else o)
         return out
 
@@ -151,6 +155,31 @@ def orthogonalize(
             "ns_steps": Satisfies(_is_ns_steps, "an int in [0, 100)"),
         },
     )
+
+
+def _is_dtensor(g: Tensor) -> bool:
+    # A DTensor exists only once its module is imported: no slow import for plain tensors.
+    module = sys.modules.get("torch.distributed.tensor")
+    return module is not None and isinstance(g, module.DTensor)
+
+
+def _gather(g: Tensor, dtype: torch.dtype | None) -> Tensor:
+    """The whole matrix of a sharded update (FSDP2's ``Shard(0)``), on every rank: one
+    all-gather, of the shards already cast to the iteration's ``dtype`` (bfloat16 moves
+    half of float32's bytes). Casting is elementwise, so the gathered matrix equals the
+    unsharded one cast, bit for bit."""
+    local = g if dtype is None else g.to(dtype)
+    return local.full_tensor()
+
+
+def _reshard(o: Tensor, like: Tensor) -> Tensor:
+    """``o`` (the same on every rank) laid out as ``like``: from replicated to sharded,
+    ``redistribute`` keeps each rank's slice of its own copy, without a collective."""
+    from torch.distributed.tensor import DTensor, Replicate
+
+    mesh = like.device_mesh
+    full = DTensor.from_local(o, mesh, [Replicate()] * mesh.ndim, run_check=False)
+    return full.redistribute(mesh, like.placements)
 
 
 @picklable
