@@ -10,7 +10,9 @@ run the eager transforms, ``foreach=True``: torch's fused kernel, which the whol
 would take by default, orders some operations differently). Global
 norm clipping sums squared norms over the ranks' shards, in another order than over the
 whole tensors: its factor differs by a few ulps per step (float64, relative ~1e-15), and
-100 steps of a contracting update keep that below 1e-12.
+100 steps of a contracting update keep that below 1e-12. Muon gathers each matrix and
+orthogonalizes it whole on every rank: bit-identical too (see MATRIX), with one all-gather
+per matrix per step, counted with its bytes.
 """
 
 from __future__ import annotations

@@ -95,7 +95,10 @@ def orthogonalize(
     coefficients push every singular value towards 1 fast rather than exactly: the result
     is :math:`U S' V^\top` with :math:`S'_{ii}` roughly in :math:`[0.5, 1.5]`, which trains as
     well (Jordan et al.). Stateless; it needs the whole matrix, so it is not elementwise,
-    and every tensor must be 2-D.
+    and every tensor must be 2-D. A sharded tensor (an FSDP2 ``DTensor``) is gathered
+    whole on every rank (one all-gather, in ``dtype``), orthogonalized there, and returned
+    with the input's placements (each rank keeps its slice: no second collective); the
+    result is the unsharded one, bit for bit (docs/scale.md).
 
     Args:
         dtype: the dtype the iteration runs in. ``torch.bfloat16`` (the default) is
