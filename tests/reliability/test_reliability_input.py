@@ -83,7 +83,7 @@ def test_a_value_out_of_range_names_the_range_and_the_value(argv, words, capsys,
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["train", "linreg", "--optimizer", "adamm"], ["Unknown optimizer 'adamm'", "Did you mean 'adam'", "Available: adadelta, adagrad, adam,"]),
+        (["train", "linreg", "--optimizer", "adamm"], ["Unknown optimizer 'adamm'", "Did you mean 'adam'", "Available: adadelta, adafactor, adagrad, adam,"]),
         (["train", "linregg"], ["Unknown task 'linregg'", "Did you mean 'linreg'", "Available:", "digits"]),
         (["compare", "linreg", "--optimizers", "sgd,lionheart"], ["Unknown optimizer 'lionheart'", "Available:"]),
         (["train", "linreg", "--schedule", "cosin"], ["Unknown schedule 'cosin'", "Did you mean 'cosine'", "Available:"]),
