@@ -39,6 +39,8 @@ def from_quotient(quotient: QuotientFn) -> UpdateFn:
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         num, den, divisors = quotient(grads, state, params, hp)
+        if den is None:  # a plain direction (Lion's sign): the transform's own tensors
+            return num
         out = torch._foreach_div(num, den)
         if divisors is not None:
             torch._foreach_div_(out, scalars_like(divisors, out))
@@ -112,7 +114,9 @@ def apply_updates(
             if isinstance(decay, Tensor) or decay != 0:
                 # theta (1 - h lambda) first: the decay is of the parameters before the step.
                 torch._foreach_mul_(params, 1 - h * decay)
-            if divisors is None:
+            if den is None:
+                torch._foreach_add_(params, num, alpha=-h)
+            elif divisors is None:
                 torch._foreach_addcdiv_(params, num, den, value=-h)
             elif any(isinstance(c, Tensor) for c in divisors):  # capturable step counts
                 update = torch._foreach_div(num, den)

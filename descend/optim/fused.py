@@ -43,16 +43,20 @@ def eligible(params: list[Tensor], devices: tuple[str, ...]) -> bool:
     for some fused kernels (SGD's), and its shards step fine on the transforms. Not half
     precision: the kernels' bfloat16 paths are not the ones tested against the transforms
     here (``fused=True`` still runs them)."""
-    return all(
-        type(p) in (Tensor, torch.nn.Parameter)
-        and type(p.grad) is Tensor
-        and p.device.type in devices
-        and p.dtype in (torch.float32, torch.float64)
-        and p.grad is not None
-        and not p.grad.is_sparse
-        and p.grad.dtype == p.dtype
-        for p in params
-    )
+    # Once per step over every parameter: each attribute read once (a Python loop, not
+    # all() over a generator, which costs a frame per element).
+    for p in params:
+        grad = p.grad
+        if type(p) not in _PLAIN or type(grad) is not Tensor or grad.is_sparse:
+            return False
+        dtype = p.dtype
+        if dtype not in _FLOATS or grad.dtype != dtype or p.device.type not in devices:
+            return False
+    return True
+
+
+_PLAIN = (Tensor, torch.nn.Parameter)
+_FLOATS = (torch.float32, torch.float64)
 
 
 def runs(

@@ -292,10 +292,12 @@ class Optimizer(torch.optim.Optimizer):
     def _init_state(
         self, group: dict[str, Any], params: list[Tensor], *, fused: bool = False
     ) -> None:
+        transform = self._transform_for(group)
+        if not transform.needs_step and not transform.init([], group):
+            return  # a stateless chain (plain SGD): nothing to create, nothing to scan for
         fresh = [p for p in params if not self.state.get(p)]
         if not fresh:
             return
-        transform = self._transform_for(group)
         parts = transform.init([as_real(p) for p in fresh], group)
         if not parts and not transform.needs_step:
             return  # a stateless chain (plain SGD) keeps no per-parameter entries, as torch

@@ -43,8 +43,8 @@ State = dict[str, list[Any]]
 Hyper = Mapping[str, Any]
 InitFn = Callable[[list[Tensor], Hyper], State]
 UpdateFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[Tensor]]
-# (numerators, denominators, divisors or None): the update is num / den / divisor.
-Quotient = tuple[list[Tensor], list[Tensor], list[Any] | None]
+# (numerators, denominators or None, divisors or None): the update is num / den / divisor.
+Quotient = tuple[list[Tensor], list[Tensor] | None, list[Any] | None]
 QuotientFn = Callable[[list[Tensor], State, list[Tensor], Hyper], Quotient]
 # A quotient and the decoupled weight decay to apply before it: see Transform.fold.
 Folded = tuple[list[Tensor], list[Tensor], list[Any] | None, Any]
@@ -105,7 +105,8 @@ class Transform:
             The optimizer then adds :math:`-h\,u` to the parameters in one pass
             (``_foreach_add_(params, u, alpha=-h)``) instead of two; the numbers are the same.
         quotient: for an update :math:`u = n/(d\,c)`: ``(grads, state, params, hp) -> (n, d,
-            c)`` (``c`` per-tensor divisors or ``None``), all of ``update`` but the division.
+            c)`` (``c`` per-tensor divisors or ``None``; ``d`` may be ``None`` for no
+            division, with ``c`` ``None``), all of ``update`` but the division.
         passthrough: ``hp -> bool``: ``update`` returns its gradients, touching no state.
         decay: ``hp -> \lambda`` for :func:`add_decayed_weights` (:math:`u + \lambda\theta`).
         fold: a chain's ``quotient → [decay] → scale_by_lr`` tail run as torch's in-place

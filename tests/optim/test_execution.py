@@ -76,6 +76,7 @@ FOLDING = {
     "rmsprop-centered": lambda g: descend.RMSprop(g, lr=0.01, centered=True),
     "adamax": lambda g: descend.Adamax(g, lr=0.01, weight_decay=0.1),
     "ademamix": lambda g: descend.AdEMAMix(g, lr=0.01, weight_decay=0.1, alpha_warmup=20),
+    "lion": lambda g: descend.Lion(g, lr=0.001, weight_decay=0.1),
     "clip-adamw-chain": lambda g: descend.Optimizer(
         g,
         chain(clip_by_global_norm(), scale_by_adam(), add_decayed_weights(), scale_by_lr()),
@@ -98,10 +99,19 @@ def _unfolded(make):
 @pytest.mark.parametrize("name", list(FOLDING))
 def test_a_folded_quotient_gives_the_numbers_of_the_materialized_update(name) -> None:
     make = FOLDING[name]
+    # A folded step ends in addcdiv_ (a quotient) or, for a plain direction (Lion), decays
+    # theta in place instead of materializing u + lambda theta (_foreach_add).
     calls = mock.MagicMock(wraps=torch._foreach_addcdiv_)
-    with mock.patch.object(torch, "_foreach_addcdiv_", calls):
+    decayed = mock.MagicMock(wraps=torch._foreach_add)
+    with (
+        mock.patch.object(torch, "_foreach_addcdiv_", calls),
+        mock.patch.object(torch, "_foreach_add", decayed),
+    ):
         folded, _ = run(make, torch.float64, steps=40)
-    assert calls.call_count > 0, "the chain should fold: addcdiv_ was never called"
+    if name == "lion":
+        assert decayed.call_count == 0, "the chain should fold: u + lambda theta was computed"
+    else:
+        assert calls.call_count > 0, "the chain should fold: addcdiv_ was never called"
     plain, _ = run(_unfolded(make), torch.float64, steps=40)
     # Folding moves the decoupled decay from the update into theta * (1 - lr * lambda) and
     # adds lr * n / d in one rounding instead of two: a few 2^-53 roundings per step, 40

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import BETAS
-from descend.optim.transform import Hyper, State, Transform, picklable
+from descend.optim.apply import from_quotient
+from descend.optim.transform import Hyper, Quotient, State, Transform, picklable
 
 
 @picklable
@@ -34,20 +35,22 @@ def scale_by_lion() -> Transform:
             "exp_avg": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
         }
 
-    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+    def direction(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
         beta1, beta2 = hp["betas"]
         m = state["exp_avg"]
         c = torch._foreach_lerp(m, grads, 1 - beta1)
         torch._foreach_sign_(c)
         torch._foreach_lerp_(m, grads, 1 - beta2)
-        return c
+        # No denominator: the fold then decays theta in place and adds -lr * c in one pass.
+        return c, None, None
 
     return Transform(
         init,
-        update,
+        from_quotient(direction),
         {"betas": (0.9, 0.99)},
         {"betas": BETAS},
         False,
         "scale_by_lion",
         elementwise=True,
+        quotient=direction,
     )
