@@ -12,6 +12,7 @@
 """
 
 from descend.optim.averaged import averaged_weights
+from descend.optim.conditional import when
 from descend.optim.muon_routing import MuonAdamW, muon_defaults
 from descend.optim.named import SGD, Adagrad, RMSprop
 from descend.optim.named_adafactor import Adafactor
@@ -33,7 +34,7 @@ from descend.optim.registry import (
     optimizer_names,
 )
 from descend.optim.sam import SAM
-from descend.optim.transform import Transform, chain, stateless, when
+from descend.optim.transform import Transform, chain, stateless
 from descend.optim.transforms import (
     add_decayed_weights,
     add_weight_decay,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from descend.optim.conditional import when
 from descend.optim.named import Params, _Named
-from descend.optim.transform import Transform, chain, when
+from descend.optim.transform import Transform, chain
 from descend.optim.transforms import (
     add_decayed_weights,
     add_weight_decay,

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from descend._validation import BOOL, Constraint, Rule
+from descend._validation import Constraint, Rule
 
 State = dict[str, list[Any]]
 Hyper = Mapping[str, Any]
@@ -301,35 +301,4 @@ def chain(*transforms: Transform) -> Transform:
         quotient=quotient,
         passthrough=passthrough,
         fold=fold_of(transforms),
-    )
-
-
-@picklable
-def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
-    """Apply ``transform`` only on steps where ``hp[flag] == value`` (e.g. Adam's coupled vs
-    decoupled weight decay, chosen by ``decoupled_weight_decay``). Its state is always created."""
-
-    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        if bool(hp.get(flag, False)) == value:
-            return transform.update(grads, state, params, hp)
-        return grads
-
-    inner = transform.shortcut("passthrough")
-
-    def passthrough(hp: Hyper) -> bool:
-        return bool(hp.get(flag, False)) != value or (inner is not None and inner(hp))
-
-    # Off on some steps, so not a quotient, a fold or a split (those would run it always);
-    # its decay is read only when it is not passed through.
-    return dataclasses.replace(
-        transform,
-        update=update,
-        name=f"{transform.name}[{flag}={value}]",
-        defaults={**transform.defaults, flag: False},
-        constraints={**transform.constraints, flag: BOOL},
-        split=None,
-        quotient=None,
-        fold=None,
-        passthrough=passthrough,
-        declared_for=update,
     )
