@@ -12,6 +12,7 @@
 """
 
 from descend.optim.averaged import averaged_weights
+from descend.optim.compose import chain
 from descend.optim.conditional import when
 from descend.optim.muon_routing import MuonAdamW, muon_defaults
 from descend.optim.named import SGD, Adagrad, RMSprop
@@ -34,7 +35,7 @@ from descend.optim.registry import (
     optimizer_names,
 )
 from descend.optim.sam import SAM
-from descend.optim.transform import Transform, chain, stateless
+from descend.optim.transform import Transform, stateless
 from descend.optim.transforms import (
     add_decayed_weights,
     add_weight_decay,

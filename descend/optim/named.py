@@ -11,9 +11,9 @@ import torch
 from torch import Tensor
 
 from descend.optim import fused as torch_fused
+from descend.optim.compose import chain
 from descend.optim.flags import scalar_dtype
 from descend.optim.optimizer import Optimizer
-from descend.optim.transform import chain
 from descend.optim.transforms import (
     add_weight_decay,
     maximize,

@@ -7,8 +7,8 @@ from typing import Any
 
 from torch import Tensor
 
+from descend.optim.compose import chain
 from descend.optim.named import Params, _Named
-from descend.optim.transform import chain
 from descend.optim.transforms import maximize
 from descend.optim.transforms.adafactor import (
     clip_by_block_rms,

@@ -8,9 +8,9 @@ from typing import Any
 from torch import Tensor
 
 from descend.optim import fused as torch_fused
+from descend.optim.compose import chain
 from descend.optim.conditional import when
 from descend.optim.named import Params, _Named
-from descend.optim.transform import chain
 from descend.optim.transforms import (
     add_decayed_weights,
     add_weight_decay,

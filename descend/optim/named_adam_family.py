@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from descend.optim.compose import chain
 from descend.optim.conditional import when
 from descend.optim.named import Params, _Named
-from descend.optim.transform import Transform, chain
+from descend.optim.transform import Transform
 from descend.optim.transforms import (
     add_decayed_weights,
     add_weight_decay,

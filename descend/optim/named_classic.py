@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from descend.optim.compose import chain
 from descend.optim.named import Params, _Named
-from descend.optim.transform import chain
 from descend.optim.transforms import (
     add_weight_decay,
     asgd,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from descend.optim.compose import chain
 from descend.optim.named import Params, _Named
-from descend.optim.transform import chain
 from descend.optim.transforms import (
     add_decayed_weights,
     maximize,

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from descend._validation import InvalidParameterError
+from descend.optim.compose import chain
 from descend.optim.named import Params, _Named
-from descend.optim.transform import chain
 from descend.optim.transforms import (
     add_decayed_weights,
     ema_trace,

@@ -11,10 +11,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from descend.optim.compose import chain
 from descend.optim.conditional import when
 from descend.optim.layout import as_real
 from descend.optim.named import Params, _Named
-from descend.optim.transform import chain
 from descend.optim.transforms import add_decayed_weights, add_weight_decay, scale_by_lr
 from descend.optim.transforms.prodigy import beta3_of, next_d, prodigy_sums, scale_by_prodigy
 

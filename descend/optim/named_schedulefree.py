@@ -11,9 +11,10 @@ from torch import Tensor
 
 from descend._validation import Interval, Satisfies
 from descend.optim._constraints import LEARNING_RATE
+from descend.optim.compose import chain
 from descend.optim.layout import as_real
 from descend.optim.named import Params, _Named
-from descend.optim.transform import chain, stateless
+from descend.optim.transform import stateless
 from descend.optim.transforms import add_decayed_weights, add_weight_decay
 from descend.optim.transforms.schedulefree import (
     AVERAGING_CONSTRAINTS,

@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
+from descend.optim.compose import chain
 from descend.optim.named import Params
 from descend.optim.optimizer import Optimizer
-from descend.optim.transform import chain
 from descend.optim.transforms import maximize, scale_by_lr
 from descend.optim.transforms.soap import decay_after_step, scale_by_soap
 

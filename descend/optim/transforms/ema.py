@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import UNIT_OPEN
-from descend.optim.transform import Hyper, State, Transform, chain, picklable
+from descend.optim.compose import chain
+from descend.optim.transform import Hyper, State, Transform, picklable
 
 
 @picklable

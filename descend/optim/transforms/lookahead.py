@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from descend._validation import Interval
-from descend.optim.transform import Hyper, State, Transform, chain, picklable
+from descend.optim.compose import chain
+from descend.optim.transform import Hyper, State, Transform, picklable
 
 _K = Interval(1, None, closed="left", integer=True, finite=True)
 _ALPHA = Interval(0.0, 1.0, closed="both")
