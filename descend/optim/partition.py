@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from descend._validation import InvalidParameterError, reject_unknown, unknown_choice
+from descend._validation import InvalidParameterError, reject_unknown, unknown_choice, validate
+from descend.optim._constraints import TORCH_WORDS
 from descend.optim.flags import EXECUTION_DEFAULTS, refuse_empty
 from descend.optim.lr import GroupSchedules
 from descend.optim.optimizer import Optimizer
@@ -54,6 +55,9 @@ class Route:
         object.__setattr__(self, "optimizer", optimizer)
         object.__setattr__(self, "hyperparameters", dict(hyperparameters))
         reject_unknown(self.name, hyperparameters, set(self._own) | set(EXECUTION_DEFAULTS))
+        # Checked here too: a route no parameter takes (MuonAdamW on a model without
+        # matrices) makes no group, and a group is where the optimizer checks its values.
+        validate(self.name, hyperparameters, self.transform.constraints, TORCH_WORDS)
 
     @property
     def transform(self) -> Transform:
