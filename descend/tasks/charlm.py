@@ -117,19 +117,25 @@ def bits_per_char(output: Tensor, target: Tensor) -> float:
 
 
 @torch.no_grad()
+def check_prompt(prompt: str, vocab: str, temperature: float) -> None:
+    """Refuse what a character model cannot continue: an empty prompt, a character outside
+    its vocabulary, a temperature that is not positive."""
+    if not prompt:
+        raise ValueError("sample needs a non-empty prompt")
+    bad = sorted({c for c in prompt if c not in vocab})
+    if bad:
+        raise ValueError(f"prompt characters {bad} are not in the model's vocabulary")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
 def sample(model: CharGRU, prompt: str, n: int, *, temperature: float = 1.0, seed: int = 0) -> str:
     """Continue ``prompt`` by ``n`` characters drawn from the model (the prompt is not repeated).
 
     Raises:
         ValueError: the prompt is empty or has a character outside the model's vocabulary.
     """
-    if not prompt:
-        raise ValueError("sample needs a non-empty prompt")
-    bad = sorted({c for c in prompt if c not in model.vocab})
-    if bad:
-        raise ValueError(f"prompt characters {bad} are not in the model's vocabulary")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_prompt(prompt, model.vocab, temperature)
     g = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()

@@ -20,7 +20,15 @@ import torch
 from torch import Tensor, nn
 
 from descend.tasks._common import lr_table
-from descend.tasks.charlm import _ALPHABET, MODULES, SEQ_LEN, _cross_entropy, _data, bits_per_char
+from descend.tasks.charlm import (
+    _ALPHABET,
+    MODULES,
+    SEQ_LEN,
+    _cross_entropy,
+    _data,
+    bits_per_char,
+    check_prompt,
+)
 from descend.tasks.task import Target, Task
 
 EMBED = 64
@@ -120,13 +128,7 @@ def sample(
         ValueError: the prompt is empty or has a character outside the model's vocabulary,
             or ``temperature <= 0``.
     """
-    if not prompt:
-        raise ValueError("sample needs a non-empty prompt")
-    bad = sorted({c for c in prompt if c not in model.vocab})
-    if bad:
-        raise ValueError(f"prompt characters {bad} are not in the model's vocabulary")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_prompt(prompt, model.vocab, temperature)
     g = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()

@@ -364,18 +364,21 @@ def fit(
                         if rollback is not None:
                             rollback.save(model, optimizer)
                         amp.step(optimizer)
-                    elif math.isfinite(state.loss) and amp.overflowed():
-                        pass  # fp16's scale was too large: skipped, and the scale halved
-                    elif on_nonfinite == "raise":
-                        # A criterion that ends the run here (Divergence) wins over the error.
-                        verdict = None if stop is None else stop.check(progress(state.step + 1))
-                        if verdict is None:
-                            raise locate(model, state.step + 1, state.loss, state.grad_norm)
-                        state.stop(verdict.message, success=verdict.success)
-                    else:
-                        extras.skipped += 1
-                        if rollback is not None and rollback.restore(model, optimizer, scheduler):
-                            extras.lr_scale *= 0.5
+                    # A finite loss with overflowed fp16 gradients is not a divergence: the
+                    # scaler skips the step and halves its scale (amp.overflowed does both).
+                    elif not (math.isfinite(state.loss) and amp.overflowed()):
+                        if on_nonfinite == "raise":
+                            # A criterion that ends the run here (Divergence) wins over the error.
+                            verdict = None if stop is None else stop.check(progress(state.step + 1))
+                            if verdict is None:
+                                raise locate(model, state.step + 1, state.loss, state.grad_norm)
+                            state.stop(verdict.message, success=verdict.success)
+                        else:
+                            extras.skipped += 1
+                            if rollback is not None and rollback.restore(
+                                model, optimizer, scheduler
+                            ):
+                                extras.lr_scale *= 0.5
 
                     # schedule
                     if scheduler is not None:
