@@ -281,13 +281,16 @@ def fit(
             callbacks=callbacks,
             settings=settings,
             source=str(found[0]),
+            scaler=amp.scaler,
         )
     start = time.perf_counter() - extras.elapsed
 
     def payload() -> dict[str, Any]:
         eval_mode(optimizer)  # checkpoints hold Schedule-Free's averaged point x
         extras.elapsed = time.perf_counter() - start
-        return make_payload(state, extras, scheduler=scheduler, stop=stop, callbacks=callbacks)
+        return make_payload(
+            state, extras, scheduler=scheduler, stop=stop, callbacks=callbacks, scaler=amp.scaler
+        )
 
     def save() -> None:
         assert checkpoint_dir is not None
