@@ -50,8 +50,9 @@ class SAM(torch.optim.Optimizer):
             opt.step(closure)     # perturb, g' at w + eps, restore w, base step
 
     ``first_step()`` and ``second_step()`` split the step as the reference's do, for
-    loops that compute the two passes themselves. ``descend.fit`` calls ``step()`` without
-    a closure, so SAM runs in a loop written as above (it refuses a step without one).
+    loops that compute the two passes themselves. ``descend.fit`` writes that closure
+    itself (``requires_closure``): the same batch, at the perturbed weights; a
+    gradient-clipping callback clips the first gradient only.
 
     .. warning:: The second forward pass updates BatchNorm's running statistics a
        second time, at the perturbed weights (as in the reference); put BatchNorm layers
@@ -85,6 +86,9 @@ class SAM(torch.optim.Optimizer):
         Scale-Invariant Learning of Deep Neural Networks", ICML 2021. https://arxiv.org/abs/2102.11600
         Reference implementation: https://github.com/davda54/sam
     """
+
+    # Read by descend.fit: a step needs a closure (the second pass).
+    requires_closure = True
 
     def __init__(
         self,
