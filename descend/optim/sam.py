@@ -12,6 +12,7 @@ from torch import Tensor
 from descend._validation import BOOL, validate
 from descend.optim._constraints import NON_NEGATIVE
 from descend.optim.registry import make_optimizer
+from descend.optim.sharded import copy_all
 
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 BaseOptimizer = type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer] | str
@@ -170,7 +171,7 @@ class SAM(torch.optim.Optimizer):
         if not self._restore:
             raise RuntimeError("SAM.second_step() must follow first_step(); got no first step.")
         params, kept = zip(*self._restore, strict=True)
-        torch._foreach_copy_(list(params), list(kept))
+        copy_all(list(params), list(kept))
         self._restore = []
         self.base_optimizer.step()
         if zero_grad:

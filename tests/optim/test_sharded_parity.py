@@ -1,6 +1,6 @@
 """descend optimizers on FSDP2's sharded parameters (2 gloo processes) against the same
-optimizer on the whole, unsharded parameters; and as ZeroRedundancyOptimizer's local
-optimizer.
+optimizer on the whole, unsharded parameters — every registry name and the wrappers; and
+as ZeroRedundancyOptimizer's local optimizer.
 
 Both processes run the same 100 steps with the same gradients (drawn from a seeded
 generator, never from a backward pass, so the comparison isolates the optimizer). An
@@ -17,6 +17,7 @@ MATRIX), with two all-to-alls per step for all the matrices, counted with their 
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections import Counter
@@ -28,7 +29,17 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import descend
-from descend.optim import chain, clip_by_global_norm, scale_by_adam, scale_by_lr
+from descend.optim import (
+    cautious,
+    centralize_gradient,
+    chain,
+    clip_by_global_norm,
+    ema,
+    lookahead,
+    scale_by_adam,
+    scale_by_lr,
+)
+from descend.optim.registry import make_optimizer, optimizer_names
 
 STEPS = 100
 
@@ -87,8 +98,52 @@ def _soap(groups):
 # unsharded one cast, bit for bit) and runs the same Newton-Schulz operations on the same
 # bfloat16 matrix as the unsharded optimizer in the same process (one thread): the update
 # is bit-identical, and so are the parameters (the rest of the step is elementwise).
-EXACT: dict[str, Callable] = {"SGD": _sgd, "AdamW": _adamw}
+def _rprop(params):
+    return descend.Rprop(params, lr=0.01, foreach=True)
+
+
+def _prodigy(groups):
+    # One lr for every group (Prodigy's d is shared); the biases without decay.
+    weights, biases = (g["params"] for g in groups)
+    return descend.Prodigy(
+        [{"params": weights}, {"params": biases, "weight_decay": 0.0}], lr=1.0, weight_decay=0.01
+    )
+
+
+EXACT: dict[str, Callable] = {"SGD": _sgd, "AdamW": _adamw, "Rprop": _rprop}
 CLIPPED: dict[str, Callable] = {"clip+Adam": _clipped_adam}
+# Prodigy's estimate d is a ratio of two sums over every parameter: on shards each rank
+# sums its part and the parts are added across ranks, in another order than over the
+# whole tensors (each sum differs by about n * 2^-53 relative, n <= 35 terms per tensor;
+# d scales every update), so the parameters drift by a few ulps per step: 100 steps stay
+# below GLOBAL_SUM_TOLERANCE, normwise.
+GLOBAL_SUM: dict[str, Callable] = {"Prodigy": _prodigy}
+GLOBAL_SUM_TOLERANCE = 1e-11
+# Every registry name on shards, at its registry defaults, 30 steps. The whole tensors
+# take torch's fused kernel where descend's default does (AdamW, SGD with momentum...),
+# which orders operations differently from the eager transforms on the shards, and the
+# sums of Prodigy, LAMB's trust ratio and Adafactor's column factors are reduced in
+# another order: each a few ulps per operation, about 30 steps x 20 operations x 2^-52 =
+# 1.3e-13 (the largest measured: 2e-14). REGISTRY_TOLERANCE (normwise, float64) is 100x
+# that bound, and far below what a wrong reduction does (a rank's own norm for the
+# whole one, a mean of uneven shards' means: 1e-3 to 5, relative).
+REGISTRY_STEPS = 30
+REGISTRY_TOLERANCE = 1e-11
+
+
+def _wrapped(transform) -> Callable:
+    return lambda params: descend.Optimizer(params, transform, lr=0.01)
+
+
+# Every registry name, and the transforms and wrapper that work around any rule.
+EVERY: dict[str, Callable] = {
+    **{name: functools.partial(make_optimizer, name) for name in optimizer_names()},
+    "cautious": _wrapped(chain(cautious(scale_by_adam()), scale_by_lr())),
+    "lookahead": _wrapped(lookahead(chain(scale_by_adam(), scale_by_lr()))),
+    "ema": _wrapped(ema(chain(scale_by_adam(), scale_by_lr()))),
+    "centralize_gradient": _wrapped(chain(centralize_gradient(), scale_by_adam(), scale_by_lr())),
+    "SAM": lambda params: descend.SAM(params, descend.SGD, rho=0.05, lr=0.1, momentum=0.9),
+}
 MATRIX: dict[str, Callable] = {"Muon": _muon}
 # SOAP: every rank gathers each gradient (float64 here) and computes the whole step, with
 # the same operations as the unsharded optimizer: bit-identical, its state whole.
@@ -143,6 +198,14 @@ def _bytes_mode():
     return Bytes()
 
 
+def _normwise(sharded: nn.Module, whole: nn.Module) -> float:
+    """max over parameters of |p_sharded - p_whole| / |p_whole| (Frobenius norms)."""
+    return max(
+        float((p.detach().full_tensor() - q.detach()).norm() / q.detach().norm())
+        for p, q in zip(sharded.parameters(), whole.parameters(), strict=True)
+    )
+
+
 def _is_array(v) -> bool:
     return isinstance(v, torch.Tensor) and v.dim() > 0
 
@@ -178,7 +241,7 @@ def _worker(rank: int, port: int, results: dict, folder: str) -> None:
             for p, g in zip(model.parameters(), step, strict=True):
                 p.grad = distribute_tensor(g, p.device_mesh, p.placements)
 
-        for name, make in {**EXACT, **CLIPPED, **MATRIX, **REPLICATED}.items():
+        for name, make in {**EXACT, **CLIPPED, **GLOBAL_SUM, **MATRIX, **REPLICATED}.items():
             sharded, whole = shard(_model()), _model()
             grads = _grads(whole)
             opt, ref = make(_groups(sharded)), make(_groups(whole))
@@ -199,6 +262,7 @@ def _worker(rank: int, port: int, results: dict, folder: str) -> None:
             ]
             states = [v for st in opt.state.values() for v in st.values() if _is_array(v)]
             out[name] = (max(diffs), all(isinstance(v, DTensor) for v in states))
+            out[name + " normwise"] = _normwise(sharded, whole)
 
         # SOAP's whole state through a sharded checkpoint: saved by 2 ranks, loaded by 2
         # here (and by 1 in the test), then RESUMED more steps on each side.
@@ -231,6 +295,25 @@ def _worker(rank: int, port: int, results: dict, folder: str) -> None:
 
         exchanges = counts[torch.ops.c10d.alltoall_base_]
         out["comm"] = (comm.received / STEPS, exchanges / STEPS, counts.total() / STEPS)
+
+        for name, make in EVERY.items():
+            sharded, whole = shard(_model()), _model()
+            opt, ref = make(sharded.parameters()), make(whole.parameters())
+            for step in _grads(whole)[:REGISTRY_STEPS]:
+
+                def on_shards(step=step, model=sharded) -> None:
+                    give(model, step)
+
+                def on_whole(step=step, model=whole) -> None:
+                    for q, g in zip(model.parameters(), step, strict=True):
+                        q.grad = g.clone()
+
+                on_shards()
+                on_whole()
+                # SAM's closure: the same gradients again (the test's are not the loss's).
+                opt.step(on_shards) if name == "SAM" else opt.step()
+                ref.step(on_whole) if name == "SAM" else ref.step()
+            out["every " + name] = _normwise(sharded, whole)
 
         # ZeRO: each rank keeps the state of its share of the parameters.
         zeroed, whole = _model(), _model()
@@ -272,6 +355,23 @@ def test_elementwise_optimizers_on_fsdp_shards_equal_unsharded(results: dict, na
         diff, sharded = results[rank][name]
         assert diff == 0.0, (rank, diff)
         assert sharded, rank
+
+
+def test_prodigy_reduces_its_sums_across_ranks(results: dict) -> None:
+    """Prodigy on shards follows Prodigy on the whole tensors within GLOBAL_SUM_TOLERANCE
+    (see there); were each rank to estimate d from its own shards, d would differ from the
+    first step on, by far more."""
+    for rank in (0, 1):
+        assert results[rank]["Prodigy normwise"] < GLOBAL_SUM_TOLERANCE, rank
+
+
+@pytest.mark.parametrize("name", EVERY)
+def test_every_optimizer_steps_on_fsdp_shards(results: dict, name: str) -> None:
+    """Every registry optimizer at its defaults, and cautious, lookahead, EMA, gradient
+    centralization and SAM: 30 steps on shards equal 30 steps on the whole tensors within
+    REGISTRY_TOLERANCE (normwise; see there for why not bit for bit)."""
+    for rank in (0, 1):
+        assert results[rank]["every " + name] < REGISTRY_TOLERANCE, (rank, name)
 
 
 def test_global_norm_clipping_reduces_the_norm_across_ranks(results: dict) -> None:
@@ -346,12 +446,12 @@ def test_owners_balance_the_work_over_groups_and_steps() -> None:
     """One matrix per group would all land on rank 0 with a fresh balance per call: the
     ledger carries each rank's load, so consecutive calls alternate, and a costly matrix
     goes to the rank that has done less."""
-    from descend.optim import whole_matrices
+    from descend.optim import sharded
 
     mesh = object()
     try:
-        assert [whole_matrices._owners(mesh, [5.0], 2) for _ in range(4)] == [[0], [1], [0], [1]]
-        assert whole_matrices._owners(mesh, [1.0, 8.0, 4.0, 3.0], 2) == [1, 0, 1, 1]
-        assert whole_matrices._LEDGER[mesh] == [0.0, 0.0]
+        assert [sharded._owners(mesh, [5.0], 2) for _ in range(4)] == [[0], [1], [0], [1]]
+        assert sharded._owners(mesh, [1.0, 8.0, 4.0, 3.0], 2) == [1, 0, 1, 1]
+        assert sharded._LEDGER[mesh] == [0.0, 0.0]
     finally:
-        whole_matrices._LEDGER.pop(mesh, None)
+        sharded._LEDGER.pop(mesh, None)

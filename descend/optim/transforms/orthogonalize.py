@@ -12,8 +12,8 @@ from torch import Tensor
 
 from descend._validation import OneOf, Satisfies
 from descend.optim._constraints import NON_NEGATIVE
+from descend.optim.sharded import is_sharded, map_whole
 from descend.optim.transform import Hyper, State, Transform, picklable, stateless
-from descend.optim.whole_matrices import is_sharded, map_whole
 
 # Keller Jordan's quintic coefficients (a, b, c), chosen to maximize the slope at zero.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -106,7 +106,7 @@ def orthogonalize(
     and every tensor must be 2-D. Sharded tensors (FSDP2's row-sharded ``DTensor``\ s)
     are orthogonalized a share per rank: each matrix's owner receives its rows (in
     ``dtype``), orthogonalizes it whole and sends each rank its rows back, two
-    ``all_to_all``\ s per step for all the matrices (:mod:`descend.optim.whole_matrices`);
+    ``all_to_all``\ s per step for all the matrices (:mod:`descend.optim.sharded`);
     the result is the unsharded one, bit for bit (docs/scale.md).
 
     Args:

@@ -8,9 +8,9 @@ from torch import Tensor
 
 from descend._validation import Interval, OneOf, Satisfies
 from descend.optim._constraints import BETAS, FLAG, LEARNING_RATE, NON_NEGATIVE
+from descend.optim.sharded import gather_whole, is_sharded, local_rows
 from descend.optim.transform import Hyper, State, Transform, picklable
 from descend.optim.transforms import eigenbasis as eb
-from descend.optim.whole_matrices import gather_whole, is_sharded, local_rows
 
 POSITIVE_INT = Interval(1, None, closed="left", integer=True)
 # The reference's "-1: use betas[1]", or a decay rate in [0, 1).

@@ -1,4 +1,5 @@
-r"""Matrices a rule needs whole, from FSDP2's row shards.
+r"""What update rules need on FSDP2's sharded tensors: matrices whole, sums over all
+the ranks' parts, and the few ops ``DTensor`` has no rule for.
 
 FSDP2 keeps each parameter (and its gradient) as a ``DTensor`` split by rows,
 ``Shard(0)`` over a 1-D mesh of :math:`N` ranks: rank :math:`r` holds rows
@@ -100,6 +101,36 @@ def _as_sharded(local: Tensor, like: Any) -> Tensor:
         stride=like.stride(),
         run_check=False,
     )
+
+
+def copy_all(dst: list[Tensor], src: list[Tensor]) -> None:
+    r"""``dst[i].copy_(src[i])`` for every ``i``: one ``_foreach_copy_`` for plain tensors,
+    a copy per tensor for ``DTensor``\ s (DTensor has no rule for the foreach copy)."""
+    if dst and is_sharded(dst[0]):
+        for d, s in zip(dst, src, strict=True):
+            d.copy_(s)
+    else:
+        torch._foreach_copy_(dst, src)
+
+
+def total(values: list[Tensor]) -> float:
+    """The float64 sum of 0-d tensors. A ``DTensor`` among them is a reduction over a
+    sharded tensor (each rank's partial sum): those are added locally and reduced across
+    their ranks in one all-reduce per mesh and placement."""
+    from_plain = sum(float(v) for v in values if not is_sharded(v))
+    groups: dict[tuple[Any, Any], list[Tensor]] = {}
+    for v in values:
+        if is_sharded(v):
+            groups.setdefault((v.device_mesh, tuple(v.placements)), []).append(v)
+    if not groups:
+        return from_plain
+    from torch.distributed.tensor import DTensor
+
+    out = from_plain
+    for (mesh, placements), vs in groups.items():
+        local = torch.stack([v.to_local().double() for v in vs]).sum()
+        out += float(DTensor.from_local(local, mesh, placements, run_check=False).full_tensor())
+    return out
 
 
 def gather_whole(g: Tensor, dtype: torch.dtype | None = None) -> Tensor:
