@@ -20,6 +20,11 @@ Two ways to get it:
   every matrix on every rank (:math:`(N-1)\sum cB` received), the bytes are the same at
   :math:`N = 2` and fall as :math:`2/N` beyond, and the compute is split :math:`N` ways.
   For a stateless rule: the result is the same wherever it is computed.
+* :func:`replicated` — under DDP the parameters are plain tensors, the same on every
+  rank: within this block :func:`map_whole` computes each matrix on its owner and one
+  all-gather (each rank's results, padded to the largest share) gives every rank all of
+  them — the reference's plan exactly; each rank receives about :math:`(N-1)/N` of the
+  matrices' elements, in the iteration's dtype.
 * :func:`gather_whole` — **every rank computes every matrix**: one all-gather per matrix.
   For a rule whose state is not elementwise (SOAP's moments live in an eigenbasis of the
   whole matrix), so that the state stays the same on every rank, replicated, as torch's
@@ -32,9 +37,10 @@ out as the gradients were.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -160,11 +166,16 @@ def map_whole(
     and laid out as the gradient (``fn`` keeps the shape; the result travels in ``dtype``,
     or in the gradient's own with ``None``). ``cost(shape)`` balances the owners. Row
     shards take the share plan; any other layout is gathered whole on every rank; a plain
-    tensor is already whole."""
+    tensor is already whole: computed here, or, within :func:`replicated`, on its owner
+    and all-gathered."""
     out: list[Tensor] = list(grads)
     buckets: dict[tuple[Any, torch.dtype], list[int]] = {}
+    same: dict[torch.dtype, list[int]] = {}
+    group = _REPLICATED[0]
     for i, g in enumerate(grads):
-        if not is_sharded(g):
+        if not is_sharded(g) and group is not None:
+            same.setdefault(dtype or g.dtype, []).append(i)
+        elif not is_sharded(g):
             out[i] = fn(g)
         elif _row_shards(g):
             buckets.setdefault((g.device_mesh, dtype or g.dtype), []).append(i)
@@ -174,6 +185,59 @@ def map_whole(
         results = _exchange([grads[i] for i in index], fn, travel, mesh, cost)
         for i, r in zip(index, results, strict=True):
             out[i] = r
+    for travel, index in same.items():
+        results = _share_replicated([grads[i] for i in index], fn, travel, group, cost)
+        for i, r in zip(index, results, strict=True):
+            out[i] = r
+    return out
+
+
+# The process group whose ranks hold the same plain tensors (DDP's replicated parameters)
+# while :func:`replicated` is active; None: a plain tensor is this process's own.
+_REPLICATED: list[Any] = [None]
+
+
+@contextlib.contextmanager
+def replicated(group: Any = None) -> Iterator[None]:
+    """Declare that, within this block, the optimizer's plain tensors are the same on every
+    rank of ``group`` (default: the default group) — as DDP keeps parameters and averaged
+    gradients. :func:`map_whole` then computes each matrix on one rank and all-gathers the
+    results (Keller Jordan's distributed Muon), instead of every rank computing every
+    matrix. ``descend.fit`` enters it under DDP with a descend optimizer. Every rank must
+    step the same parameters (not under ``ZeroRedundancyOptimizer``, whose ranks each step
+    their own). On one process it changes nothing.
+    """
+    import torch.distributed as dist
+
+    active = dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1
+    before = _REPLICATED[0]
+    _REPLICATED[0] = (group or dist.group.WORLD) if active else None
+    try:
+        yield
+    finally:
+        _REPLICATED[0] = before
+
+
+def _share_replicated(
+    grads: list[Tensor], fn: Callable[[Tensor], Tensor], dtype: torch.dtype, group: Any, cost: Any
+) -> list[Tensor]:
+    """Each rank computes its share of ``fn`` over tensors every rank holds alike; one
+    all-gather (each rank's results, padded to the largest share) gives every rank all."""
+    import torch.distributed as dist
+
+    n, me = dist.get_world_size(group), dist.get_rank(group)
+    owner = _owners(("replicated", group), [cost(g.shape) for g in grads], n)
+    share = [sum(g.numel() for g, o in zip(grads, owner, strict=True) if o == r) for r in range(n)]
+    width = max(share)
+    mine = [fn(g).to(dtype).reshape(-1) for g, o in zip(grads, owner, strict=True) if o == me]
+    local = torch.cat([*mine, grads[0].new_zeros(width - share[me], dtype=dtype)])
+    everyone = local.new_empty(n * width)
+    dist.all_gather_into_tensor(everyone, local, group=group)
+    starts = [r * width for r in range(n)]
+    out = []
+    for g, o in zip(grads, owner, strict=True):
+        out.append(everyone[starts[o] : starts[o] + g.numel()].view(g.shape))
+        starts[o] += g.numel()
     return out
 
 

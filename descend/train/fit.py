@@ -19,6 +19,8 @@ from typing import Any
 import torch
 
 from descend._validation import BOOL, Interval, InvalidParameterError, OneOf, Satisfies, validate
+from descend.optim.optimizer import Optimizer
+from descend.optim.sharded import replicated
 from descend.stopping import Criterion, Progress
 from descend.train.batching import Batches, Data
 from descend.train.callback import Callback, Hooks
@@ -332,7 +334,14 @@ def fit(
 
     evaluator = evaluate if ranks is None else ranks.evaluate
     guard = contextlib.nullcontext() if ranks is None else ranks.failures(lambda: state.step + 1)
-    with catch_interrupts() as interrupt, guard:
+    # Under DDP every rank steps the same parameters: a matrix rule (Muon) computes each
+    # matrix on one rank and all-gathers the rest (not ZeRO's: its ranks step their own).
+    share = (
+        replicated()
+        if ranks is not None and ranks.strategy == "ddp" and isinstance(optimizer, Optimizer)
+        else contextlib.nullcontext()
+    )
+    with catch_interrupts() as interrupt, guard, share:
         hooks.fit_start(state)
         try:
             while not state.should_stop:

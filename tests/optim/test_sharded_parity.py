@@ -189,6 +189,8 @@ def _bytes_mode():
             out = super().__torch_dispatch__(func, types, args, kwargs)
             if func is torch.ops._c10d_functional.all_gather_into_tensor.default:
                 self.received += out.nbytes - args[0].nbytes
+            if func is torch.ops.c10d._allgather_base_.default:
+                self.received += args[0].nbytes - args[1].nbytes
             if func is torch.ops.c10d.alltoall_base_.default:
                 output, splits = args[0], args[3]
                 others = sum(splits) - splits[dist.get_rank()]
@@ -315,6 +317,24 @@ def _worker(rank: int, port: int, results: dict, folder: str) -> None:
                 ref.step(on_whole) if name == "SAM" else ref.step()
             out["every " + name] = _normwise(sharded, whole)
 
+        # DDP's replicated parameters: each rank orthogonalizes its share, one all-gather.
+        from descend.optim.sharded import replicated
+
+        shared, whole = _model(), _model()
+        opt, ref = _muon(_groups(shared)), _muon(_groups(whole))
+        counts.clear()
+        comm.received = 0
+        for step in _grads(whole):
+            for p, q, g in zip(shared.parameters(), whole.parameters(), step, strict=True):
+                p.grad, q.grad = g.clone(), g.clone()
+            with replicated(), comm:
+                opt.step()
+            counts.update(comm.get_comm_counts())
+            ref.step()
+        same = all(torch.equal(p, q) for p, q in zip(shared.parameters(), whole.parameters()))
+        gathers = counts[torch.ops.c10d._allgather_base_] / STEPS
+        out["replicated"] = (same, gathers, counts.total() / STEPS, comm.received / STEPS)
+
         # ZeRO: each rank keeps the state of its share of the parameters.
         zeroed, whole = _model(), _model()
         zero = ZeroRedundancyOptimizer(
@@ -426,6 +446,19 @@ def test_soap_state_is_whole_and_resumes_from_a_sharded_checkpoint(
         opt.step()
     for p, q in zip(model.parameters(), results[0]["SOAP after"], strict=True):
         assert torch.equal(p.detach(), q), (p, q)
+
+
+def test_muon_under_ddp_orthogonalizes_a_share_per_rank(results: dict) -> None:
+    """Within ``replicated()`` (which fit enters under DDP) the same plain matrices on both
+    ranks: each rank orthogonalizes its share and one all-gather per param group brings
+    the rest, bit-identical to Muon computing all four. The all-gather brings each rank the
+    other's results: 2 groups, padded to the larger share, fewer than the 75 + 18 = 93
+    elements of all four matrices (2 bytes each) on average."""
+    for rank in (0, 1):
+        same, gathers, total, received = results[rank]["replicated"]
+        assert same, rank
+        assert (gathers, total) == (2, 2), (rank, gathers, total)
+        assert 0 < received < 93 * 2, (rank, received)
 
 
 def test_muon_sends_each_owner_its_rows_and_each_rank_its_results(results: dict) -> None:

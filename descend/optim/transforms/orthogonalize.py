@@ -12,7 +12,7 @@ from torch import Tensor
 
 from descend._validation import OneOf, Satisfies
 from descend.optim._constraints import NON_NEGATIVE
-from descend.optim.sharded import is_sharded, map_whole
+from descend.optim.sharded import map_whole
 from descend.optim.transform import Hyper, State, Transform, picklable, stateless
 
 # Keller Jordan's quintic coefficients (a, b, c), chosen to maximize the slope at zero.
@@ -107,6 +107,8 @@ def orthogonalize(
     are orthogonalized a share per rank: each matrix's owner receives its rows (in
     ``dtype``), orthogonalizes it whole and sends each rank its rows back, two
     ``all_to_all``\ s per step for all the matrices (:mod:`descend.optim.sharded`);
+    under DDP (:func:`descend.optim.sharded.replicated`, which ``fit`` enters) each rank
+    orthogonalizes its share and one all-gather brings every rank the rest; either way
     the result is the unsharded one, bit for bit (docs/scale.md).
 
     Args:
@@ -152,10 +154,8 @@ def orthogonalize(
             m = g.reshape(g.shape[0], -1) if flatten and g.ndim > 2 else g
             return newton_schulz(m, coefficients, steps, eps, dtype).view(g.shape)
 
-        if any(is_sharded(g) for g in grads):
-            out = map_whole(grads, whole, dtype, newton_schulz_cost)
-        else:
-            out = [whole(g) for g in grads]
+        # Shards and DDP's replicated matrices are shared out among the ranks (sharded.py).
+        out = map_whole(grads, whole, dtype, newton_schulz_cost)
         return [o.to(g.dtype) if back else o for o, g in zip(out, grads, strict=True)]
 
     return stateless(
