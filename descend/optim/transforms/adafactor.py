@@ -107,6 +107,7 @@ def scale_by_factored_rms() -> Transform:
         {"beta2_decay": BETA2_DECAY, "eps": EPS_PAIR},
         True,
         "scale_by_factored_rms",
+        elementwise=True,  # per tensor (row and column means): runs never split one
     )
 
 
@@ -139,6 +140,7 @@ def clip_by_block_rms() -> Transform:
         {"d": CLIP_THRESHOLD},
         False,
         "clip_by_block_rms",
+        elementwise=True,  # per tensor (its RMS)
     )
 
 
@@ -175,6 +177,7 @@ def scale_by_relative_step() -> Transform:
         {"lr": LEARNING_RATE, "eps": EPS_PAIR},
         True,
         "scale_by_relative_step",
+        elementwise=True,  # per tensor (its parameter's RMS)
     )
 
 

@@ -151,6 +151,7 @@ def orthogonalize(
     return stateless(
         update,
         name=f"orthogonalize[{'flat, ' * flatten}{str(dtype).removeprefix('torch.')}]",
+        elementwise=True,  # per matrix: the optimizer's runs of tensors never split one
         defaults={"ns_coefficients": NS_COEFFICIENTS, "eps": 1e-7, "ns_steps": 5},
         constraints={
             "ns_coefficients": Satisfies(_is_coefficients, "a tuple of three finite floats"),
@@ -214,6 +215,7 @@ def scale_by_shape() -> Transform:
     return stateless(
         update,
         name="scale_by_shape",
+        elementwise=True,  # per matrix (its shape)
         defaults={"adjust_lr_fn": None},
         constraints={"adjust_lr_fn": OneOf(ADJUST_LR_FNS)},
     )
