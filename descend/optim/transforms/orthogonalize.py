@@ -3,6 +3,7 @@ ratio that depends on the matrix's shape."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from numbers import Integral, Real
@@ -13,7 +14,7 @@ from torch import Tensor
 
 from descend._validation import OneOf, Satisfies
 from descend.optim._constraints import NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, picklable, stateless
+from descend.optim.transform import Hyper, Quotient, State, Transform, picklable, stateless
 
 # Keller Jordan's quintic coefficients (a, b, c), chosen to maximize the slope at zero.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -94,7 +95,7 @@ def orthogonalize(
     2.0315)``), :math:`K` is ``ns_steps`` (5), :math:`\epsilon` is ``eps`` (1e-7). The
     coefficients push every singular value towards 1 fast rather than exactly: the result
     is :math:`U S' V^\top` with :math:`S'_{ii}` roughly in :math:`[0.5, 1.5]`, which trains as
-    well (Jordan et al.). Stateless; it needs the whole matrix, so it is not elementwise,
+    well (Jordan et al.). Stateless; it needs the whole matrix (each alone: per-tensor),
     and every tensor must be 2-D. A sharded tensor (an FSDP2 ``DTensor``) is gathered
     whole on every rank (one all-gather, in ``dtype``), orthogonalized there, and returned
     with the input's placements (each rank keeps its slice: no second collective); the
@@ -148,7 +149,12 @@ def orthogonalize(
             out.append(o.to(g.dtype) if back else o)
         return out
 
-    return stateless(
+    def direction(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
+        # A direction without a denominator: the fold adds it to the parameters with the
+        # step size -lr * r in one pass, as torch's ``param.add_(update, alpha=...)``.
+        return update(grads, state, params, hp), None, None
+
+    transform = stateless(
         update,
         name=f"orthogonalize[{'flat, ' * flatten}{str(dtype).removeprefix('torch.')}]",
         elementwise=True,  # per matrix: the optimizer's runs of tensors never split one
@@ -159,6 +165,7 @@ def orthogonalize(
             "ns_steps": Satisfies(_is_ns_steps, "an int in [0, 100)"),
         },
     )
+    return dataclasses.replace(transform, quotient=direction)
 
 
 def _is_dtensor(g: Tensor) -> bool:
@@ -203,7 +210,7 @@ def scale_by_shape() -> Transform:
     """
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        ratios = [shape_ratio(hp["adjust_lr_fn"], g.shape) for g in grads]
+        ratios = ratios_of(grads, state, params, hp)
         # Only the matrices whose ratio is not 1 (wide and square ones keep theirs), in the
         # parameter's dtype: a bfloat16 update (orthogonalize's) times r in bfloat16 would
         # round again.
@@ -212,10 +219,17 @@ def scale_by_shape() -> Transform:
             for g, p, r in zip(grads, params, ratios, strict=True)
         ]
 
-    return stateless(
+    scale = stateless(
         update,
         name="scale_by_shape",
         elementwise=True,  # per matrix (its shape)
         defaults={"adjust_lr_fn": None},
         constraints={"adjust_lr_fn": OneOf(ADJUST_LR_FNS)},
     )
+    # An eager step multiplies r into the learning rate instead (torch's ``alpha=-lr * r``).
+    return dataclasses.replace(scale, factors=ratios_of)
+
+
+def ratios_of(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[float]:
+    """Each update's :func:`shape_ratio` (:attr:`Transform.factors` of :func:`scale_by_shape`)."""
+    return [shape_ratio(hp["adjust_lr_fn"], g.shape) for g in grads]
