@@ -11,7 +11,12 @@ Written as separate transforms it materializes :math:`n/d`, then :math:`n/d + \\
 then adds :math:`-\\eta` times that: three passes over memory where torch's for-loop makes
 two (``param.mul_``, ``param.addcdiv_``). A chain whose tail has that shape for the
 current hyperparameters (:attr:`Transform.fold`) runs torch's two; the numbers differ
-only in rounding (``tests/optim/test_execution.py``).
+only in rounding (``tests/optim/test_execution.py``). Numbers that scale a whole tensor's
+update between the quotient and the decay (:attr:`Transform.factors`: Muon's shape
+ratio, Adafactor's relative step; and a quotient's divisors, Adafactor's clipping) go
+into that tensor's step size, as torch's ``param.add_(u, alpha=-lr * r)`` puts them,
+instead of into a pass over :math:`u`: Muon's and Adafactor's eager steps are torch's
+for-loop's operations, bit for bit (``tests/optim/test_muon.py``, ``test_adafactor.py``).
 """
 
 from __future__ import annotations
@@ -73,7 +78,9 @@ def fold_of(transforms: Sequence[Transform]) -> FoldFn | None:
         factors = None
         for scale in scales:
             part = scale(num, state, params, hp)
-            factors = part if factors is None else [a * b for a, b in zip(factors, part)]
+            factors = (
+                part if factors is None else [a * b for a, b in zip(factors, part, strict=True)]
+            )
         if factors is not None and any(isinstance(f, Tensor) for f in factors):
             return None  # a step size must be a number (torch's ``alpha``)
         return num, den, divisors, 0 if decay is None else decay(hp), factors
@@ -139,7 +146,8 @@ def _add_folded(params: list[Tensor], folded: Folded, size: float) -> None:
     numbers are torch's bit for bit where the quotient's are."""
     num, den, divisors, decay, factors = folded
     if isinstance(decay, Tensor) or decay != 0:
-        # theta (1 - h lambda) first: the decay is of the parameters before the step.
+        # theta (1 - lr lambda) first (size = -lr): the decay is of the parameters before
+        # the step; Adafactor's (no lr in the chain: size 1) declares lambda = -lr wd.
         torch._foreach_mul_(params, 1 + size * decay)
     if factors is None and divisors is None:
         if den is None:
