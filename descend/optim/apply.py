@@ -145,29 +145,32 @@ def _add_folded(params: list[Tensor], folded: Folded, size: float) -> None:
     is computed as torch computes it (``-(lr * r)``, ``-lr / c``, ``-alpha / denom``), so the
     numbers are torch's bit for bit where the quotient's are."""
     num, den, divisors, decay, factors = folded
-    if isinstance(decay, Tensor) or decay != 0:
-        # theta (1 - lr lambda) first (size = -lr): the decay is of the parameters before
-        # the step; Adafactor's (no lr in the chain: size 1) declares lambda = -lr wd.
-        torch._foreach_mul_(params, 1 + size * decay)
-    if factors is None and divisors is None:
-        if den is None:
-            torch._foreach_add_(params, num, alpha=size)
-        else:
-            torch._foreach_addcdiv_(params, num, den, value=size)
-        return
-    sizes = [size] * len(params) if factors is None else [size * f for f in factors]
+    # theta (1 - lr lambda) first (size = -lr): the decay is of the parameters before the
+    # step; Adafactor's (no lr in the chain: size 1) declares lambda = -lr wd.
+    keep = None if not isinstance(decay, Tensor) and decay == 0 else 1 + size * decay
     if divisors is not None and any(isinstance(c, Tensor) for c in divisors):
         # Capturable step counts: divide the update by them, then add it.
-        update = num if den is None else torch._foreach_div(num, den)
-        update = torch._foreach_div(update, scalars_like(divisors, update))
-        if factors is None:
-            torch._foreach_add_(params, update, alpha=size)
-            return
-        num, den, divisors = update, None, None
-    if divisors is not None:
-        sizes = [s / c for s, c in zip(sizes, divisors, strict=True)]
-    if den is not None:
-        torch._foreach_addcdiv_(params, num, den, sizes)
+        num = num if den is None else torch._foreach_div(num, den)
+        num, den, divisors = torch._foreach_div(num, scalars_like(divisors, num)), None, None
+    if den is None and (factors is not None or divisors is not None):
+        # A step size per tensor (Muon, Adafactor), as torch's for-loop: each parameter is
+        # decayed and moved while it is in cache.
+        for p, u, s in zip(params, num, _sizes(size, factors, divisors, len(params)), strict=True):
+            if keep is not None:
+                p.mul_(keep)
+            p.add_(u, alpha=s)
         return
-    for p, u, s in zip(params, num, sizes, strict=True):
-        p.add_(u, alpha=s)
+    if keep is not None:
+        torch._foreach_mul_(params, keep)
+    if den is None:
+        torch._foreach_add_(params, num, alpha=size)
+    elif factors is None and divisors is None:
+        torch._foreach_addcdiv_(params, num, den, value=size)
+    else:
+        torch._foreach_addcdiv_(params, num, den, _sizes(size, factors, divisors, len(params)))
+
+
+def _sizes(size: float, factors: list[float] | None, divisors: list[Any] | None, n: int):
+    """Each tensor's step size: ``size`` times its factor, over its divisor."""
+    sizes = [size] * n if factors is None else [size * f for f in factors]
+    return sizes if divisors is None else [s / c for s, c in zip(sizes, divisors, strict=True)]
