@@ -210,7 +210,7 @@ def scale_by_shape() -> Transform:
     """
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        ratios = ratios_of(grads, state, params, hp)
+        ratios = _ratios(grads, state, params, hp)
         # Only the matrices whose ratio is not 1 (wide and square ones keep theirs), in the
         # parameter's dtype: a bfloat16 update (orthogonalize's) times r in bfloat16 would
         # round again.
@@ -227,9 +227,9 @@ def scale_by_shape() -> Transform:
         constraints={"adjust_lr_fn": OneOf(ADJUST_LR_FNS)},
     )
     # An eager step multiplies r into the learning rate instead (torch's ``alpha=-lr * r``).
-    return dataclasses.replace(scale, factors=ratios_of)
+    return dataclasses.replace(scale, factors=_ratios)
 
 
-def ratios_of(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[float]:
+def _ratios(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[float]:
     """Each update's :func:`shape_ratio` (:attr:`Transform.factors` of :func:`scale_by_shape`)."""
     return [shape_ratio(hp["adjust_lr_fn"], g.shape) for g in grads]
