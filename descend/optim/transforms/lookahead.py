@@ -9,6 +9,7 @@ from torch import Tensor
 
 from descend._validation import Interval
 from descend.optim.compose import chain
+from descend.optim.sharded import copy_all
 from descend.optim.transform import Hyper, State, Transform, picklable
 
 _K = Interval(1, None, closed="left", integer=True, finite=True)
@@ -85,7 +86,7 @@ def _synchronize(k: int, alpha: float) -> Transform:
             fast = torch._foreach_add([params[i] for i in due], [grads[i] for i in due])
             # theta + (1 - alpha)(phi - theta) = phi + alpha(theta - phi), as the reference.
             torch._foreach_lerp_(fast, [slow[i] for i in due], back)
-            torch._foreach_copy_([slow[i] for i in due], fast)
+            copy_all([slow[i] for i in due], fast)
             torch._foreach_sub_(fast, [params[i] for i in due])  # the update that lands there
             out = list(grads)
             for i, pulled in zip(due, fast, strict=True):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from numbers import Integral, Real
 from typing import Any
 
@@ -14,6 +13,7 @@ from torch import Tensor
 
 from descend._validation import OneOf, Satisfies
 from descend.optim._constraints import NON_NEGATIVE
+from descend.optim.sharded import map_whole
 from descend.optim.transform import Hyper, Quotient, State, Transform, picklable, stateless
 
 # Keller Jordan's quintic coefficients (a, b, c), chosen to maximize the slope at zero.
@@ -53,6 +53,14 @@ def newton_schulz(
         poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)
         x = torch.addmm(x, poly, x, beta=a)
     return x.T if tall else x
+
+
+def newton_schulz_cost(shape: torch.Size) -> float:
+    """Multiply-adds of one Newton–Schulz iteration on a matrix of ``shape`` (a filter as
+    ``out × in·kh·kw``): two ``m × m × n`` products and one ``m × m × m``, ``m ≤ n``."""
+    rows, cols = shape[0], math.prod(shape[1:])
+    m, n = min(rows, cols), max(rows, cols)
+    return 2 * m * m * n + m**3
 
 
 def shape_ratio(adjust_lr_fn: str | None, shape: torch.Size | tuple[int, ...]) -> float:
@@ -95,11 +103,14 @@ def orthogonalize(
     2.0315)``), :math:`K` is ``ns_steps`` (5), :math:`\epsilon` is ``eps`` (1e-7). The
     coefficients push every singular value towards 1 fast rather than exactly: the result
     is :math:`U S' V^\top` with :math:`S'_{ii}` roughly in :math:`[0.5, 1.5]`, which trains as
-    well (Jordan et al.). Stateless; it needs the whole matrix (each alone: per-tensor),
-    and every tensor must be 2-D. A sharded tensor (an FSDP2 ``DTensor``) is gathered
-    whole on every rank (one all-gather, in ``dtype``), orthogonalized there, and returned
-    with the input's placements (each rank keeps its slice: no second collective); the
-    result is the unsharded one, bit for bit (docs/scale.md).
+    well (Jordan et al.). Stateless; it needs the whole matrix, so it is not elementwise,
+    and every tensor must be 2-D. Sharded tensors (FSDP2's row-sharded ``DTensor``\ s)
+    are orthogonalized a share per rank: each matrix's owner receives its rows (in
+    ``dtype``), orthogonalizes it whole and sends each rank its rows back, two
+    ``all_to_all``\ s per step for all the matrices (:mod:`descend.optim.sharded`);
+    under DDP (:func:`descend.optim.sharded.replicated`, which ``fit`` enters) each rank
+    orthogonalizes its share and one all-gather brings every rank the rest; either way
+    the result is the unsharded one, bit for bit (docs/scale.md).
 
     Args:
         dtype: the dtype the iteration runs in. ``torch.bfloat16`` (the default) is
@@ -139,15 +150,14 @@ def orthogonalize(
         # ``param.add_(update)`` does, without a pass to convert it. Converted where a step
         # may scale it by a tensor lr in its own dtype (compiled or differentiable).
         back = torch.compiler.is_compiling() or torch.is_grad_enabled()
-        out = []
-        for g in grads:
-            sharded = _is_dtensor(g)
-            whole = _gather(g, dtype) if sharded else g
-            m = whole.reshape(whole.shape[0], -1) if flatten and whole.ndim > 2 else whole
-            o = newton_schulz(m, coefficients, steps, eps, dtype).view(whole.shape)
-            o = _reshard(o, g) if sharded else o
-            out.append(o.to(g.dtype) if back else o)
-        return out
+
+        def whole(g: Tensor) -> Tensor:
+            m = g.reshape(g.shape[0], -1) if flatten and g.ndim > 2 else g
+            return newton_schulz(m, coefficients, steps, eps, dtype).view(g.shape)
+
+        # Shards and DDP's replicated matrices are shared out among the ranks (sharded.py).
+        out = map_whole(grads, whole, dtype, newton_schulz_cost)
+        return [o.to(g.dtype) if back else o for o, g in zip(out, grads, strict=True)]
 
     def direction(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
         # A direction without a denominator: the fold adds it to the parameters with the
@@ -157,7 +167,6 @@ def orthogonalize(
     transform = stateless(
         update,
         name=f"orthogonalize[{'flat, ' * flatten}{str(dtype).removeprefix('torch.')}]",
-        elementwise=True,  # per matrix: the optimizer's runs of tensors never split one
         defaults={"ns_coefficients": NS_COEFFICIENTS, "eps": 1e-7, "ns_steps": 5},
         constraints={
             "ns_coefficients": Satisfies(_is_coefficients, "a tuple of three finite floats"),
@@ -166,31 +175,6 @@ def orthogonalize(
         },
     )
     return dataclasses.replace(transform, quotient=direction)
-
-
-def _is_dtensor(g: Tensor) -> bool:
-    # A DTensor exists only once its module is imported: no slow import for plain tensors.
-    module = sys.modules.get("torch.distributed.tensor")
-    return module is not None and isinstance(g, module.DTensor)
-
-
-def _gather(g: Tensor, dtype: torch.dtype | None) -> Tensor:
-    """The whole matrix of a sharded update (FSDP2's ``Shard(0)``), on every rank: one
-    all-gather, of the shards already cast to the iteration's ``dtype`` (bfloat16 moves
-    half of float32's bytes). Casting is elementwise, so the gathered matrix equals the
-    unsharded one cast, bit for bit."""
-    local = g if dtype is None else g.to(dtype)
-    return local.full_tensor()
-
-
-def _reshard(o: Tensor, like: Tensor) -> Tensor:
-    """``o`` (the same on every rank) laid out as ``like``: from replicated to sharded,
-    ``redistribute`` keeps each rank's slice of its own copy, without a collective."""
-    from torch.distributed.tensor import DTensor, Replicate
-
-    mesh = like.device_mesh
-    full = DTensor.from_local(o, mesh, [Replicate()] * mesh.ndim, run_check=False)
-    return full.redistribute(mesh, like.placements)
 
 
 @picklable
@@ -222,7 +206,6 @@ def scale_by_shape() -> Transform:
     scale = stateless(
         update,
         name="scale_by_shape",
-        elementwise=True,  # per matrix (its shape)
         defaults={"adjust_lr_fn": None},
         constraints={"adjust_lr_fn": OneOf(ADJUST_LR_FNS)},
     )
