@@ -46,8 +46,10 @@ UpdateFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[Tensor]]
 # (numerators, denominators or None, divisors or None): the update is num / den / divisor.
 Quotient = tuple[list[Tensor], list[Tensor] | None, list[Any] | None]
 QuotientFn = Callable[[list[Tensor], State, list[Tensor], Hyper], Quotient]
-# A quotient and the decoupled weight decay to apply before it: see Transform.fold.
-Folded = tuple[list[Tensor], list[Tensor], list[Any] | None, Any]
+# A quotient, the decoupled weight decay to apply before it, and the per-tensor factors
+# of the step (None: none): see Transform.fold.
+Folded = tuple[list[Tensor], list[Tensor] | None, list[Any] | None, Any, list[float] | None]
+FactorsFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[float]]
 FoldFn = Callable[[list[Tensor], State, list[Tensor], Hyper], "Folded | None"]
 F = TypeVar("F", bound=Callable[..., "Transform"])
 
@@ -109,9 +111,14 @@ class Transform:
             division, with ``c`` ``None``), all of ``update`` but the division.
         passthrough: ``hp -> bool``: ``update`` returns its gradients, touching no state.
         decay: ``hp -> \lambda`` for :func:`add_decayed_weights` (:math:`u + \lambda\theta`).
-        fold: a chain's ``quotient → [decay] → scale_by_lr`` tail run as torch's in-place
-            ``mul_``/``addcdiv_`` (:mod:`descend.optim.apply`); ``None`` for ``hp`` that
-            break the pattern.
+        factors: for an update :math:`u_i \leftarrow f_i\, u_i` by numbers that depend on
+            the shapes, the parameters and ``hp``, not on the values of :math:`u`
+            (Muon's shape ratio, Adafactor's relative step): ``(grads, state, params, hp)
+            -> [f_i]``. A fold multiplies them into the step size of its one add (torch's
+            ``param.add_(u, alpha=-lr * r)``) instead of making a pass over :math:`u`.
+        fold: a chain's ``quotient → [factors] → [decay] → [scale_by_lr]`` tail run as
+            torch's in-place ``mul_``/``add_``/``addcdiv_`` (:mod:`descend.optim.apply`);
+            ``None`` for ``hp`` that break the pattern.
     """
 
     init: InitFn
@@ -142,6 +149,7 @@ class Transform:
     decay: Callable[[Hyper], Any] | None = dataclasses.field(
         default=None, compare=False, repr=False
     )
+    factors: FactorsFn | None = dataclasses.field(default=None, compare=False, repr=False)
     fold: FoldFn | None = dataclasses.field(default=None, compare=False, repr=False)
     # The update the shortcuts above (split ... fold) were declared for: a wrapper made with
     # ``dataclasses.replace(t, update=...)`` inherits them, and must not take them.
@@ -153,7 +161,7 @@ class Transform:
 
     def shortcut(self, name: str) -> Any:
         """The shortcut ``name`` (``split``, ``quotient``, ``passthrough``, ``decay``,
-        ``fold``) if it was declared for this transform's ``update``, else ``None``."""
+        ``factors``, ``fold``) if it was declared for this transform's ``update``, else ``None``."""
         return getattr(self, name) if self.declared_for is self.update else None
 
     def __reduce__(self) -> Any:
