@@ -27,6 +27,7 @@ from descend.optim.flags import (
 )
 from descend.optim.layout import as_real, cache_sized, like_param
 from descend.optim.lr import GroupSchedules
+from descend.optim.sharded import spans_ranks
 from descend.optim.transform import State, Transform
 
 # Attributes of a descend optimizer that pickling and deepcopy must carry besides torch's.
@@ -269,7 +270,14 @@ class Optimizer(torch.optim.Optimizer):
         if self._compile and not any(v is None for values in lists.values() for v in values):
             apply = compiled_step(self.__dict__)
         real_grads, real_params = [as_real(g) for g in grads], [as_real(p) for p in params]
-        whole = tensors or not transform.elementwise or params[0].device.type != "cpu"
+        # Whole when the rule spans the group, off the CPU, and on FSDP2 shards or DDP's
+        # replicas (Muon shares a group's matrices out among the ranks in one exchange).
+        whole = (
+            tensors
+            or not transform.elementwise
+            or params[0].device.type != "cpu"
+            or spans_ranks(params)
+        )
         for part in [range(len(params))] if whole else cache_sized(params):
             sub = {k: [v[i] for i in part] for k, v in lists.items()}
             sub_hp = {**hp, **{k: [hp[k][i] for i in part] for k in per_tensor}}

@@ -54,6 +54,12 @@ def is_sharded(g: Tensor) -> bool:
     return module is not None and isinstance(g, module.DTensor)
 
 
+def spans_ranks(tensors: list[Tensor]) -> bool:
+    """Whether a step over ``tensors`` involves other ranks: some are sharded, or they are
+    DDP's replicas (within :func:`replicated`)."""
+    return _REPLICATED[0] is not None or any(is_sharded(t) for t in tensors)
+
+
 def _row_shards(g: Any) -> bool:
     # FSDP2's layout: Shard(0) on a 1-D mesh, with torch.chunk's row counts.
     from torch.distributed.tensor import Shard

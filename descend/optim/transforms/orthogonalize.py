@@ -103,8 +103,8 @@ def orthogonalize(
     2.0315)``), :math:`K` is ``ns_steps`` (5), :math:`\epsilon` is ``eps`` (1e-7). The
     coefficients push every singular value towards 1 fast rather than exactly: the result
     is :math:`U S' V^\top` with :math:`S'_{ii}` roughly in :math:`[0.5, 1.5]`, which trains as
-    well (Jordan et al.). Stateless; it needs the whole matrix, so it is not elementwise,
-    and every tensor must be 2-D. Sharded tensors (FSDP2's row-sharded ``DTensor``\ s)
+    well (Jordan et al.). Stateless; it needs each whole matrix (runs of tensors never
+    split one), and every tensor must be 2-D. Sharded tensors (FSDP2's row-sharded ``DTensor``\ s)
     are orthogonalized a share per rank: each matrix's owner receives its rows (in
     ``dtype``), orthogonalizes it whole and sends each rank its rows back, two
     ``all_to_all``\ s per step for all the matrices (:mod:`descend.optim.sharded`);
@@ -173,6 +173,9 @@ def orthogonalize(
             "eps": NON_NEGATIVE,
             "ns_steps": Satisfies(_is_ns_steps, "an int in [0, 100)"),
         },
+        # Per tensor: the optimizer's runs never split one. On shards or under DDP the
+        # group stays whole (it is shared out among the ranks at once: optimizer.py).
+        elementwise=True,
     )
     return dataclasses.replace(transform, quotient=direction)
 
@@ -208,6 +211,7 @@ def scale_by_shape() -> Transform:
         name="scale_by_shape",
         defaults={"adjust_lr_fn": None},
         constraints={"adjust_lr_fn": OneOf(ADJUST_LR_FNS)},
+        elementwise=True,  # per tensor (its shape's ratio)
     )
     # An eager step multiplies r into the learning rate instead (torch's ``alpha=-lr * r``).
     return dataclasses.replace(scale, factors=_ratios)
