@@ -1,17 +1,21 @@
 """How updates reach the parameters: ``apply_updates`` (the whole eager or compiled step
-of a transform) and the fold of a quotient into torch's in-place ``mul_``/``addcdiv_``.
+of a transform) and a chain's in-place step (:attr:`Transform.apply`).
 
 A rule of the form :math:`u = n/d` (Adam's :math:`m/(\\sqrt{v}+\\epsilon)`), followed by
 decoupled decay and the learning rate, changes the parameters by
 
 .. math::
-    \theta \\leftarrow \theta\\,(1 - \\eta\\lambda) - \\eta\\, \frac{n}{d}
+    \\theta \\leftarrow \\theta\\,(1 - \\eta\\lambda) - \\eta\\, \\frac{n}{d}
 
-Written as separate transforms it materializes :math:`n/d`, then :math:`n/d + \\lambda\theta`,
+Written as separate transforms it materializes :math:`n/d`, then :math:`n/d + \\lambda\\theta`,
 then adds :math:`-\\eta` times that: three passes over memory where torch's for-loop makes
-two (``param.mul_``, ``param.addcdiv_``). A chain whose tail has that shape for the
-current hyperparameters (:attr:`Transform.fold`) runs torch's two; the numbers differ
-only in rounding (``tests/optim/test_execution.py``).
+two (``param.mul_``, ``param.addcdiv_``). So a chain ends, where it can, in a *landing*
+(:attr:`Transform.land`): the transform that moves the parameters (:func:`scale_by_lr`,
+Schedule-Free's step) takes the direction as the quotient and decay the transforms before
+it leave (``Folded``) and reaches the parameters with ``mul_``/``addcdiv_``. Transforms
+after it that only act on the new parameters (an EMA of the weights, Lookahead's pull:
+:attr:`Transform.after`) then act on them in place. The numbers differ from the separate
+transforms' only in rounding (``tests/optim/test_execution.py``).
 """
 
 from __future__ import annotations
@@ -23,14 +27,14 @@ import torch
 from torch import Tensor
 
 from descend.optim.transform import (
-    FoldFn,
+    ApplyFn,
+    Folded,
     Hyper,
     QuotientFn,
     State,
     Transform,
     UpdateFn,
     scalars_like,
-    unchanged,
 )
 
 
@@ -49,32 +53,68 @@ def from_quotient(quotient: QuotientFn) -> UpdateFn:
     return update
 
 
-def fold_of(transforms: Sequence[Transform]) -> FoldFn | None:
-    """The chain's :attr:`Transform.fold`, when it ends in :func:`scale_by_lr` (a chain
-    nested last in another does not fold: its own ``split`` still saves one pass)."""
-    last = transforms[-1]
-    split = last.shortcut("split")
-    if split is None or split[0] is not unchanged or len(transforms) < 2:
+def in_place(transforms: Sequence[Transform]) -> ApplyFn | None:
+    """The in-place step of ``transforms`` run as a chain (:attr:`Transform.apply`), or
+    ``None`` where it would save nothing.
+
+    The transforms that act after the update (:attr:`Transform.after`) are split off the
+    end; of the rest, the last that is not passed through for ``hp`` lands the direction
+    the others make (:attr:`Transform.land`), or is itself a chain with an in-place step;
+    otherwise the update is added whole. Then the ``after`` transforms run, in order.
+    """
+    end = len(transforms)
+    while end > 0 and transforms[end - 1].shortcut("after") is not None:
+        end -= 1
+    body, afters = list(transforms[:end]), [t.after for t in transforms[end:]]
+    if not body or (
+        not afters
+        and not any(t.shortcut("land") is not None or t.shortcut("apply") for t in body)
+    ):
         return None
-    head = list(transforms[:-1])
 
-    def fold(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper):
-        plan = _fold_plan(head, hp)
-        if plan is None:
-            return None
-        at, decay = plan
-        for t in head[:at]:
+    def apply(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> None:
+        last = len(body) - 1
+        while last > 0 and (passes := body[last].shortcut("passthrough")) is not None and passes(hp):
+            last -= 1
+        head, tail = body[:last], body[last]
+        land, nested = tail.shortcut("land"), tail.shortcut("apply")
+        if land is not None and not isinstance(hp[land[1]], Tensor):
+            land[0](_direction(head, grads, state, params, hp), state, params, hp)
+        elif nested is not None:
+            for t in head:
+                grads = t.update(grads, state, params, hp)
+            nested(grads, state, params, hp)
+        else:  # a tensor lr (a compiled step): the update, whole
+            for t in body:
+                grads = t.update(grads, state, params, hp)
+            torch._foreach_add_(params, grads)
+        for after in afters:
+            after(state, params, hp)  # type: ignore[misc]
+
+    return apply
+
+
+def _direction(
+    head: list[Transform], grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
+) -> Folded:
+    """What ``head`` makes of ``grads``: its quotient and decay where it ends in them for
+    ``hp`` (dense gradients only), else its update with no denominator and no decay."""
+    plan = None if any(g.is_sparse for g in grads) else _fold_plan(head, hp)
+    if plan is None:
+        for t in head:
             grads = t.update(grads, state, params, hp)
-        num, den, divisors = head[at].quotient(grads, state, params, hp)  # type: ignore[misc]
-        return num, den, divisors, 0 if decay is None else decay(hp)
-
-    return fold
+        return grads, None, None, 0
+    at, decay = plan
+    for t in head[:at]:
+        grads = t.update(grads, state, params, hp)
+    num, den, divisors = head[at].quotient(grads, state, params, hp)  # type: ignore[misc]
+    return num, den, divisors, 0 if decay is None else decay(hp)
 
 
 def _fold_plan(
     head: list[Transform], hp: Hyper
 ) -> tuple[int, Callable[[Hyper], Any] | None] | None:
-    """Where ``head`` (a chain without its final ``scale_by_lr``) ends, for ``hp``, in
+    """Where ``head`` (a chain without its landing) ends, for ``hp``, in
     ``quotient → [passthroughs] → [decay] → [passthroughs]``: the quotient's index and the
     decay's rule, or ``None``."""
 
@@ -91,38 +131,31 @@ def _fold_plan(
     return i, decay
 
 
+def updated(direction: Folded, params: list[Tensor]) -> list[Tensor]:
+    """The update a :data:`Folded` direction stands for, :math:`n / d / c + \\lambda\\theta`,
+    in new tensors (where a landing cannot fold it: tensor divisors or decay)."""
+    num, den, divisors, decay = direction
+    out = num if den is None else torch._foreach_div(num, den)
+    if divisors is not None:  # (with a denominator: out is new)
+        torch._foreach_div_(out, scalars_like(divisors, out))
+    if isinstance(decay, Tensor) or decay != 0:
+        out = [u + p * decay for u, p in zip(out, params, strict=True)]
+    return out
+
+
 def apply_updates(
     transform: Transform, grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
 ) -> None:
     """``params += update(grads)``: the whole step in one function, so that compile=True
-    compiles exactly what eager runs. A chain ending in ``-lr * u`` adds ``u`` with
-    ``alpha=-lr`` (one pass over the parameters, not two) when ``lr`` is a number and
-    autograd is not recording the step; one that folds (:attr:`Transform.fold`: Adam,
-    AdamW, Adagrad, RMSprop) decays the parameters in place and adds its quotient with
-    ``addcdiv_``, as torch's for-loop does."""
-    if transform.shortcut("split") is not None and not torch.is_grad_enabled():
-        unscaled, name = transform.split
-        h = hp[name]
-        if not isinstance(h, Tensor):
-            folded = None
-            if transform.shortcut("fold") is not None and not any(g.is_sparse for g in grads):
-                folded = transform.fold(grads, state, params, hp)
-            if folded is None:
-                torch._foreach_add_(params, unscaled(grads, state, params, hp), alpha=-h)
-                return
-            num, den, divisors, decay = folded
-            if isinstance(decay, Tensor) or decay != 0:
-                # theta (1 - h lambda) first: the decay is of the parameters before the step.
-                torch._foreach_mul_(params, 1 - h * decay)
-            if den is None:
-                torch._foreach_add_(params, num, alpha=-h)
-            elif divisors is None:
-                torch._foreach_addcdiv_(params, num, den, value=-h)
-            elif any(isinstance(c, Tensor) for c in divisors):  # capturable step counts
-                update = torch._foreach_div(num, den)
-                torch._foreach_div_(update, scalars_like(divisors, update))
-                torch._foreach_add_(params, update, alpha=-h)
-            else:
-                torch._foreach_addcdiv_(params, num, den, [-h / c for c in divisors])
-            return
-    torch._foreach_add_(params, transform.update(grads, state, params, hp))
+    compiles exactly what eager runs. Unless autograd records the step, a transform with an
+    in-place step (:attr:`Transform.apply`: every chain ending in ``scale_by_lr``) takes it:
+    Adam, AdamW, Adagrad, RMSprop decay the parameters in place and add their quotient with
+    ``addcdiv_``, as torch's for-loop does; any other direction is added with
+    ``alpha=-lr`` (one pass over the parameters, not two)."""
+    apply = transform.shortcut("apply")
+    if apply is None and (transform.shortcut("land") or transform.shortcut("after")):
+        apply = in_place((transform,))  # a lone scale_by_lr
+    if apply is not None and not torch.is_grad_enabled():
+        apply(grads, state, params, hp)
+    else:
+        torch._foreach_add_(params, transform.update(grads, state, params, hp))

@@ -46,9 +46,12 @@ UpdateFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[Tensor]]
 # (numerators, denominators or None, divisors or None): the update is num / den / divisor.
 Quotient = tuple[list[Tensor], list[Tensor] | None, list[Any] | None]
 QuotientFn = Callable[[list[Tensor], State, list[Tensor], Hyper], Quotient]
-# A quotient and the decoupled weight decay to apply before it: see Transform.fold.
-Folded = tuple[list[Tensor], list[Tensor], list[Any] | None, Any]
-FoldFn = Callable[[list[Tensor], State, list[Tensor], Hyper], "Folded | None"]
+# A quotient and a decoupled weight decay: the direction num / den / divisor + decay * theta,
+# as the transforms before a landing (Transform.land) hand it over.
+Folded = tuple[list[Tensor], list[Tensor] | None, list[Any] | None, Any]
+LandFn = Callable[[Folded, State, list[Tensor], Hyper], None]
+AfterFn = Callable[[State, list[Tensor], Hyper], None]
+ApplyFn = Callable[[list[Tensor], State, list[Tensor], Hyper], None]
 F = TypeVar("F", bound=Callable[..., "Transform"])
 
 
@@ -102,16 +105,27 @@ class Transform:
             keeps its first transform's, the only one that sees the raw gradients.
         split: for a transform whose last act is :math:`u \leftarrow -h\,u` with
             :math:`h` = ``hp[name]`` (:func:`scale_by_lr`): ``(update without it, name)``.
-            The optimizer then adds :math:`-h\,u` to the parameters in one pass
-            (``_foreach_add_(params, u, alpha=-h)``) instead of two; the numbers are the same.
         quotient: for an update :math:`u = n/(d\,c)`: ``(grads, state, params, hp) -> (n, d,
-            c)`` (``c`` per-tensor divisors or ``None``; ``d`` may be ``None`` for no
-            division, with ``c`` ``None``), all of ``update`` but the division.
+            c)`` (``c`` per-tensor divisors, positive, or ``None``; ``d`` non-negative and
+            the step's own tensors, which whoever takes the quotient may overwrite, or
+            ``None`` for no division, with ``c`` ``None``), all of ``update`` but the division.
         passthrough: ``hp -> bool``: ``update`` returns its gradients, touching no state.
         decay: ``hp -> \lambda`` for :func:`add_decayed_weights` (:math:`u + \lambda\theta`).
-        fold: a chain's ``quotient → [decay] → scale_by_lr`` tail run as torch's in-place
-            ``mul_``/``addcdiv_`` (:mod:`descend.optim.apply`); ``None`` for ``hp`` that
-            break the pattern.
+        land: for a transform that ends a chain by turning a direction into the parameters'
+            change (:func:`scale_by_lr`, Schedule-Free's step): ``(land, name)``, where
+            ``land(direction, state, params, hp)`` changes the parameters (and the
+            transform's state) in place, as its ``update`` would, from the direction the
+            transforms before it make, handed over as a :data:`Folded` quotient and decay
+            (Adam's :math:`m/d` reaches :math:`\theta` by ``addcdiv_`` without being
+            materialized). Used when ``hp[name]`` is a number (:mod:`descend.optim.apply`).
+        after: ``(state, params, hp) -> None`` for a transform whose ``update`` passes on
+            the update it is given (changed or not) only to act on the parameters that update
+            produces (an average of the weights, Lookahead's pull): the same work, done on
+            the parameters in place after they have been changed, so that the transforms
+            before it still take their fastest way there.
+        apply: ``(grads, state, params, hp) -> None``: the whole step, in place, by the
+            shortcuts above (built by :func:`~descend.optim.chain`; see
+            :mod:`descend.optim.apply`); the parameters end as ``params + update`` does.
     """
 
     init: InitFn
@@ -142,8 +156,10 @@ class Transform:
     decay: Callable[[Hyper], Any] | None = dataclasses.field(
         default=None, compare=False, repr=False
     )
-    fold: FoldFn | None = dataclasses.field(default=None, compare=False, repr=False)
-    # The update the shortcuts above (split ... fold) were declared for: a wrapper made with
+    land: tuple[LandFn, str] | None = dataclasses.field(default=None, compare=False, repr=False)
+    after: AfterFn | None = dataclasses.field(default=None, compare=False, repr=False)
+    apply: ApplyFn | None = dataclasses.field(default=None, compare=False, repr=False)
+    # The update the shortcuts above (split ... apply) were declared for: a wrapper made with
     # ``dataclasses.replace(t, update=...)`` inherits them, and must not take them.
     declared_for: UpdateFn | None = dataclasses.field(default=None, compare=False, repr=False)
 
@@ -153,7 +169,8 @@ class Transform:
 
     def shortcut(self, name: str) -> Any:
         """The shortcut ``name`` (``split``, ``quotient``, ``passthrough``, ``decay``,
-        ``fold``) if it was declared for this transform's ``update``, else ``None``."""
+        ``land``, ``after``, ``apply``) if it was declared for this transform's ``update``,
+        else ``None``."""
         return getattr(self, name) if self.declared_for is self.update else None
 
     def __reduce__(self) -> Any:

@@ -90,7 +90,7 @@ FOLDING = {
 def _unfolded(make):
     def build(groups):
         opt = make(groups)
-        opt.transform = dataclasses.replace(opt.transform, fold=None)
+        opt.transform = dataclasses.replace(opt.transform, apply=None)
         return opt
 
     return build

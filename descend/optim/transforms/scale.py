@@ -8,7 +8,16 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import FLAG, LEARNING_RATE
-from descend.optim.transform import Hyper, State, Transform, picklable, stateless, unchanged
+from descend.optim.apply import updated
+from descend.optim.transform import (
+    Folded,
+    Hyper,
+    State,
+    Transform,
+    picklable,
+    stateless,
+    unchanged,
+)
 
 
 @picklable
@@ -42,7 +51,28 @@ def scale_by_lr() -> Transform:
         constraints={"lr": LEARNING_RATE},
         elementwise=True,
     )
-    return dataclasses.replace(scale, split=(unchanged, "lr"))
+    return dataclasses.replace(scale, split=(unchanged, "lr"), land=(_descend, "lr"))
+
+
+def _descend(direction: Folded, state: State, params: list[Tensor], hp: Hyper) -> None:
+    r"""``scale_by_lr`` landing a direction :math:`n/(d\,c) + \lambda\theta` (see
+    :attr:`Transform.land`) as torch's for-loop lands Adam's: :math:`\theta \leftarrow
+    \theta(1 - \eta\lambda)` with ``mul_``, then :math:`-\eta\, n/(d\,c)` with
+    ``addcdiv_`` (or ``add_`` with ``alpha``): two passes where the quotient, the decay and
+    the scaling made separately take four."""
+    num, den, divisors, decay = direction
+    h = hp["lr"]
+    if isinstance(decay, Tensor) or decay != 0:
+        # theta (1 - h lambda) first: the decay is of the parameters before the step.
+        torch._foreach_mul_(params, 1 - h * decay)
+    if den is None:
+        torch._foreach_add_(params, num, alpha=-h)
+    elif divisors is None:
+        torch._foreach_addcdiv_(params, num, den, value=-h)
+    elif any(isinstance(c, Tensor) for c in divisors):  # capturable step counts
+        torch._foreach_add_(params, updated((num, den, divisors, 0), params), alpha=-h)
+    else:
+        torch._foreach_addcdiv_(params, num, den, [-h / c for c in divisors])
 
 
 @picklable
