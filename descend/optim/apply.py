@@ -67,14 +67,15 @@ def in_place(transforms: Sequence[Transform]) -> ApplyFn | None:
         end -= 1
     body, afters = list(transforms[:end]), [t.after for t in transforms[end:]]
     if not body or (
-        not afters
-        and not any(t.shortcut("land") is not None or t.shortcut("apply") for t in body)
+        not afters and not any(t.shortcut("land") is not None or t.shortcut("apply") for t in body)
     ):
         return None
 
     def apply(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> None:
         last = len(body) - 1
-        while last > 0 and (passes := body[last].shortcut("passthrough")) is not None and passes(hp):
+        while (
+            last > 0 and (passes := body[last].shortcut("passthrough")) is not None and passes(hp)
+        ):
             last -= 1
         head, tail = body[:last], body[last]
         land, nested = tail.shortcut("land"), tail.shortcut("apply")
