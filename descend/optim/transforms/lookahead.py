@@ -83,9 +83,7 @@ def _synchronize(k: int, alpha: float) -> Transform:
             if not due:
                 return grads
             fast = torch._foreach_add([params[i] for i in due], [grads[i] for i in due])
-            # theta + (1 - alpha)(phi - theta) = phi + alpha(theta - phi), as the reference.
-            torch._foreach_lerp_(fast, [slow[i] for i in due], back)
-            torch._foreach_copy_([slow[i] for i in due], fast)
+            _pull(fast, [slow[i] for i in due], back)
             torch._foreach_sub_(fast, [params[i] for i in due])  # the update that lands there
             out = list(grads)
             for i, pulled in zip(due, fast, strict=True):
@@ -100,6 +98,20 @@ def _synchronize(k: int, alpha: float) -> Transform:
             out.append(torch.where(due, pulled - p, u))
         return out
 
+    def after(state: State, params: list[Tensor], hp: Hyper) -> None:
+        # The same pull, on the fast weights the inner rule has just written in place.
+        every, back = hp["lookahead_k"], 1 - hp["lookahead_alpha"]
+        steps, slow = hp["step"], state["slow_params"]
+        if not isinstance(steps[0], Tensor):
+            due = [i for i, s in enumerate(steps) if int(s) % every == 0]
+            if due:
+                _pull([params[i] for i in due], [slow[i] for i in due], back)
+            return
+        for p, phi, s in zip(params, slow, steps, strict=True):
+            pulled = torch.where(torch.remainder(s, every) == 0, torch.lerp(p, phi, back), p)
+            phi.copy_(torch.where(torch.remainder(s, every) == 0, pulled, phi))
+            p.copy_(pulled)
+
     return Transform(
         init,
         update,
@@ -108,4 +120,12 @@ def _synchronize(k: int, alpha: float) -> Transform:
         True,
         "lookahead",
         elementwise=True,
+        after=after,
     )
+
+
+def _pull(fast: list[Tensor], slow: list[Tensor], back: float) -> None:
+    """phi <- phi + alpha (theta - phi), theta <- phi, computed as theta + (1 - alpha)(phi -
+    theta) (``back`` is 1 - alpha), into ``fast`` and then ``slow``."""
+    torch._foreach_lerp_(fast, slow, back)
+    torch._foreach_copy_(slow, fast)
