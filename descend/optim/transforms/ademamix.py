@@ -143,13 +143,21 @@ def scale_by_ademamix() -> Transform:
             num = torch._foreach_mul(slow, alphas)
             torch._foreach_add_(num, fast)
         denom = owned(torch._foreach_sqrt(v))
-        torch._foreach_mul_(denom, scalars_like(given[_SCALE], denom))
-        torch._foreach_add_(denom, scalars_like(given[_EPS], denom))
-        return num, denom, None
+        scale, eps = given[_SCALE], given[_EPS]
+        if any(isinstance(a, Tensor) for a in scale):  # a compiled step: no list of divisors
+            torch._foreach_mul_(denom, scalars_like(scale, denom))
+            torch._foreach_add_(denom, scalars_like(eps, denom))
+            return num, denom, None
+        # sqrt(v) a + e = a (sqrt(v) + e / a): a becomes a divisor, which a landing folds
+        # into its scalars (one pass over denom fewer).
+        torch._foreach_add_(denom, [e / a for e, a in zip(eps, scale, strict=True)])
+        return num, denom, scale
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        num, denom, _ = quotient(grads, state, params, hp)
+        num, denom, divisors = quotient(grads, state, params, hp)
         torch._foreach_div_(num, denom)  # num is this step's own tensor: no new one for u
+        if divisors is not None:
+            torch._foreach_div_(num, divisors)
         return num
 
     def factors(hp: Hyper) -> dict[str, list[Any]]:
