@@ -126,15 +126,17 @@ def schedule_free(momentum: str = "momentum") -> Transform:
     ``momentum="betas"``), :math:`\gamma_t` the warmed-up learning rate and
     :math:`c_{t+1}` the averaging weight, both from :func:`averaging`. State ``z``
     (initialized to the parameters), as the reference. It must end a chain: its output is
-    the parameters' change, not a direction to scale.
+    the parameters' change, not a direction to scale. Eager, it lands the step in place as
+    the reference does (:attr:`~descend.optim.transform.Transform.land`: ``y.lerp_(z, c)``,
+    then :math:`u` added to :math:`y` and :math:`z`, by ``addcdiv_`` from a quotient).
     """
 
     def init(params: list[Tensor], hp: Hyper) -> State:
         return {"z": [p.detach().clone(memory_format=torch.preserve_format) for p in params]}
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        lr, ckp1, z = hp[LR], hp[CKP1], state["z"]
         beta = hp[momentum][0] if momentum == "betas" else hp[momentum]
+        lr, ckp1, z = hp[LR], hp[CKP1], state["z"]
         step = torch._foreach_sub(z, params)
         torch._foreach_mul_(step, ckp1)
         if isinstance(lr, Tensor):  # a compiled step: alpha must be a number
@@ -152,7 +154,10 @@ def schedule_free(momentum: str = "momentum") -> Transform:
         lr, ckp1, z = hp[LR], hp[CKP1], state["z"]
         beta = hp[momentum][0] if momentum == "betas" else hp[momentum]
         num, den, divisors, decay = direction
-        if divisors is not None and len(set(divisors)) > 1 or isinstance(decay, Tensor):
+        uniform = divisors is None or (
+            len(set(divisors)) == 1 and not isinstance(divisors[0], Tensor)
+        )
+        if not uniform or isinstance(decay, Tensor):  # not seen from the chains here
             num, den, divisors, decay = updated(direction, params), None, None, 0
         scale = 1.0 if divisors is None else 1 / divisors[0]
         if decay != 0:  # the decay is of y before the step
