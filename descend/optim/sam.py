@@ -12,6 +12,7 @@ from torch import Tensor
 from descend._validation import BOOL, validate
 from descend.optim._constraints import NON_NEGATIVE
 from descend.optim.registry import make_optimizer
+from descend.optim.sharded import copy_all
 
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 BaseOptimizer = type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer] | str
@@ -50,8 +51,9 @@ class SAM(torch.optim.Optimizer):
             opt.step(closure)     # perturb, g' at w + eps, restore w, base step
 
     ``first_step()`` and ``second_step()`` split the step as the reference's do, for
-    loops that compute the two passes themselves. ``descend.fit`` calls ``step()`` without
-    a closure, so SAM runs in a loop written as above (it refuses a step without one).
+    loops that compute the two passes themselves. ``descend.fit`` writes that closure
+    itself (``requires_closure``): the same batch, at the perturbed weights; a
+    gradient-clipping callback clips the first gradient only.
 
     .. warning:: The second forward pass updates BatchNorm's running statistics a
        second time, at the perturbed weights (as in the reference); put BatchNorm layers
@@ -85,6 +87,9 @@ class SAM(torch.optim.Optimizer):
         Scale-Invariant Learning of Deep Neural Networks", ICML 2021. https://arxiv.org/abs/2102.11600
         Reference implementation: https://github.com/davda54/sam
     """
+
+    # Read by descend.fit: a step needs a closure (the second pass).
+    requires_closure = True
 
     def __init__(
         self,
@@ -166,7 +171,7 @@ class SAM(torch.optim.Optimizer):
         if not self._restore:
             raise RuntimeError("SAM.second_step() must follow first_step(); got no first step.")
         params, kept = zip(*self._restore, strict=True)
-        torch._foreach_copy_(list(params), list(kept))
+        copy_all(list(params), list(kept))
         self._restore = []
         self.base_optimizer.step()
         if zero_grad:

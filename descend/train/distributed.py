@@ -195,7 +195,12 @@ class Ranks:
         step in progress (``step()``); other errors pass through unchanged."""
         try:
             yield
-        except (RuntimeError, dist.DistError) as exc:
+        except BaseException as exc:
+            # Leave at once: the peers may be waiting in a collective this rank will never
+            # join; torchrun stops them when this process exits (see _destroy).
+            _FAILED[0] = True
+            if not isinstance(exc, RuntimeError | dist.DistError):
+                raise
             text = str(exc)
             if not isinstance(exc, dist.DistError) and not any(
                 mark in text for mark in _COLLECTIVE_MARKS
@@ -208,8 +213,13 @@ class Ranks:
             ) from exc
 
 
+# Set when a step raised: the process then exits without the leaving barrier, which would
+# otherwise wait out the collective timeout on a peer stuck in the step's collective.
+_FAILED = [False]
+
+
 def _destroy() -> None:
-    if not dist.is_initialized():
+    if not dist.is_initialized() or _FAILED[0]:
         return
     if dist.get_backend() == "gloo":
         # Leave together: a rank tearing gloo down while its peer's process has already

@@ -8,6 +8,7 @@ signals) lives in its own module and is called from here at one clear point.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import time
@@ -18,11 +19,14 @@ from typing import Any
 import torch
 
 from descend._validation import BOOL, Interval, InvalidParameterError, OneOf, Satisfies, validate
+from descend.optim.optimizer import Optimizer
+from descend.optim.sharded import replicated
 from descend.stopping import Criterion, Progress
 from descend.train.batching import Batches, Data
 from descend.train.callback import Callback, Hooks
 from descend.train.checkpoint import LAST, load_latest, save_checkpoint
 from descend.train.clipping import GradientClipping, loss_and_grad_norm
+from descend.train.closure import batch_closure, check_closure_step, needs_closure
 from descend.train.distributed import check_arguments, setup
 from descend.train.evaluate import Metric, evaluate
 from descend.train.history import History
@@ -113,6 +117,9 @@ def fit(
         optimizer: a ``torch.optim.Optimizer`` over ``model``'s parameters (torch's
             or descend's), or a registry name / optimizer class built with
             ``descend.optim.make_optimizer(optimizer, model.parameters(), **optimizer_options)``.
+            An optimizer that steps with a closure (``torch.optim.LBFGS``, ``descend.SAM``)
+            gets one that computes the same batch's loss and gradients again at the
+            weights of the moment (not with ``precision="fp16"``; LBFGS on one process).
         epochs: stop after this many epochs (counted from the start of the run,
             including epochs done before a resume).
         max_steps: stop after this many updates (also counted from the start).
@@ -244,7 +251,17 @@ def fit(
     optimizer = build_optimizer(optimizer, model, optimizer_options)
     schedule_fn, scheduler = split_schedule(schedule, optimizer)
     callbacks = arrange_callbacks(callbacks, clip_grad_norm, progress, log_dir)
+    closure_step = needs_closure(optimizer)
+    if closure_step:
+        check_closure_step(optimizer, precision, 1 if ranks is None else ranks.world)
     params = [p for g in optimizer.param_groups for p in g["params"]]
+
+    def batch_loss_of(x: Any, y: Any, weight: float | None) -> torch.Tensor:
+        with amp.autocast():
+            value = loss(model(x), y)
+        # Distributed: the rank's share, weighted so DDP's average is the global batch mean.
+        return value if weight is None else value * weight
+
     # Clipping needs the norm whatever the user asked; otherwise it is optional.
     measure_norm = track_grad_norm or any(isinstance(c, GradientClipping) for c in callbacks)
     history = History()
@@ -281,13 +298,16 @@ def fit(
             callbacks=callbacks,
             settings=settings,
             source=str(found[0]),
+            scaler=amp.scaler,
         )
     start = time.perf_counter() - extras.elapsed
 
     def payload() -> dict[str, Any]:
         eval_mode(optimizer)  # checkpoints hold Schedule-Free's averaged point x
         extras.elapsed = time.perf_counter() - start
-        return make_payload(state, extras, scheduler=scheduler, stop=stop, callbacks=callbacks)
+        return make_payload(
+            state, extras, scheduler=scheduler, stop=stop, callbacks=callbacks, scaler=amp.scaler
+        )
 
     def save() -> None:
         assert checkpoint_dir is not None
@@ -314,7 +334,14 @@ def fit(
 
     evaluator = evaluate if ranks is None else ranks.evaluate
     guard = contextlib.nullcontext() if ranks is None else ranks.failures(lambda: state.step + 1)
-    with catch_interrupts() as interrupt, guard:
+    # Under DDP every rank steps the same parameters: a matrix rule (Muon) computes each
+    # matrix on one rank and all-gathers the rest (not ZeRO's: its ranks step their own).
+    share = (
+        replicated()
+        if ranks is not None and ranks.strategy == "ddp" and isinstance(optimizer, Optimizer)
+        else contextlib.nullcontext()
+    )
+    with catch_interrupts() as interrupt, guard, share:
         hooks.fit_start(state)
         try:
             while not state.should_stop:
@@ -327,7 +354,7 @@ def fit(
                         state.stop(f"Reached max_steps={max_steps}.")
                         break
                     if ranks is None:
-                        x, y = train.batch(order, state.batch)
+                        (x, y), weight = train.batch(order, state.batch), None
                     else:
                         x, y, weight = ranks.share(train, order, state.batch)
                     if schedule_fn is not None:
@@ -338,10 +365,8 @@ def fit(
                     # forward, loss, backward (at Schedule-Free's gradient point y)
                     train_mode(optimizer)
                     optimizer.zero_grad(set_to_none=True)
-                    with amp.autocast():
-                        batch_loss = loss(model(x), y)
-                    if ranks is not None:  # the mean over the global batch (distributed.py)
-                        batch_loss = batch_loss * weight
+                    forward = functools.partial(batch_loss_of, x, y, weight)
+                    batch_loss = forward()
                     amp.backward(batch_loss)
                     amp.unscale(optimizer)
                     state.grads = [p.grad for p in params if p.grad is not None]
@@ -363,7 +388,10 @@ def fit(
                         hooks.before_optimizer_step(state)
                         if rollback is not None:
                             rollback.save(model, optimizer)
-                        amp.step(optimizer)
+                        if closure_step:  # LBFGS, SAM: the same batch again
+                            optimizer.step(batch_closure(optimizer, forward))
+                        else:
+                            amp.step(optimizer)
                     # A finite loss with overflowed fp16 gradients is not a divergence: the
                     # scaler skips the step and halves its scale (amp.overflowed does both).
                     elif not (math.isfinite(state.loss) and amp.overflowed()):

@@ -61,8 +61,10 @@ def make_payload(
     scheduler: Any,
     stop: Any,
     callbacks: Sequence[Callback],
+    scaler: Any = None,
 ) -> dict[str, Any]:
-    """Everything needed to continue the run exactly from this moment."""
+    """Everything needed to continue the run exactly from this moment (with float16, the
+    gradient scaler's scale and growth count: a resumed run scales as the first would)."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state(), "cuda": []}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -77,6 +79,7 @@ def make_payload(
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "scaler": None if scaler is None else scaler.state_dict(),
         "loop": {
             "step": state.step,
             "epoch": epoch,
@@ -121,6 +124,7 @@ def restore_payload(
     callbacks: Sequence[Callback],
     settings: Mapping[str, Any],
     source: str,
+    scaler: Any = None,
 ) -> LoopExtras:
     """Load a :func:`make_payload` dict into the live objects; return the loop's counters.
 
@@ -136,6 +140,8 @@ def restore_payload(
         scheduler.load_state_dict(payload["scheduler"])
     if stop is not None and payload.get("stop") is not None and hasattr(stop, "load_state_dict"):
         stop.load_state_dict(payload["stop"])
+    if scaler is not None and payload.get("scaler") is not None:
+        scaler.load_state_dict(payload["scaler"])
     saved = payload.get("callbacks", {})
     for key, cb in zip(_keys(callbacks), callbacks):
         if key in saved:

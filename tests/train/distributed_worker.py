@@ -4,8 +4,8 @@ or :func:`train` called in the test's own process for the one-process reference.
 SPEC holds ``out`` (a file rank 0 writes: the step and epoch rows and the final
 parameters) and optionally ``strategy``, ``optimizer``, ``options``, ``epochs``,
 ``checkpoint_dir``, ``checkpoint_every``, ``resume``, ``clip``, ``kill`` ([rank, step]: that
-rank SIGKILLs itself after that step, in the first attempt only) and ``hang`` ([rank,
-step]: that rank sleeps there).
+rank SIGKILLs itself after that step, in the first attempt only), ``hang`` ([rank,
+step]: that rank sleeps there) and ``fail`` ([rank, step]: that rank raises there).
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ def model() -> nn.Module:
 
 
 class _Fault(Callback):
-    def __init__(self, kill: list[int] | None, hang: list[int] | None, out: str) -> None:
-        self.kill, self.hang, self.out = kill, hang, out
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.kill, self.hang, self.fail = spec.get("kill"), spec.get("hang"), spec.get("fail")
+        self.out = spec["out"]
         self.rank = int(os.environ.get("RANK", "0"))
 
     def on_step_end(self, state: Any) -> None:
@@ -50,6 +51,8 @@ class _Fault(Callback):
         if self.hang and [self.rank, state.step] == self.hang:
             Path(self.out + ".hung").write_text(repr(time.time()))
             time.sleep(3600)
+        if self.fail and [self.rank, state.step] == self.fail:
+            raise ValueError(f"injected failure on rank {self.rank} after step {state.step}")
 
 
 def train(spec: dict[str, Any]) -> None:
@@ -81,7 +84,7 @@ def _fit(net: nn.Module, spec: dict[str, Any]) -> Any:
         checkpoint_dir=spec.get("checkpoint_dir"),
         checkpoint_every=spec.get("checkpoint_every"),
         resume=spec.get("resume", False),
-        callbacks=[_Fault(spec.get("kill"), spec.get("hang"), spec["out"])],
+        callbacks=[_Fault(spec)],
         progress=False,
         strategy=spec.get("strategy"),
     )

@@ -174,6 +174,19 @@ def test_a_hung_peer_ends_the_job_within_the_timeout(tmp_path: Path) -> None:
     assert 5 < waited < 25, waited
 
 
+def test_a_rank_that_raises_ends_the_job_at_once(tmp_path: Path) -> None:
+    """Rank 1 raises after step 3 while rank 0 goes on into step 4's collective: rank 1
+    leaves at once (no leaving barrier, which would wait on rank 0's collective) and
+    rank 0 learns it from its broken connection (or torchrun stops it), long before the
+    120 s collective timeout would; the error is rank 1's own."""
+    began = time.monotonic()
+    proc = torchrun({"fail": [1, 3], "timeout": 120, "out": str(tmp_path / "x.pt")}, tmp_path)
+    took = time.monotonic() - began
+    assert proc.returncode != 0
+    assert "injected failure on rank 1 after step 3" in proc.stderr, proc.stderr[-3000:]
+    assert took < 60, took
+
+
 @pytest.mark.slow
 def test_descend_train_nproc_2_matches_one_process(tmp_path: Path) -> None:
     """The command line: ``descend train linreg --nproc 2 --strategy fsdp`` (full batch, 512

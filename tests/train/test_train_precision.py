@@ -94,3 +94,73 @@ def test_tasks_reach_their_targets_on_cuda_in_fp16(name: str) -> None:
     result = run_task(task, device="cuda", precision="fp16", eval_train=False)
     assert next(result.model.parameters()).device.type == "cuda"
     assert task.target.reached(result.history.epochs[-1][task.target.metric])
+
+
+def test_a_checkpoint_carries_the_gradient_scaler() -> None:
+    """The float16 scaler's scale and growth count go into the payload and come back: a
+    resumed run scales its first loss as the interrupted one would have (a fresh scaler
+    would start again at 65536 and spend steps halving it). On the CPU, with torch's CPU
+    GradScaler, after an overflow (scale halved) and a clean step (growth counted)."""
+    from descend.train.history import History
+    from descend.train.resume import LoopExtras, make_payload, restore_payload
+    from descend.train.state import TrainState
+
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([w], lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=3)
+    for grad in (torch.full((3,), float("inf")), torch.ones(3)):
+        scaler.scale(w.sum()).backward()  # starts the scaler; the gradient is then set
+        w.grad = grad.clone()
+        scaler.step(opt)
+        scaler.update()
+    assert scaler.state_dict()["scale"] == 512.0 and scaler.state_dict()["_growth_tracker"] == 1
+
+    model = torch.nn.Linear(1, 1)
+    state = TrainState(model, opt, History(), batches_per_epoch=1)
+    payload = make_payload(
+        state, LoopExtras(seed=0), scheduler=None, stop=None, callbacks=[], scaler=scaler
+    )
+    fresh = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=3)
+    restore_payload(
+        payload,
+        TrainState(model, opt, History(), batches_per_epoch=1),
+        scheduler=None,
+        stop=None,
+        callbacks=[],
+        settings={},
+        source="test",
+        scaler=fresh,
+    )
+    assert fresh.state_dict() == scaler.state_dict()
+    assert fresh.get_scale() == 512.0
+
+
+@needs_cuda
+def test_fp16_stop_then_resume_equals_uninterrupted_on_cuda(tmp_path) -> None:
+    """With the scaler in the checkpoint, an fp16 run stopped after 7 steps and resumed to
+    12 ends where the uninterrupted one does (same device, same kernels: bit for bit)."""
+    from tests.train.train_problems import mlp, regression
+
+    x, y = regression()
+
+    def run(folder, steps, **kw):
+        model = mlp()
+        fit(
+            model,
+            (x, y),
+            torch.nn.MSELoss(),
+            "adam",
+            max_steps=steps,
+            batch_size=5,
+            seed=1,
+            precision="fp16",
+            device="cuda",
+            checkpoint_dir=folder,
+            progress=False,
+            **kw,
+        )
+        return torch.cat([p.detach().flatten().cpu() for p in model.parameters()])
+
+    whole = run(None, 12)
+    run(tmp_path, 7)
+    assert torch.equal(whole, run(tmp_path, 12, resume=True))

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from descend._validation import Interval, Satisfies
 from descend.optim._constraints import LEARNING_RATE, NON_NEGATIVE
+from descend.optim.sharded import is_sharded
 from descend.optim.transform import Hyper, State, Transform, picklable
 
 
@@ -70,7 +71,7 @@ def scale_by_factored_rms() -> Transform:
         for p in params:
             if p.dim() > 1:
                 rows.append(p.new_zeros((*p.shape[:-1], 1)))
-                cols.append(p.new_zeros((*p.shape[:-2], 1, p.shape[-1])))
+                cols.append(_replicated_zeros(p, (*p.shape[:-2], 1, p.shape[-1])))
                 full.append(None)
             else:
                 rows.append(None)
@@ -89,9 +90,17 @@ def scale_by_factored_rms() -> Transform:
                 row, col = state["row_var"][i], state["col_var"][i]
                 # mean(g * g) over a dimension, without a g-sized temporary (as torch).
                 row.lerp_(torch.norm(g, dim=-1, keepdim=True).square_().div_(g.size(-1)), weight)
-                col.lerp_(torch.norm(g, dim=-2, keepdim=True).square_().div_(g.size(-2)), weight)
-                var = row @ col
-                var.div_(row.mean(dim=-2, keepdim=True).clamp_(min=e1))
+                if is_sharded(g):  # column means and the row factors' mean span the ranks
+                    col.lerp_(torch.norm(g, dim=-2, keepdim=True).square().div(g.size(-2)), weight)
+                    # A sum, not a mean: DTensor averages uneven shards' means (7 rows: 4 + 3).
+                    mean = row.sum(dim=-2, keepdim=True).div(row.size(-2))
+                    var = (row @ col).div(mean.clamp(min=e1))
+                else:
+                    col.lerp_(
+                        torch.norm(g, dim=-2, keepdim=True).square_().div_(g.size(-2)), weight
+                    )
+                    var = row @ col
+                    var.div_(row.mean(dim=-2, keepdim=True).clamp_(min=e1))
             else:
                 v = state["variance"][i]
                 v.lerp_(g * g, weight)
@@ -110,8 +119,22 @@ def scale_by_factored_rms() -> Transform:
     )
 
 
+def _replicated_zeros(p: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Zeros of ``shape`` like ``p``; for a sharded ``p`` whole on every rank (a column
+    factor has one row: nothing to shard)."""
+    if not is_sharded(p):
+        return p.new_zeros(shape)
+    from torch.distributed.tensor import DTensor, Replicate
+
+    local = p.to_local().new_zeros(shape)
+    return DTensor.from_local(local, p.device_mesh, [Replicate()] * p.device_mesh.ndim)
+
+
 def _rms(t: Tensor) -> float:
-    return t.norm(2).item() / t.numel() ** 0.5
+    norm = t.norm(2)
+    if is_sharded(norm):  # each rank's part of the norm: .item() would read its own only
+        norm = norm.full_tensor()
+    return norm.item() / t.numel() ** 0.5
 
 
 @picklable

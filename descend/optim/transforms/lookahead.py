@@ -10,6 +10,7 @@ from torch import Tensor
 
 from descend._validation import Interval
 from descend.optim.compose import chain
+from descend.optim.sharded import copy_all
 from descend.optim.transform import Hyper, State, Transform, picklable
 
 # Per tensor: whether its clock reaches a multiple of k at this step (Transform.scalars).
@@ -145,4 +146,4 @@ def _pull(fast: list[Tensor], slow: list[Tensor], back: float) -> None:
     """phi <- phi + alpha (theta - phi), theta <- phi, computed as theta + (1 - alpha)(phi -
     theta) (``back`` is 1 - alpha), into ``fast`` and then ``slow``."""
     torch._foreach_lerp_(fast, slow, back)
-    torch._foreach_copy_(slow, fast)
+    copy_all(slow, fast)

@@ -4,7 +4,6 @@ ratio that depends on the matrix's shape."""
 from __future__ import annotations
 
 import math
-import sys
 from numbers import Integral, Real
 from typing import Any
 
@@ -13,6 +12,7 @@ from torch import Tensor
 
 from descend._validation import OneOf, Satisfies
 from descend.optim._constraints import NON_NEGATIVE
+from descend.optim.sharded import map_whole
 from descend.optim.transform import Hyper, State, Transform, picklable, stateless
 
 # Keller Jordan's quintic coefficients (a, b, c), chosen to maximize the slope at zero.
@@ -52,6 +52,14 @@ def newton_schulz(
         poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)
         x = torch.addmm(x, poly, x, beta=a)
     return x.T if tall else x
+
+
+def newton_schulz_cost(shape: torch.Size) -> float:
+    """Multiply-adds of one Newton–Schulz iteration on a matrix of ``shape`` (a filter as
+    ``out × in·kh·kw``): two ``m × m × n`` products and one ``m × m × m``, ``m ≤ n``."""
+    rows, cols = shape[0], math.prod(shape[1:])
+    m, n = min(rows, cols), max(rows, cols)
+    return 2 * m * m * n + m**3
 
 
 def shape_ratio(adjust_lr_fn: str | None, shape: torch.Size | tuple[int, ...]) -> float:
@@ -95,10 +103,13 @@ def orthogonalize(
     coefficients push every singular value towards 1 fast rather than exactly: the result
     is :math:`U S' V^\top` with :math:`S'_{ii}` roughly in :math:`[0.5, 1.5]`, which trains as
     well (Jordan et al.). Stateless; it needs the whole matrix, so it is not elementwise,
-    and every tensor must be 2-D. A sharded tensor (an FSDP2 ``DTensor``) is gathered
-    whole on every rank (one all-gather, in ``dtype``), orthogonalized there, and returned
-    with the input's placements (each rank keeps its slice: no second collective); the
-    result is the unsharded one, bit for bit (docs/scale.md).
+    and every tensor must be 2-D. Sharded tensors (FSDP2's row-sharded ``DTensor``\ s)
+    are orthogonalized a share per rank: each matrix's owner receives its rows (in
+    ``dtype``), orthogonalizes it whole and sends each rank its rows back, two
+    ``all_to_all``\ s per step for all the matrices (:mod:`descend.optim.sharded`);
+    under DDP (:func:`descend.optim.sharded.replicated`, which ``fit`` enters) each rank
+    orthogonalizes its share and one all-gather brings every rank the rest; either way
+    the result is the unsharded one, bit for bit (docs/scale.md).
 
     Args:
         dtype: the dtype the iteration runs in. ``torch.bfloat16`` (the default) is
@@ -138,15 +149,14 @@ def orthogonalize(
         # ``param.add_(update)`` does, without a pass to convert it. Converted where a step
         # may scale it by a tensor lr in its own dtype (compiled or differentiable).
         back = torch.compiler.is_compiling() or torch.is_grad_enabled()
-        out = []
-        for g in grads:
-            sharded = _is_dtensor(g)
-            whole = _gather(g, dtype) if sharded else g
-            m = whole.reshape(whole.shape[0], -1) if flatten and whole.ndim > 2 else whole
-            o = newton_schulz(m, coefficients, steps, eps, dtype).view(whole.shape)
-            o = _reshard(o, g) if sharded else o
-            out.append(o.to(g.dtype) if back else o)
-        return out
+
+        def whole(g: Tensor) -> Tensor:
+            m = g.reshape(g.shape[0], -1) if flatten and g.ndim > 2 else g
+            return newton_schulz(m, coefficients, steps, eps, dtype).view(g.shape)
+
+        # Shards and DDP's replicated matrices are shared out among the ranks (sharded.py).
+        out = map_whole(grads, whole, dtype, newton_schulz_cost)
+        return [o.to(g.dtype) if back else o for o, g in zip(out, grads, strict=True)]
 
     return stateless(
         update,
@@ -158,31 +168,6 @@ def orthogonalize(
             "ns_steps": Satisfies(_is_ns_steps, "an int in [0, 100)"),
         },
     )
-
-
-def _is_dtensor(g: Tensor) -> bool:
-    # A DTensor exists only once its module is imported: no slow import for plain tensors.
-    module = sys.modules.get("torch.distributed.tensor")
-    return module is not None and isinstance(g, module.DTensor)
-
-
-def _gather(g: Tensor, dtype: torch.dtype | None) -> Tensor:
-    """The whole matrix of a sharded update (FSDP2's ``Shard(0)``), on every rank: one
-    all-gather, of the shards already cast to the iteration's ``dtype`` (bfloat16 moves
-    half of float32's bytes). Casting is elementwise, so the gathered matrix equals the
-    unsharded one cast, bit for bit."""
-    local = g if dtype is None else g.to(dtype)
-    return local.full_tensor()
-
-
-def _reshard(o: Tensor, like: Tensor) -> Tensor:
-    """``o`` (the same on every rank) laid out as ``like``: from replicated to sharded,
-    ``redistribute`` keeps each rank's slice of its own copy, without a collective."""
-    from torch.distributed.tensor import DTensor, Replicate
-
-    mesh = like.device_mesh
-    full = DTensor.from_local(o, mesh, [Replicate()] * mesh.ndim, run_check=False)
-    return full.redistribute(mesh, like.placements)
 
 
 @picklable

@@ -11,8 +11,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from descend._validation import Interval, Satisfies
+from descend._validation import Interval, InvalidParameterError, Satisfies
 from descend.optim._constraints import BETAS, FLAG, NON_NEGATIVE
+from descend.optim.sharded import is_sharded, total
 from descend.optim.transform import Hyper, State, Transform, picklable
 
 POSITIVE = Interval(0.0, None, closed="neither", finite=True)
@@ -26,7 +27,17 @@ def beta3_of(hp: Hyper) -> float:
 
 
 def _sliced(t: Tensor, slice_p: int) -> Tensor:
-    return t.reshape(-1)[::slice_p]
+    if not is_sharded(t):
+        return t.reshape(-1)[::slice_p]
+    # A row-sharded parameter cannot be flattened (its rows split unevenly) nor sliced
+    # without gathering it: s and x0 keep its shape and its sharding.
+    if slice_p != 1:
+        raise InvalidParameterError(
+            f"Prodigy's slice_p keeps every slice_p-th entry of the flattened parameter, "
+            f"which a sharded (FSDP2) parameter cannot give without gathering it. Got "
+            f"slice_p={slice_p} for a parameter of shape {tuple(t.shape)}; use slice_p=1."
+        )
+    return t
 
 
 def prodigy_sums(
@@ -58,8 +69,12 @@ def prodigy_sums(
     slice_p = hp["slice_p"]
     sliced = [_sliced(g, slice_p) for g in grads]
     here = [_sliced(p, slice_p) for p in params]
-    dots = [torch.dot(g, p0 - x) for g, p0, x in zip(sliced, state["p0"], here, strict=True)]
-    numerator = d / hp["d0"] * dlr * float(torch.stack(dots).double().sum())
+    if any(is_sharded(p) for p in params):  # each rank's part of each sum, then one reduce
+        dots = [(g * (p0 - x)).sum() for g, p0, x in zip(sliced, state["p0"], here, strict=True)]
+        numerator = d / hp["d0"] * dlr * total(dots)
+    else:
+        dots = [torch.dot(g, p0 - x) for g, p0, x in zip(sliced, state["p0"], here, strict=True)]
+        numerator = d / hp["d0"] * dlr * float(torch.stack(dots).double().sum())
     if beta1 > 0:
         torch._foreach_mul_(state["exp_avg"], beta1)
         torch._foreach_add_(state["exp_avg"], grads, alpha=d * (1 - beta1))
@@ -67,6 +82,8 @@ def prodigy_sums(
     torch._foreach_addcmul_(state["exp_avg_sq"], grads, grads, value=d * d * (1 - beta2))
     torch._foreach_mul_(state["s"], beta3)
     torch._foreach_add_(state["s"], sliced, alpha=scale)
+    if any(is_sharded(p) for p in params):
+        return numerator, total([s.abs().sum() for s in state["s"]])
     denominator = float(torch.stack([s.abs().sum() for s in state["s"]]).double().sum())
     return numerator, denominator
 
@@ -109,7 +126,9 @@ def scale_by_prodigy() -> Transform:
     A chain then adds decoupled decay and scales by :math:`d\eta` (the estimate *before*
     this step's update, times the bias correction). State ``exp_avg`` (when
     :math:`\beta_1 > 0`), ``exp_avg_sq``, ``s`` and ``p0`` (the flattened, sliced
-    initial point), as the reference.
+    initial point), as the reference. On FSDP2's sharded parameters ``s`` and ``p0`` keep
+    the parameter's shape and sharding (``slice_p`` must be 1), and each sum is each
+    rank's part, reduced across the ranks (the reference's ``fsdp_in_use``).
     """
 
     def init(params: list[Tensor], hp: Hyper) -> State:

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from descend._validation import Satisfies
 from descend.optim._constraints import LEARNING_RATE
+from descend.optim.sharded import is_sharded
 from descend.optim.transform import Hyper, State, Transform, picklable
 
 
@@ -92,8 +93,9 @@ def scale_by_rprop() -> Transform:
         # Out of place: in a differentiable step the product keeps its inputs for backward.
         updates = torch._foreach_mul(torch._foreach_sign(kept), sizes)
         torch._foreach_neg_(updates)
-        if torch.is_grad_enabled():
-            prev[:] = kept  # foreach's copy_ has no derivative
+        if torch.is_grad_enabled() or (prev and is_sharded(prev[0])):
+            # foreach's copy_ has no derivative, and no DTensor rule: plain assignment.
+            prev[:] = kept
         else:
             torch._foreach_copy_(prev, kept)
         return updates

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from descend._validation import Interval, OneOf, Satisfies
 from descend.optim._constraints import BETAS, FLAG, LEARNING_RATE, NON_NEGATIVE
+from descend.optim.sharded import gather_whole, is_sharded, local_rows
 from descend.optim.transform import Hyper, State, Transform, picklable
 from descend.optim.transforms import eigenbasis as eb
 
@@ -52,6 +53,11 @@ def scale_by_soap() -> Transform:
     (:math:`M`, in the eigenbasis), ``exp_avg_sq`` (:math:`V`), ``GG`` (the statistics,
     ``None`` for a dimension not rotated), ``Q`` (the bases), and ``step``.
 
+    On FSDP2's sharded parameters every rank gathers each gradient whole (one all-gather
+    per tensor per step, in float32 at least) and computes the whole step, keeping the
+    whole state, the same on every rank: the moments live in the eigenbasis of the whole
+    matrix, so no rank's rows of them are its own (docs/scale.md).
+
     .. warning:: :math:`\epsilon` is added to :math:`\sqrt{V}` before bias correction (the
        reference's form), unlike ``scale_by_adam``. Moments, statistics and bases are kept
        in float32 at least (eigh and QR need it); what ``load_state_dict`` casts to a
@@ -63,14 +69,17 @@ def scale_by_soap() -> Transform:
     """
 
     def init(params: list[Tensor], hp: Hyper) -> State:
+        # A sharded parameter's state is whole, the same on every rank (see the class doc).
+        wholes = [p.to_local().new_zeros(p.shape) if is_sharded(p) else p for p in params]
+
         def zeros() -> list[Tensor]:
             dtypes = [torch.promote_types(p.dtype, torch.float32) for p in params]
-            return [torch.zeros_like(p, dtype=d) for p, d in zip(params, dtypes, strict=True)]
+            return [torch.zeros_like(p, dtype=d) for p, d in zip(wholes, dtypes, strict=True)]
 
         return {
             "exp_avg": zeros(),
             "exp_avg_sq": zeros(),
-            "GG": [eb.statistics(p, hp) for p in params],
+            "GG": [eb.statistics(p, hp) for p in wholes],
             "Q": [None] * len(params),
         }
 
@@ -82,7 +91,8 @@ def scale_by_soap() -> Transform:
             work = torch.promote_types(grad.dtype, torch.float32)
             if state["exp_avg"][i].dtype != work:
                 _promote(state, i, work)
-            g = eb.to_work(grad.to(work), hp)
+            sharded = is_sharded(grad)
+            g = eb.to_work(gather_whole(grad, work) if sharded else grad.to(work), hp)
             stats = state["GG"][i]
             if state["Q"][i] is None:
                 eb.accumulate(stats, g, shampoo)
@@ -102,7 +112,7 @@ def scale_by_soap() -> Transform:
             s = t - 1  # the reference counts the steps that update, not the first
             if hp["correct_bias"]:
                 n = n * ((1 - beta2**s) ** 0.5 / (1 - beta1**s))
-            out.append(n.to(grad.dtype))
+            out.append(local_rows(n.to(grad.dtype), grad) if sharded else n.to(grad.dtype))
             eb.accumulate(stats, g, shampoo)
             if s % hp["precondition_frequency"] == 0:
                 # A new basis: M is rotated into it, V permuted with its sorted columns.
