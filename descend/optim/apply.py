@@ -149,10 +149,12 @@ def apply_updates(
 ) -> None:
     """``params += update(grads)``: the whole step in one function, so that compile=True
     compiles exactly what eager runs. Unless autograd records the step, a transform with an
-    in-place step (:attr:`Transform.apply`: every chain ending in ``scale_by_lr``) takes it:
-    Adam, AdamW, Adagrad, RMSprop decay the parameters in place and add their quotient with
-    ``addcdiv_``, as torch's for-loop does; any other direction is added with
-    ``alpha=-lr`` (one pass over the parameters, not two)."""
+    in-place step (:attr:`Transform.apply`: a chain ending in a landing, or in transforms
+    that act after the update) takes it: Adam, AdamW, Adagrad, RMSprop decay the parameters
+    in place and add their quotient with ``addcdiv_``, as torch's for-loop does; any other
+    direction is added with ``alpha=-lr`` (one pass over the parameters, not two);
+    Schedule-Free moves ``y`` and ``z`` as its reference does; an EMA of the weights or
+    Lookahead's pull then acts on the parameters in place."""
     apply = transform.shortcut("apply")
     if apply is None and (transform.shortcut("land") or transform.shortcut("after")):
         apply = in_place((transform,))  # a lone scale_by_lr
