@@ -32,6 +32,7 @@ from descend.optim.transform import (
     Hyper,
     QuotientFn,
     State,
+    Sum,
     Transform,
     UpdateFn,
     scalars_like,
@@ -43,6 +44,8 @@ def from_quotient(quotient: QuotientFn) -> UpdateFn:
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
         num, den, divisors = quotient(grads, state, params, hp)
+        if isinstance(num, Sum):
+            num = num.made()
         if den is None:  # a plain direction (Lion's sign): the transform's own tensors
             return num
         out = torch._foreach_div(num, den)
@@ -136,6 +139,8 @@ def updated(direction: Folded, params: list[Tensor]) -> list[Tensor]:
     """The update a :data:`Folded` direction stands for, :math:`n / d / c + \\lambda\\theta`,
     in new tensors (where a landing cannot fold it: tensor divisors or decay)."""
     num, den, divisors, decay = direction
+    if isinstance(num, Sum):
+        num = num.made()
     out = num if den is None else torch._foreach_div(num, den)
     if divisors is not None:  # (with a denominator: out is new)
         torch._foreach_div_(out, scalars_like(divisors, out))

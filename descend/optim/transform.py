@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -43,8 +43,29 @@ State = dict[str, list[Any]]
 Hyper = Mapping[str, Any]
 InitFn = Callable[[list[Tensor], Hyper], State]
 UpdateFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[Tensor]]
+
+
+class Sum(NamedTuple):
+    r"""A numerator :math:`a + w\,b` (``w`` one number per tensor) left unmade: a landing adds
+    each term by its own ``addcdiv_``. A new tensor for the sum, written to cold memory,
+    costs more than a second pass over tensors already there (AdEMAMix's
+    :math:`m_1 + \alpha m_2`)."""
+
+    a: list[Tensor]
+    b: list[Tensor]
+    weights: list[Any]
+
+    def made(self) -> list[Tensor]:
+        """The sum, in new tensors."""
+        if len(set(self.weights)) == 1:
+            return torch._foreach_add(self.a, self.b, alpha=self.weights[0])
+        out = torch._foreach_mul(self.b, self.weights)
+        torch._foreach_add_(out, self.a)
+        return out
+
+
 # (numerators, denominators or None, divisors or None): the update is num / den / divisor.
-Quotient = tuple[list[Tensor], list[Tensor] | None, list[Any] | None]
+Quotient = tuple["list[Tensor] | Sum", list[Tensor] | None, list[Any] | None]
 QuotientFn = Callable[[list[Tensor], State, list[Tensor], Hyper], Quotient]
 # A quotient and a decoupled weight decay: the direction num / den / divisor + decay * theta,
 # as the transforms before a landing (Transform.land) hand it over.
@@ -106,7 +127,8 @@ class Transform:
         split: for a transform whose last act is :math:`u \leftarrow -h\,u` with
             :math:`h` = ``hp[name]`` (:func:`scale_by_lr`): ``(update without it, name)``.
         quotient: for an update :math:`u = n/(d\,c)`: ``(grads, state, params, hp) -> (n, d,
-            c)`` (``c`` per-tensor divisors, positive, or ``None``; ``d`` non-negative and
+            c)`` (``n`` tensors, or a :class:`Sum` of two lists of them; ``c`` per-tensor
+            divisors, positive, or ``None``; ``d`` non-negative and
             the step's own tensors, which whoever takes the quotient may overwrite, or
             ``None`` for no division, with ``c`` ``None``), all of ``update`` but the division.
         passthrough: ``hp -> bool``: ``update`` returns its gradients, touching no state.

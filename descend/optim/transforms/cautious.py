@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from descend.optim.transform import Hyper, State, Transform, picklable
+from descend.optim.transform import Hyper, State, Sum, Transform, picklable
 
 
 @picklable
@@ -66,7 +66,7 @@ def cautious(transform: Transform) -> Transform:
             # n g (both 0 or NaN where d = 0 and n = 0), so the mask can be taken on n and
             # the quotient still land by addcdiv_ (no u materialized).
             num, den, divisors = inner(grads, state, params, hp)
-            return _masked(num, grads), den, divisors
+            return _masked(num.made() if isinstance(num, Sum) else num, grads), den, divisors
 
     # Its own update: none of the inner transform's shortcuts but the quotient, masked.
     return dataclasses.replace(

@@ -13,6 +13,7 @@ from descend.optim.transform import (
     Folded,
     Hyper,
     State,
+    Sum,
     Transform,
     picklable,
     stateless,
@@ -65,14 +66,18 @@ def _descend(direction: Folded, state: State, params: list[Tensor], hp: Hyper) -
     if isinstance(decay, Tensor) or decay != 0:
         # theta (1 - h lambda) first: the decay is of the parameters before the step.
         torch._foreach_mul_(params, 1 - h * decay)
-    if den is None:
-        torch._foreach_add_(params, num, alpha=-h)
-    elif divisors is None:
-        torch._foreach_addcdiv_(params, num, den, value=-h)
-    elif any(isinstance(c, Tensor) for c in divisors):  # capturable step counts
+    if den is None or divisors is not None and any(isinstance(c, Tensor) for c in divisors):
+        # A plain direction (Lion's sign), or capturable step counts: the update, whole.
         torch._foreach_add_(params, updated((num, den, divisors, 0), params), alpha=-h)
-    else:
-        torch._foreach_addcdiv_(params, num, den, [-h / c for c in divisors])
+        return
+    terms = [(num.a, None), (num.b, num.weights)] if isinstance(num, Sum) else [(num, None)]
+    for n, weights in terms:  # one addcdiv_ per term of the numerator (Sum)
+        if weights is None and divisors is None:
+            torch._foreach_addcdiv_(params, n, den, value=-h)
+        else:
+            w = weights or [1] * len(params)
+            c = divisors or [1] * len(params)
+            torch._foreach_addcdiv_(params, n, den, [-h * a / b for a, b in zip(w, c, strict=True)])
 
 
 @picklable

@@ -11,7 +11,16 @@ from torch import Tensor
 from descend._validation import Interval
 from descend.optim._constraints import BETAS, NON_NEGATIVE
 from descend.optim.apply import from_quotient, updated
-from descend.optim.transform import Folded, Hyper, Quotient, State, Transform, owned, picklable
+from descend.optim.transform import (
+    Folded,
+    Hyper,
+    Quotient,
+    State,
+    Sum,
+    Transform,
+    owned,
+    picklable,
+)
 
 # Per-step numbers the optimizer computes from its group bookkeeping (see ``averaging``)
 # and hands to the transforms; they are not group keys, so never in a state dict.
@@ -157,7 +166,7 @@ def schedule_free(momentum: str = "momentum") -> Transform:
         uniform = divisors is None or (
             len(set(divisors)) == 1 and not isinstance(divisors[0], Tensor)
         )
-        if not uniform or isinstance(decay, Tensor):  # not seen from the chains here
+        if not uniform or isinstance(decay, Tensor) or isinstance(num, Sum):  # not made here
             num, den, divisors, decay = updated(direction, params), None, None, 0
         scale = 1.0 if divisors is None else 1 / divisors[0]
         if decay != 0:  # the decay is of y before the step
