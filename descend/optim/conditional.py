@@ -35,6 +35,7 @@ def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
         constraints={**transform.constraints, flag: BOOL},
         split=None,
         quotient=None,
+        factors=None,
         land=None,
         after=None,
         apply=None,

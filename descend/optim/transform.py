@@ -67,9 +67,11 @@ class Sum(NamedTuple):
 # (numerators, denominators or None, divisors or None): the update is num / den / divisor.
 Quotient = tuple["list[Tensor] | Sum", list[Tensor] | None, list[Any] | None]
 QuotientFn = Callable[[list[Tensor], State, list[Tensor], Hyper], Quotient]
-# A quotient and a decoupled weight decay: the direction num / den / divisor + decay * theta,
-# as the transforms before a landing (Transform.land) hand it over.
-Folded = tuple[list[Tensor], list[Tensor] | None, list[Any] | None, Any]
+# A quotient, a decoupled weight decay and per-tensor factors of the step (None: none):
+# the direction num / den / divisor * factor + decay * theta, as the transforms before a
+# landing (Transform.land) hand it over.
+Folded = tuple["list[Tensor] | Sum", list[Tensor] | None, list[Any] | None, Any, list[Any] | None]
+FactorsFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[float]]
 LandFn = Callable[[Folded, State, list[Tensor], Hyper], None]
 AfterFn = Callable[[State, list[Tensor], Hyper], None]
 ApplyFn = Callable[[list[Tensor], State, list[Tensor], Hyper], None]
@@ -133,12 +135,17 @@ class Transform:
             ``None`` for no division, with ``c`` ``None``), all of ``update`` but the division.
         passthrough: ``hp -> bool``: ``update`` returns its gradients, touching no state.
         decay: ``hp -> \lambda`` for :func:`add_decayed_weights` (:math:`u + \lambda\theta`).
+        factors: for an update :math:`u_i \leftarrow f_i\, u_i` by numbers that depend on
+            the shapes, the parameters and ``hp``, not on the values of :math:`u`
+            (Muon's shape ratio, Adafactor's relative step): ``(grads, state, params, hp)
+            -> [f_i]``. A landing multiplies them into the step size of its one add (torch's
+            ``param.add_(u, alpha=-lr * r)``) instead of making a pass over :math:`u`.
         land: for a transform that ends a chain by turning a direction into the parameters'
             change (:func:`scale_by_lr`, Schedule-Free's step): ``(land, name)``, where
             ``land(direction, state, params, hp)`` changes the parameters (and the
             transform's state) in place, as its ``update`` would, from the direction the
-            transforms before it make, handed over as a :data:`Folded` quotient and decay
-            (Adam's :math:`m/d` reaches :math:`\theta` by ``addcdiv_`` without being
+            transforms before it make, handed over as a :data:`Folded` quotient, decay and
+            factors (Adam's :math:`m/d` reaches :math:`\theta` by ``addcdiv_`` without being
             materialized). Used when ``hp[name]`` is a number (:mod:`descend.optim.apply`).
         after: ``(state, params, hp) -> None`` for a transform whose ``update`` passes on
             the update it is given (changed or not) only to act on the parameters that update
@@ -178,6 +185,7 @@ class Transform:
     decay: Callable[[Hyper], Any] | None = dataclasses.field(
         default=None, compare=False, repr=False
     )
+    factors: FactorsFn | None = dataclasses.field(default=None, compare=False, repr=False)
     land: tuple[LandFn, str] | None = dataclasses.field(default=None, compare=False, repr=False)
     after: AfterFn | None = dataclasses.field(default=None, compare=False, repr=False)
     apply: ApplyFn | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -191,8 +199,8 @@ class Transform:
 
     def shortcut(self, name: str) -> Any:
         """The shortcut ``name`` (``split``, ``quotient``, ``passthrough``, ``decay``,
-        ``land``, ``after``, ``apply``) if it was declared for this transform's ``update``,
-        else ``None``."""
+        ``factors``, ``land``, ``after``, ``apply``) if it was declared for this transform's
+        ``update``, else ``None``."""
         return getattr(self, name) if self.declared_for is self.update else None
 
     def __reduce__(self) -> Any:

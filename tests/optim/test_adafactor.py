@@ -7,6 +7,7 @@ tensor (factored over its last two dimensions)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -53,10 +54,19 @@ def _run(make, dtype: torch.dtype, steps: int, *, maximize: bool = False):
     return params, opt
 
 
+def _materialized(groups, **kwargs) -> descend.Adafactor:
+    # The update computed whole, then added (the path of a compiled step): no fold.
+    opt = descend.Adafactor(groups, **kwargs)
+    opt.transform = dataclasses.replace(opt.transform, apply=None)
+    return opt
+
+
 @pytest.mark.parametrize("opts", GRID, ids=[str(o) for o in GRID])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("foreach", [False, True])
 def test_matches_torch(opts: dict, dtype: torch.dtype, foreach: bool) -> None:
+    """descend's materialized update against torch's for-loop and foreach paths, within
+    rounding (the eager step, folded, is checked bit for bit below)."""
     maximize = not foreach  # flips one sign before the shared rule: checked once
     steps = 120 if dtype == torch.float64 else F32_STEPS
     ref, ref_opt = _run(
@@ -66,7 +76,7 @@ def test_matches_torch(opts: dict, dtype: torch.dtype, foreach: bool) -> None:
         maximize=maximize,
     )
     got, got_opt = _run(
-        lambda g: descend.Adafactor(g, foreach=foreach, maximize=maximize, **opts),
+        lambda g: _materialized(g, foreach=foreach, maximize=maximize, **opts),
         dtype,
         steps,
         maximize=maximize,
@@ -83,6 +93,17 @@ def test_matches_torch(opts: dict, dtype: torch.dtype, foreach: bool) -> None:
         for key, value in ref_entry.items():
             assert got_state["state"][k][key].dtype == value.dtype
             torch.testing.assert_close(got_state["state"][k][key], value, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("opts", GRID, ids=[str(o) for o in GRID])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_eager_step_is_torchs_for_loop_bit_for_bit(opts: dict, dtype: torch.dtype) -> None:
+    """The same operations in torch's order: the factors' means and lerps, ``rsqrt``, the
+    decay as ``theta.mul_(1 - lr*wd)`` and one ``theta.add_(U, alpha=-alpha/denom)`` with
+    alpha and denom computed as torch's scalars. 120 steps, two groups, skipped steps."""
+    ref, _ = _run(lambda g: torch.optim.Adafactor(g, foreach=False, **opts), dtype, 120)
+    got, _ = _run(lambda g: descend.Adafactor(g, **opts), dtype, 120)
+    assert all(torch.equal(p, q) for p, q in zip(got, ref, strict=True))
 
 
 def test_factors_a_matrix_and_keeps_a_vector_whole() -> None:

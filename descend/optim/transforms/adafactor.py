@@ -11,7 +11,7 @@ from torch import Tensor
 from descend._validation import Interval, Satisfies
 from descend.optim._constraints import LEARNING_RATE, NON_NEGATIVE
 from descend.optim.sharded import is_sharded
-from descend.optim.transform import Hyper, State, Transform, picklable
+from descend.optim.transform import Hyper, Quotient, State, Transform, picklable
 
 
 def _eps_pair(value: Any) -> bool:
@@ -116,6 +116,7 @@ def scale_by_factored_rms() -> Transform:
         {"beta2_decay": BETA2_DECAY, "eps": EPS_PAIR},
         True,
         "scale_by_factored_rms",
+        elementwise=True,  # per tensor (row and column means): runs never split one
     )
 
 
@@ -130,11 +131,20 @@ def _replicated_zeros(p: Tensor, shape: tuple[int, ...]) -> Tensor:
     return DTensor.from_local(local, p.device_mesh, [Replicate()] * p.device_mesh.ndim)
 
 
-def _rms(t: Tensor) -> float:
+def _norm(t: Tensor) -> float:
     norm = t.norm(2)
     if is_sharded(norm):  # each rank's part of the norm: .item() would read its own only
         norm = norm.full_tensor()
-    return norm.item() / t.numel() ** 0.5
+    return norm.item()
+
+
+def _rms(t: Tensor) -> float:
+    return _norm(t) / t.numel() ** 0.5
+
+
+def _over(u: Tensor, d: float) -> float:
+    """RMS(u) / d, as torch computes it (``norm / (sqrt(numel) * d)``); 1 at most: no clip."""
+    return max(1.0, _norm(u) / (u.numel() ** 0.5 * d)) if u.numel() else 1.0
 
 
 @picklable
@@ -145,15 +155,18 @@ def clip_by_block_rms() -> Transform:
         \hat U = U / \max\!\big(1,\ \operatorname{RMS}(U) / d\big)
 
     Hyperparameter: ``d`` (the clipping threshold, :math:`\ge 1`; Adafactor's default 1).
-    A tensor already within the threshold is passed through unchanged (no copy).
+    A tensor already within the threshold is passed through unchanged (no copy). In an
+    eager step the division is folded into the step size (torch's ``alpha=-alpha / denom``).
     """
 
+    def quotient(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
+        return grads, None, [_over(u, hp["d"]) for u in grads]
+
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        out = []
-        for u in grads:
-            over = _rms(u) / hp["d"] if u.numel() else 0.0
-            out.append(u / over if over > 1.0 else u)
-        return out
+        return [
+            u if c == 1.0 else u / c
+            for u, c in zip(grads, quotient(grads, state, params, hp)[2], strict=True)
+        ]
 
     return Transform(
         _no_state,
@@ -162,6 +175,8 @@ def clip_by_block_rms() -> Transform:
         {"d": CLIP_THRESHOLD},
         False,
         "clip_by_block_rms",
+        elementwise=True,  # per tensor (its RMS)
+        quotient=quotient,
     )
 
 
@@ -184,12 +199,7 @@ def scale_by_relative_step() -> Transform:
     """
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        lr, eps2 = hp["lr"], hp["eps"][1]
-        factors = [
-            -max(eps2, _rms(p)) * min(lr, 1 / s**0.5) if p.numel() else 0.0
-            for p, s in zip(params, hp["step"], strict=True)
-        ]
-        return torch._foreach_mul(grads, factors)
+        return torch._foreach_mul(grads, _relative_steps(grads, state, params, hp))
 
     return Transform(
         _no_state,
@@ -198,7 +208,21 @@ def scale_by_relative_step() -> Transform:
         {"lr": LEARNING_RATE, "eps": EPS_PAIR},
         True,
         "scale_by_relative_step",
+        elementwise=True,  # per tensor (its parameter's RMS)
+        # An eager step multiplies them into the step size of its one add, as torch does.
+        factors=_relative_steps,
     )
+
+
+def _relative_steps(
+    grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper
+) -> list[float]:
+    """:math:`-\alpha_t` per parameter, computed as torch computes its ``alpha``."""
+    lr, eps2 = hp["lr"], hp["eps"][1]
+    return [
+        -max(eps2, _rms(p)) * min(lr, 1 / s**0.5) if p.numel() else 0.0
+        for p, s in zip(params, hp["step"], strict=True)
+    ]
 
 
 @picklable
@@ -228,4 +252,16 @@ def decay_by_lr() -> Transform:
         False,
         "decay_by_lr",
         elementwise=True,
+        # u + (-lr wd) theta: an eager step scales the parameters by 1 - lr wd in place.
+        passthrough=_no_rate,
+        decay=_minus_rate,
     )
+
+
+def _no_rate(hp: Hyper) -> bool:
+    rate = hp["lr"] * hp["weight_decay"]
+    return not isinstance(rate, Tensor) and rate == 0
+
+
+def _minus_rate(hp: Hyper) -> Any:
+    return -(hp["lr"] * hp["weight_decay"])

@@ -76,6 +76,7 @@ def cautious(transform: Transform) -> Transform:
         quotient=quotient,
         passthrough=None,
         decay=None,
+        factors=None,
         land=None,
         after=None,
         apply=None,

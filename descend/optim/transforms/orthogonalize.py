@@ -3,6 +3,7 @@ ratio that depends on the matrix's shape."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from numbers import Integral, Real
 from typing import Any
@@ -13,7 +14,7 @@ from torch import Tensor
 from descend._validation import OneOf, Satisfies
 from descend.optim._constraints import NON_NEGATIVE
 from descend.optim.sharded import map_whole
-from descend.optim.transform import Hyper, State, Transform, picklable, stateless
+from descend.optim.transform import Hyper, Quotient, State, Transform, picklable, stateless
 
 # Keller Jordan's quintic coefficients (a, b, c), chosen to maximize the slope at zero.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -158,7 +159,12 @@ def orthogonalize(
         out = map_whole(grads, whole, dtype, newton_schulz_cost)
         return [o.to(g.dtype) if back else o for o, g in zip(out, grads, strict=True)]
 
-    return stateless(
+    def direction(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
+        # A direction without a denominator: the fold adds it to the parameters with the
+        # step size -lr * r in one pass, as torch's ``param.add_(update, alpha=...)``.
+        return update(grads, state, params, hp), None, None
+
+    transform = stateless(
         update,
         name=f"orthogonalize[{'flat, ' * flatten}{str(dtype).removeprefix('torch.')}]",
         defaults={"ns_coefficients": NS_COEFFICIENTS, "eps": 1e-7, "ns_steps": 5},
@@ -168,6 +174,7 @@ def orthogonalize(
             "ns_steps": Satisfies(_is_ns_steps, "an int in [0, 100)"),
         },
     )
+    return dataclasses.replace(transform, quotient=direction)
 
 
 @picklable
@@ -187,7 +194,7 @@ def scale_by_shape() -> Transform:
     """
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        ratios = [shape_ratio(hp["adjust_lr_fn"], g.shape) for g in grads]
+        ratios = _ratios(grads, state, params, hp)
         # Only the matrices whose ratio is not 1 (wide and square ones keep theirs), in the
         # parameter's dtype: a bfloat16 update (orthogonalize's) times r in bfloat16 would
         # round again.
@@ -196,9 +203,16 @@ def scale_by_shape() -> Transform:
             for g, p, r in zip(grads, params, ratios, strict=True)
         ]
 
-    return stateless(
+    scale = stateless(
         update,
         name="scale_by_shape",
         defaults={"adjust_lr_fn": None},
         constraints={"adjust_lr_fn": OneOf(ADJUST_LR_FNS)},
     )
+    # An eager step multiplies r into the learning rate instead (torch's ``alpha=-lr * r``).
+    return dataclasses.replace(scale, factors=_ratios)
+
+
+def _ratios(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[float]:
+    """Each update's :func:`shape_ratio` (:attr:`Transform.factors` of :func:`scale_by_shape`)."""
+    return [shape_ratio(hp["adjust_lr_fn"], g.shape) for g in grads]

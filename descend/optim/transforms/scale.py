@@ -8,12 +8,11 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import FLAG, LEARNING_RATE
-from descend.optim.apply import updated
+from descend.optim.apply import add_folded
 from descend.optim.transform import (
     Folded,
     Hyper,
     State,
-    Sum,
     Transform,
     picklable,
     stateless,
@@ -56,28 +55,11 @@ def scale_by_lr() -> Transform:
 
 
 def _descend(direction: Folded, state: State, params: list[Tensor], hp: Hyper) -> None:
-    r"""``scale_by_lr`` landing a direction :math:`n/(d\,c) + \lambda\theta` (see
-    :attr:`Transform.land`) as torch's for-loop lands Adam's: :math:`\theta \leftarrow
-    \theta(1 - \eta\lambda)` with ``mul_``, then :math:`-\eta\, n/(d\,c)` with
-    ``addcdiv_`` (or ``add_`` with ``alpha``): two passes where the quotient, the decay and
-    the scaling made separately take four."""
-    num, den, divisors, decay = direction
-    h = hp["lr"]
-    if isinstance(decay, Tensor) or decay != 0:
-        # theta (1 - h lambda) first: the decay is of the parameters before the step.
-        torch._foreach_mul_(params, 1 - h * decay)
-    if den is None or divisors is not None and any(isinstance(c, Tensor) for c in divisors):
-        # A plain direction (Lion's sign), or capturable step counts: the update, whole.
-        torch._foreach_add_(params, updated((num, den, divisors, 0), params), alpha=-h)
-        return
-    terms = [(num.a, None), (num.b, num.weights)] if isinstance(num, Sum) else [(num, None)]
-    for n, weights in terms:  # one addcdiv_ per term of the numerator (Sum)
-        if weights is None and divisors is None:
-            torch._foreach_addcdiv_(params, n, den, value=-h)
-        else:
-            w = weights or [1] * len(params)
-            c = divisors or [1] * len(params)
-            torch._foreach_addcdiv_(params, n, den, [-h * a / b for a, b in zip(w, c, strict=True)])
+    r"""``scale_by_lr`` landing a direction (:attr:`Transform.land`) as torch's for-loop
+    lands Adam's: :math:`\theta \leftarrow \theta(1 - \eta\lambda)` with ``mul_``, then
+    :math:`-\eta\, n/(d\,c)` with ``addcdiv_`` (or ``add_`` with ``alpha``): two passes
+    where the quotient, the decay and the scaling made separately take four."""
+    add_folded(params, direction, -hp["lr"])
 
 
 @picklable

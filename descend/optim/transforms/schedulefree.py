@@ -162,11 +162,12 @@ def schedule_free(momentum: str = "momentum") -> Transform:
         # quotient's own denominators): y and z are each read and written once.
         lr, ckp1, z = hp[LR], hp[CKP1], state["z"]
         beta = hp[momentum][0] if momentum == "betas" else hp[momentum]
-        num, den, divisors, decay = direction
+        num, den, divisors, decay, factors = direction
         uniform = divisors is None or (
             len(set(divisors)) == 1 and not isinstance(divisors[0], Tensor)
         )
-        if not uniform or isinstance(decay, Tensor) or isinstance(num, Sum):  # not made here
+        odd = factors is not None or isinstance(decay, Tensor) or isinstance(num, Sum)
+        if not uniform or odd:  # not made by the chains here
             num, den, divisors, decay = updated(direction, params), None, None, 0
         scale = 1.0 if divisors is None else 1 / divisors[0]
         if decay != 0:  # the decay is of y before the step
