@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from descend.optim.apply import fold_of
+from descend.optim.apply import in_place
 from descend.optim.transform import Hyper, Quotient, State, Transform, picklable
 
 
@@ -105,5 +105,5 @@ def chain(*transforms: Transform) -> Transform:
         split=split,
         quotient=quotient,
         passthrough=passthrough,
-        fold=fold_of(transforms),
+        apply=in_place(transforms),
     )

@@ -25,7 +25,7 @@ def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
     def passthrough(hp: Hyper) -> bool:
         return bool(hp.get(flag, False)) != value or (inner is not None and inner(hp))
 
-    # Off on some steps, so not a quotient, a fold or a split (those would run it always);
+    # Off on some steps, so not a quotient, a landing or a split (those would run it always);
     # its decay is read only when it is not passed through.
     return dataclasses.replace(
         transform,
@@ -35,7 +35,10 @@ def when(flag: str, transform: Transform, *, value: bool = True) -> Transform:
         constraints={**transform.constraints, flag: BOOL},
         split=None,
         quotient=None,
-        fold=None,
+        factors=None,
+        land=None,
+        after=None,
+        apply=None,
         passthrough=passthrough,
         declared_for=update,
     )

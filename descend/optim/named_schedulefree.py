@@ -3,6 +3,7 @@ signatures, defaults, ``train()``/``eval()`` and state layout, each a chain of t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -14,7 +15,7 @@ from descend.optim._constraints import LEARNING_RATE
 from descend.optim.compose import chain
 from descend.optim.layout import as_real
 from descend.optim.named import Params, _Named
-from descend.optim.transform import stateless
+from descend.optim.transform import Transform, picklable, stateless
 from descend.optim.transforms import add_decayed_weights, add_weight_decay
 from descend.optim.transforms.schedulefree import (
     AVERAGING_CONSTRAINTS,
@@ -36,29 +37,39 @@ def _declared(update: Any, state: Any, params: Any, hp: Any) -> Any:
     return update
 
 
-# The averaging settings and the group's bookkeeping, declared once for both chains (the
-# optimizer reads them from the group; no transform changes the updates for them).
-_KEYS = stateless(
-    _declared,
-    name="schedule_free_keys",
-    defaults={"lr": 0.0025, **AVERAGING_DEFAULTS, **BOOKKEEPING},
-    constraints={
-        "lr": LEARNING_RATE,
-        **AVERAGING_CONSTRAINTS,
-        "betas": Satisfies(
-            lambda b: (
-                isinstance(b, tuple | list)
-                and len(b) == 2
-                and _FIRST_BETA.contains(float(b[0]))
-                and 0 <= float(b[1]) < 1
+def _always(hp: Any) -> bool:
+    return True
+
+
+@picklable
+def _keys() -> Transform:
+    """The averaging settings and the group's bookkeeping, declared once for both chains
+    (the optimizer reads them from the group; no transform changes the updates for them):
+    passed through, so that schedule_free still lands the step (Transform.land)."""
+    keys = stateless(
+        _declared,
+        name="schedule_free_keys",
+        defaults={"lr": 0.0025, **AVERAGING_DEFAULTS, **BOOKKEEPING},
+        constraints={
+            "lr": LEARNING_RATE,
+            **AVERAGING_CONSTRAINTS,
+            "betas": Satisfies(
+                lambda b: (
+                    isinstance(b, tuple | list)
+                    and len(b) == 2
+                    and _FIRST_BETA.contains(float(b[0]))
+                    and 0 <= float(b[1]) < 1
+                ),
+                "a pair (beta1, beta2) with beta1 in (0, 1) (eval() divides by it) and beta2 in [0, 1)",
             ),
-            "a pair (beta1, beta2) with beta1 in (0, 1) (eval() divides by it) and beta2 in [0, 1)",
-        ),
-    },
-    elementwise=True,
-)
-_ADAMW = chain(scale_by_schedule_free_rms(), add_decayed_weights(), schedule_free("betas"), _KEYS)
-_SGD = chain(add_weight_decay(), schedule_free("momentum"), _KEYS)
+        },
+        elementwise=True,
+    )
+    return dataclasses.replace(keys, passthrough=_always)
+
+
+_ADAMW = chain(scale_by_schedule_free_rms(), add_decayed_weights(), schedule_free("betas"), _keys())
+_SGD = chain(add_weight_decay(), schedule_free("momentum"), _keys())
 
 
 class _ScheduleFree(_Named):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -43,14 +43,38 @@ State = dict[str, list[Any]]
 Hyper = Mapping[str, Any]
 InitFn = Callable[[list[Tensor], Hyper], State]
 UpdateFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[Tensor]]
+
+
+class Sum(NamedTuple):
+    r"""A numerator :math:`a + w\,b` (``w`` one number per tensor) left unmade: a landing adds
+    each term by its own ``addcdiv_``. A new tensor for the sum, written to cold memory,
+    costs more than a second pass over tensors already there (AdEMAMix's
+    :math:`m_1 + \alpha m_2`)."""
+
+    a: list[Tensor]
+    b: list[Tensor]
+    weights: list[Any]
+
+    def made(self) -> list[Tensor]:
+        """The sum, in new tensors."""
+        if len(set(self.weights)) == 1:
+            return torch._foreach_add(self.a, self.b, alpha=self.weights[0])
+        out = torch._foreach_mul(self.b, self.weights)
+        torch._foreach_add_(out, self.a)
+        return out
+
+
 # (numerators, denominators or None, divisors or None): the update is num / den / divisor.
-Quotient = tuple[list[Tensor], list[Tensor] | None, list[Any] | None]
+Quotient = tuple["list[Tensor] | Sum", list[Tensor] | None, list[Any] | None]
 QuotientFn = Callable[[list[Tensor], State, list[Tensor], Hyper], Quotient]
-# A quotient, the decoupled weight decay to apply before it, and the per-tensor factors
-# of the step (None: none): see Transform.fold.
-Folded = tuple[list[Tensor], list[Tensor] | None, list[Any] | None, Any, list[float] | None]
+# A quotient, a decoupled weight decay and per-tensor factors of the step (None: none):
+# the direction num / den / divisor * factor + decay * theta, as the transforms before a
+# landing (Transform.land) hand it over.
+Folded = tuple["list[Tensor] | Sum", list[Tensor] | None, list[Any] | None, Any, list[Any] | None]
 FactorsFn = Callable[[list[Tensor], State, list[Tensor], Hyper], list[float]]
-FoldFn = Callable[[list[Tensor], State, list[Tensor], Hyper], "Folded | None"]
+LandFn = Callable[[Folded, State, list[Tensor], Hyper], None]
+AfterFn = Callable[[State, list[Tensor], Hyper], None]
+ApplyFn = Callable[[list[Tensor], State, list[Tensor], Hyper], None]
 F = TypeVar("F", bound=Callable[..., "Transform"])
 
 
@@ -104,21 +128,33 @@ class Transform:
             keeps its first transform's, the only one that sees the raw gradients.
         split: for a transform whose last act is :math:`u \leftarrow -h\,u` with
             :math:`h` = ``hp[name]`` (:func:`scale_by_lr`): ``(update without it, name)``.
-            The optimizer then adds :math:`-h\,u` to the parameters in one pass
-            (``_foreach_add_(params, u, alpha=-h)``) instead of two; the numbers are the same.
         quotient: for an update :math:`u = n/(d\,c)`: ``(grads, state, params, hp) -> (n, d,
-            c)`` (``c`` per-tensor divisors or ``None``; ``d`` may be ``None`` for no
-            division, with ``c`` ``None``), all of ``update`` but the division.
+            c)`` (``n`` tensors, or a :class:`Sum` of two lists of them; ``c`` per-tensor
+            divisors, positive, or ``None``; ``d`` non-negative and
+            the step's own tensors, which whoever takes the quotient may overwrite, or
+            ``None`` for no division, with ``c`` ``None``), all of ``update`` but the division.
         passthrough: ``hp -> bool``: ``update`` returns its gradients, touching no state.
         decay: ``hp -> \lambda`` for :func:`add_decayed_weights` (:math:`u + \lambda\theta`).
         factors: for an update :math:`u_i \leftarrow f_i\, u_i` by numbers that depend on
             the shapes, the parameters and ``hp``, not on the values of :math:`u`
             (Muon's shape ratio, Adafactor's relative step): ``(grads, state, params, hp)
-            -> [f_i]``. A fold multiplies them into the step size of its one add (torch's
+            -> [f_i]``. A landing multiplies them into the step size of its one add (torch's
             ``param.add_(u, alpha=-lr * r)``) instead of making a pass over :math:`u`.
-        fold: a chain's ``quotient → [factors] → [decay] → [scale_by_lr]`` tail run as
-            torch's in-place ``mul_``/``add_``/``addcdiv_`` (:mod:`descend.optim.apply`);
-            ``None`` for ``hp`` that break the pattern.
+        land: for a transform that ends a chain by turning a direction into the parameters'
+            change (:func:`scale_by_lr`, Schedule-Free's step): ``(land, name)``, where
+            ``land(direction, state, params, hp)`` changes the parameters (and the
+            transform's state) in place, as its ``update`` would, from the direction the
+            transforms before it make, handed over as a :data:`Folded` quotient, decay and
+            factors (Adam's :math:`m/d` reaches :math:`\theta` by ``addcdiv_`` without being
+            materialized). Used when ``hp[name]`` is a number (:mod:`descend.optim.apply`).
+        after: ``(state, params, hp) -> None`` for a transform whose ``update`` passes on
+            the update it is given (changed or not) only to act on the parameters that update
+            produces (an average of the weights, Lookahead's pull): the same work, done on
+            the parameters in place after they have been changed, so that the transforms
+            before it still take their fastest way there.
+        apply: ``(grads, state, params, hp) -> None``: the whole step, in place, by the
+            shortcuts above (built by :func:`~descend.optim.chain`; see
+            :mod:`descend.optim.apply`); the parameters end as ``params + update`` does.
     """
 
     init: InitFn
@@ -150,8 +186,10 @@ class Transform:
         default=None, compare=False, repr=False
     )
     factors: FactorsFn | None = dataclasses.field(default=None, compare=False, repr=False)
-    fold: FoldFn | None = dataclasses.field(default=None, compare=False, repr=False)
-    # The update the shortcuts above (split ... fold) were declared for: a wrapper made with
+    land: tuple[LandFn, str] | None = dataclasses.field(default=None, compare=False, repr=False)
+    after: AfterFn | None = dataclasses.field(default=None, compare=False, repr=False)
+    apply: ApplyFn | None = dataclasses.field(default=None, compare=False, repr=False)
+    # The update the shortcuts above (split ... apply) were declared for: a wrapper made with
     # ``dataclasses.replace(t, update=...)`` inherits them, and must not take them.
     declared_for: UpdateFn | None = dataclasses.field(default=None, compare=False, repr=False)
 
@@ -161,7 +199,8 @@ class Transform:
 
     def shortcut(self, name: str) -> Any:
         """The shortcut ``name`` (``split``, ``quotient``, ``passthrough``, ``decay``,
-        ``factors``, ``fold``) if it was declared for this transform's ``update``, else ``None``."""
+        ``factors``, ``land``, ``after``, ``apply``) if it was declared for this transform's
+        ``update``, else ``None``."""
         return getattr(self, name) if self.declared_for is self.update else None
 
     def __reduce__(self) -> Any:

@@ -57,7 +57,7 @@ def _run(make, dtype: torch.dtype, steps: int, *, maximize: bool = False):
 def _materialized(groups, **kwargs) -> descend.Adafactor:
     # The update computed whole, then added (the path of a compiled step): no fold.
     opt = descend.Adafactor(groups, **kwargs)
-    opt.transform = dataclasses.replace(opt.transform, fold=None)
+    opt.transform = dataclasses.replace(opt.transform, apply=None)
     return opt
 
 

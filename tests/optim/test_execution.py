@@ -4,6 +4,7 @@ quotient (``addcdiv_``) against the materialized update."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from unittest import mock
 
@@ -90,7 +91,7 @@ FOLDING = {
 def _unfolded(make):
     def build(groups):
         opt = make(groups)
-        opt.transform = dataclasses.replace(opt.transform, fold=None)
+        opt.transform = dataclasses.replace(opt.transform, apply=None)
         return opt
 
     return build
@@ -160,3 +161,20 @@ def test_a_wrapper_that_replaces_the_update_does_not_inherit_its_shortcuts() -> 
     )
     for a, b in zip(ours, twice, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_ademamix_lands_its_two_moments_without_a_tensor_for_their_sum() -> None:
+    # m1 + alpha m2 stays a Sum: two addcdiv_ into theta, no _foreach_add/_foreach_mul
+    # making a new tensor (the FOLDING test above checks the numbers).
+    made = {
+        name: mock.MagicMock(wraps=getattr(torch, name))
+        for name in ("_foreach_add", "_foreach_mul")
+    }
+    landed = mock.MagicMock(wraps=torch._foreach_addcdiv_)
+    with contextlib.ExitStack() as stack:
+        for name, fake in made.items():
+            stack.enter_context(mock.patch.object(torch, name, fake))
+        stack.enter_context(mock.patch.object(torch, "_foreach_addcdiv_", landed))
+        run(lambda g: descend.AdEMAMix(g, lr=0.01), torch.float64, steps=3)
+    assert [f.call_count for f in made.values()] == [0, 0]
+    assert landed.call_count > 0 and landed.call_count % 2 == 0

@@ -89,7 +89,7 @@ def test_the_materialized_update_matches_the_folded_step_within_rounding() -> No
     folded, plain = _params(torch.float64), _params(torch.float64)
     a = descend.Muon(_groups(folded))
     b = descend.Muon(_groups(plain))
-    b.transform = dataclasses.replace(b.transform, fold=None)
+    b.transform = dataclasses.replace(b.transform, apply=None)
     decayed = mock.MagicMock(wraps=torch._foreach_add)
     with mock.patch.object(torch, "_foreach_add", decayed):
         _drive(a, folded, feedback=True)

@@ -4,9 +4,11 @@ their modes, state dicts and refusals."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from typing import Any
+from unittest import mock
 
 import pytest
 import torch
@@ -66,8 +68,11 @@ def _relative(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_matches_the_reference_in_float64_at_y_and_at_x(case: tuple[Any, ...]) -> None:
-    """The same operations in the same order but for ``lerp`` (the reference interpolates
-    in place, descend adds ``c (z - y)``): a few roundings per step, far below 1e-10."""
+    """The reference's operations, but for AdamW's quotient: descend divides by
+    sqrt(v) + eps sqrt(1 - beta2^t) and moves the correction into addcdiv_'s scalar (with a
+    decay, into the division's), where the reference divides v first and adds u with alpha:
+    four roundings per step ordered differently, of relative size 2^-53 each, which 120
+    steps of a contracting iteration keep far below 1e-10."""
     (ours, opt), (theirs, ref) = _both(case, torch.float64)
     assert _relative(ours, theirs) < 1e-10
     opt.eval(), ref.eval()
@@ -82,6 +87,37 @@ def test_matches_the_reference_in_float32_within_rounding(case: tuple[Any, ...])
     # About 10 roundings per step, each of relative size eps, which the average carries on.
     (ours, _), (theirs, _) = _both(case, torch.float32)
     assert _relative(ours, theirs) < STEPS * 10 * EPS32
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", CASES[2:], ids=IDS[2:])
+def test_sgd_takes_the_references_operations_bit_for_bit(
+    case: tuple[Any, ...], dtype: torch.dtype
+) -> None:
+    # y.lerp_(z, c), y.add_(u, alpha), z.sub_(u, alpha=lr), u = g (+ lambda y): its order.
+    (ours, _), (theirs, _) = _both(case, dtype)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adamw_reaches_y_and_z_without_materializing_the_update(weight_decay: float) -> None:
+    """Eager, the step reads and writes y and z once each (lerp_, then addcdiv_ or add_):
+    no z - y, no u, no step tensor (12 passes over memory before, 7 to 9 now)."""
+    params = make_params(torch.float64)
+    opt = descend.ScheduleFreeAdamW(params, lr=0.01, weight_decay=weight_decay)
+    loss_fn(params).backward()
+    opt.step()  # z created
+    made = {name: mock.MagicMock(wraps=getattr(torch, name)) for name in _OUT_OF_PLACE}
+    with contextlib.ExitStack() as stack:
+        for name, fake in made.items():
+            stack.enter_context(mock.patch.object(torch, name, fake))
+        opt.step()
+    # One new tensor list per step: the denominators (n / d is written into them).
+    assert {n: f.call_count for n, f in made.items() if f.call_count} == {"_foreach_sqrt": 1}
+
+
+_OUT_OF_PLACE = ["_foreach_sqrt", "_foreach_div", "_foreach_sub", "_foreach_add", "_foreach_mul"]
 
 
 def _paper(

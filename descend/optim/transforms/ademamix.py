@@ -15,6 +15,7 @@ from descend.optim.transform import (
     Hyper,
     Quotient,
     State,
+    Sum,
     Transform,
     owned,
     picklable,
@@ -132,24 +133,28 @@ def scale_by_ademamix() -> Transform:
         torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
         # u = (m1 + alpha c1 m2) / (c1 (sqrt(v) / c2 + eps)), c1 = 1 - beta1^t and
         # c2 = sqrt(1 - beta2^t): the corrections go into one factor per tensor each.
-        alphas = given[_ALPHA]
-        if any(isinstance(a, Tensor) for a in alphas):  # per tensor, as above
+        alphas, scale, eps = given[_ALPHA], given[_SCALE], given[_EPS]
+        denom = owned(torch._foreach_sqrt(v))
+        if any(isinstance(a, Tensor) for a in [*alphas, *scale]):  # per tensor, as above
             num = [
                 f + m * a for f, m, a in zip(fast, slow, scalars_like(alphas, slow), strict=True)
             ]
-        elif len(set(alphas)) == 1:
-            num = torch._foreach_add(fast, slow, alpha=alphas[0])
-        else:
-            num = torch._foreach_mul(slow, alphas)
-            torch._foreach_add_(num, fast)
-        denom = owned(torch._foreach_sqrt(v))
-        torch._foreach_mul_(denom, scalars_like(given[_SCALE], denom))
-        torch._foreach_add_(denom, scalars_like(given[_EPS], denom))
-        return num, denom, None
+            torch._foreach_mul_(denom, scalars_like(scale, denom))
+            torch._foreach_add_(denom, scalars_like(eps, denom))
+            return num, denom, None
+        # sqrt(v) a + e = a (sqrt(v) + e / a): a becomes a divisor, which a landing folds
+        # into its scalars (one pass over denom fewer); m1 + alpha m2 is left unmade (Sum),
+        # for the landing to add each by its own addcdiv_ (no new tensor for it).
+        torch._foreach_add_(denom, [e / a for e, a in zip(eps, scale, strict=True)])
+        return Sum(fast, slow, alphas), denom, scale
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        num, denom, _ = quotient(grads, state, params, hp)
+        num, denom, divisors = quotient(grads, state, params, hp)
+        if isinstance(num, Sum):
+            num = num.made()
         torch._foreach_div_(num, denom)  # num is this step's own tensor: no new one for u
+        if divisors is not None:
+            torch._foreach_div_(num, divisors)
         return num
 
     def factors(hp: Hyper) -> dict[str, list[Any]]:

@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
-from descend.optim.transform import Hyper, State, Transform, picklable
+from descend.optim.transform import Hyper, State, Sum, Transform, picklable
 
 
 @picklable
@@ -55,17 +55,45 @@ def cautious(transform: Transform) -> Transform:
         )
 
     def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
-        u = transform.update(grads, state, params, hp)
-        # The mask is piecewise constant (no gradient in a differentiable step), and made
-        # in one new tensor per parameter: u * g, then 1.0 where it is > 0 (in place).
-        with torch.no_grad():
-            mask = torch._foreach_mul(u, grads)
-            for m in mask:
-                m.gt_(0)
-            # d / (nnz + 1), one number per tensor: the kept coordinates carry the size.
-            torch._foreach_mul_(mask, [m.numel() / (m.sum() + 1) for m in mask])
-        # u may be the inner transform's state (a momentum buffer): the mask takes the product.
-        torch._foreach_mul_(mask, u)
-        return mask
+        return _masked(transform.update(grads, state, params, hp), grads)
 
-    return dataclasses.replace(transform, update=update, name=f"cautious({transform.name})")
+    inner = transform.shortcut("quotient")
+    quotient = None
+    if inner is not None:
+
+        def quotient(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper):
+            # u = n / (d c) with d >= 0 and c > 0 (Transform.quotient): u g has the sign of
+            # n g (both 0 or NaN where d = 0 and n = 0), so the mask can be taken on n and
+            # the quotient still land by addcdiv_ (no u materialized).
+            num, den, divisors = inner(grads, state, params, hp)
+            return _masked(num.made() if isinstance(num, Sum) else num, grads), den, divisors
+
+    # Its own update: none of the inner transform's shortcuts but the quotient, masked.
+    return dataclasses.replace(
+        transform,
+        update=update,
+        name=f"cautious({transform.name})",
+        quotient=quotient,
+        passthrough=None,
+        decay=None,
+        factors=None,
+        land=None,
+        after=None,
+        apply=None,
+        declared_for=update,
+    )
+
+
+def _masked(u: list[Tensor], grads: list[Tensor]) -> list[Tensor]:
+    """u where it agrees in sign with the gradient, times d / (nnz + 1), in new tensors."""
+    # The mask is piecewise constant (no gradient in a differentiable step), and made
+    # in one new tensor per parameter: u * g, then 1.0 where it is > 0 (in place).
+    with torch.no_grad():
+        mask = torch._foreach_mul(u, grads)
+        for m in mask:
+            m.gt_(0)
+        # d / (nnz + 1), one number per tensor: the kept coordinates carry the size.
+        torch._foreach_mul_(mask, [m.numel() / (m.sum() + 1) for m in mask])
+    # u may be the inner transform's state (a momentum buffer): the mask takes the product.
+    torch._foreach_mul_(mask, u)
+    return mask

@@ -60,20 +60,10 @@ def ema(inner: Transform, decay: float = 0.999) -> Transform:
         Control Optim. 30(4), 1992. https://doi.org/10.1137/0330046
         PyTorch, ``torch.optim.swa_utils``. https://pytorch.org/docs/stable/optim.html#weight-averaging-swa-and-ema
     """
-    both = chain(inner, _average(decay))
-    split = None
-    if inner.shortcut("split") is not None:
-        # inner ends in u = -h v: keep the optimizer's one-pass add of -h v (Transform.split),
-        # averaging the weights it will produce, computed by the same operation.
-        unscaled, name = inner.split
-
-        def averaged(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper):
-            v = unscaled(grads, state, params, hp)
-            _blend(state["ema"], torch._foreach_add(params, v, alpha=-hp[name]), hp)
-            return v
-
-        split = (averaged, name)
-    return dataclasses.replace(both, name=f"ema({inner.name})", split=split)
+    # The average reads the weights the step made (Transform.after): inner lands its
+    # step in place by its own shortest way (AdamW's mul_ and addcdiv_), then the average
+    # takes one pass, as AveragedModel.update_parameters after the step.
+    return dataclasses.replace(chain(inner, _average(decay)), name=f"ema({inner.name})")
 
 
 def _blend(average: list[Tensor], new: list[Tensor], hp: Hyper) -> None:
@@ -103,6 +93,9 @@ def _average(decay: float) -> Transform:
         _blend(state["ema"], torch._foreach_add(params, grads), hp)
         return grads
 
+    def after(state: State, params: list[Tensor], hp: Hyper) -> None:
+        _blend(state["ema"], params, hp)
+
     return Transform(
         init,
         update,
@@ -111,4 +104,5 @@ def _average(decay: float) -> Transform:
         True,
         "ema",
         elementwise=True,
+        after=after,
     )

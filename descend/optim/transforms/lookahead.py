@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -12,6 +13,8 @@ from descend.optim.compose import chain
 from descend.optim.sharded import copy_all
 from descend.optim.transform import Hyper, State, Transform, picklable
 
+# Per tensor: whether its clock reaches a multiple of k at this step (Transform.scalars).
+_DUE = "lookahead_due"
 _K = Interval(1, None, closed="left", integer=True, finite=True)
 _ALPHA = Interval(0.0, 1.0, closed="both")
 
@@ -84,9 +87,7 @@ def _synchronize(k: int, alpha: float) -> Transform:
             if not due:
                 return grads
             fast = torch._foreach_add([params[i] for i in due], [grads[i] for i in due])
-            # theta + (1 - alpha)(phi - theta) = phi + alpha(theta - phi), as the reference.
-            torch._foreach_lerp_(fast, [slow[i] for i in due], back)
-            copy_all([slow[i] for i in due], fast)
+            _pull(fast, [slow[i] for i in due], back)
             torch._foreach_sub_(fast, [params[i] for i in due])  # the update that lands there
             out = list(grads)
             for i, pulled in zip(due, fast, strict=True):
@@ -101,6 +102,33 @@ def _synchronize(k: int, alpha: float) -> Transform:
             out.append(torch.where(due, pulled - p, u))
         return out
 
+    def after(state: State, params: list[Tensor], hp: Hyper) -> None:
+        # The same pull, on the fast weights the inner rule has just written in place.
+        every, back = hp["lookahead_k"], 1 - hp["lookahead_alpha"]
+        steps, slow = hp["step"], state["slow_params"]
+        if _DUE in hp:  # the clocks read on the host: only the due tensors are touched
+            due = [i for i, d in enumerate(hp[_DUE]) if d]
+            if due:
+                _pull([params[i] for i in due], [slow[i] for i in due], back)
+            return
+        # Clocks on the device (capturable): select, do not branch.
+        for p, phi, s in zip(params, slow, steps, strict=True):
+            pulled = torch.where(torch.remainder(s, every) == 0, torch.lerp(p, phi, back), p)
+            phi.copy_(torch.where(torch.remainder(s, every) == 0, pulled, phi))
+            p.copy_(pulled)
+
+    def due(hp: Hyper) -> dict[str, list[Any]]:
+        # Outside a compiled step (Transform.scalars): a compiled step then branches on
+        # Python flags, one graph for the due steps and one for the others, instead of
+        # reading and writing the slow weights at every step (9 arrays a step where the
+        # rule's floor is 7.4). Clocks on the device (capturable) are not read.
+        steps = hp["step"]
+        if torch.compiler.is_compiling() or (
+            isinstance(steps[0], Tensor) and steps[0].device.type != "cpu"
+        ):
+            return {}
+        return {_DUE: [int(s) % hp["lookahead_k"] == 0 for s in steps]}
+
     return Transform(
         init,
         update,
@@ -109,4 +137,13 @@ def _synchronize(k: int, alpha: float) -> Transform:
         True,
         "lookahead",
         elementwise=True,
+        scalars=due,
+        after=after,
     )
+
+
+def _pull(fast: list[Tensor], slow: list[Tensor], back: float) -> None:
+    """phi <- phi + alpha (theta - phi), theta <- phi, computed as theta + (1 - alpha)(phi -
+    theta) (``back`` is 1 - alpha), into ``fast`` and then ``slow``."""
+    torch._foreach_lerp_(fast, slow, back)
+    copy_all(slow, fast)

@@ -8,7 +8,16 @@ import torch
 from torch import Tensor
 
 from descend.optim._constraints import FLAG, LEARNING_RATE
-from descend.optim.transform import Hyper, State, Transform, picklable, stateless, unchanged
+from descend.optim.apply import add_folded
+from descend.optim.transform import (
+    Folded,
+    Hyper,
+    State,
+    Transform,
+    picklable,
+    stateless,
+    unchanged,
+)
 
 
 @picklable
@@ -42,7 +51,15 @@ def scale_by_lr() -> Transform:
         constraints={"lr": LEARNING_RATE},
         elementwise=True,
     )
-    return dataclasses.replace(scale, split=(unchanged, "lr"))
+    return dataclasses.replace(scale, split=(unchanged, "lr"), land=(_descend, "lr"))
+
+
+def _descend(direction: Folded, state: State, params: list[Tensor], hp: Hyper) -> None:
+    r"""``scale_by_lr`` landing a direction (:attr:`Transform.land`) as torch's for-loop
+    lands Adam's: :math:`\theta \leftarrow \theta(1 - \eta\lambda)` with ``mul_``, then
+    :math:`-\eta\, n/(d\,c)` with ``addcdiv_`` (or ``add_`` with ``alpha``): two passes
+    where the quotient, the decay and the scaling made separately take four."""
+    add_folded(params, direction, -hp["lr"])
 
 
 @picklable

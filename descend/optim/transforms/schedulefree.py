@@ -10,7 +10,17 @@ from torch import Tensor
 
 from descend._validation import Interval
 from descend.optim._constraints import BETAS, NON_NEGATIVE
-from descend.optim.transform import Hyper, State, Transform, owned, picklable
+from descend.optim.apply import from_quotient, updated
+from descend.optim.transform import (
+    Folded,
+    Hyper,
+    Quotient,
+    State,
+    Sum,
+    Transform,
+    owned,
+    picklable,
+)
 
 # Per-step numbers the optimizer computes from its group bookkeeping (see ``averaging``)
 # and hands to the transforms; they are not group keys, so never in a state dict.
@@ -75,24 +85,33 @@ def scale_by_schedule_free_rms() -> Transform:
             "exp_avg_sq": [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
         }
 
-    def update(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> list[Tensor]:
+    def quotient(grads: list[Tensor], state: State, params: list[Tensor], hp: Hyper) -> Quotient:
         beta2 = hp["betas"][1]
         v = state["exp_avg_sq"]
         torch._foreach_mul_(v, beta2)
         torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
-        denom = owned(torch._foreach_div(v, hp[BC2]))
-        torch._foreach_sqrt_(denom)
-        torch._foreach_add_(denom, hp["eps"])
-        return torch._foreach_div(grads, denom)
+        root = hp[BC2] ** 0.5
+        denom = owned(torch._foreach_sqrt(v))
+        if isinstance(root, Tensor):
+            # A compiled step: one graph input, no list of 0-d divisors (foreach ops over
+            # one have no compiled kernel).
+            torch._foreach_div_(denom, root)
+            torch._foreach_add_(denom, hp["eps"])
+            return grads, denom, None
+        # sqrt(v / b) + eps = (sqrt(v) + eps sqrt(b)) / sqrt(b): the correction becomes a
+        # divisor, which the step folds into its scalars (one pass over denom fewer).
+        torch._foreach_add_(denom, hp["eps"] * root)
+        return grads, denom, [1 / root] * len(grads)
 
     return Transform(
         init,
-        update,
+        from_quotient(quotient),
         {"betas": (0.9, 0.999), "eps": 1e-8},
         {"betas": BETAS, "eps": NON_NEGATIVE},
         False,
         "scale_by_schedule_free_rms",
         elementwise=True,
+        quotient=quotient,
     )
 
 
@@ -116,7 +135,9 @@ def schedule_free(momentum: str = "momentum") -> Transform:
     ``momentum="betas"``), :math:`\gamma_t` the warmed-up learning rate and
     :math:`c_{t+1}` the averaging weight, both from :func:`averaging`. State ``z``
     (initialized to the parameters), as the reference. It must end a chain: its output is
-    the parameters' change, not a direction to scale.
+    the parameters' change, not a direction to scale. Eager, it lands the step in place as
+    the reference does (:attr:`~descend.optim.transform.Transform.land`: ``y.lerp_(z, c)``,
+    then :math:`u` added to :math:`y` and :math:`z`, by ``addcdiv_`` from a quotient).
     """
 
     def init(params: list[Tensor], hp: Hyper) -> State:
@@ -135,6 +156,37 @@ def schedule_free(momentum: str = "momentum") -> Transform:
             torch._foreach_add_(z, grads, alpha=-lr)
         return step
 
+    def land(direction: Folded, state: State, params: list[Tensor], hp: Hyper) -> None:
+        # The reference's in-place form, y.lerp_(z, c); y += a u; z -= lr u, with
+        # u = n / (d c) + lambda y reached by addcdiv_ (or, with a decay, made once in the
+        # quotient's own denominators): y and z are each read and written once.
+        lr, ckp1, z = hp[LR], hp[CKP1], state["z"]
+        beta = hp[momentum][0] if momentum == "betas" else hp[momentum]
+        num, den, divisors, decay, factors = direction
+        uniform = divisors is None or (
+            len(set(divisors)) == 1 and not isinstance(divisors[0], Tensor)
+        )
+        odd = factors is not None or isinstance(decay, Tensor) or isinstance(num, Sum)
+        if not uniform or odd:  # not made by the chains here
+            num, den, divisors, decay = updated(direction, params), None, None, 0
+        scale = 1.0 if divisors is None else 1 / divisors[0]
+        if decay != 0:  # the decay is of y before the step
+            if den is None:
+                num = torch._foreach_add(num, params, alpha=decay / scale)
+            else:  # n / d in place of d (the step's own tensors), + lambda c y
+                for n, d in zip(num, den, strict=True):
+                    torch.div(n, d, out=d)
+                torch._foreach_add_(den, params, alpha=decay / scale)
+                num, den = den, None
+        torch._foreach_lerp_(params, z, ckp1)
+        a = lr * (beta * (1 - ckp1) - 1)
+        if den is None:
+            torch._foreach_add_(params, num, alpha=a * scale)
+            torch._foreach_add_(z, num, alpha=-lr * scale)
+        else:
+            torch._foreach_addcdiv_(params, num, den, value=a * scale)
+            torch._foreach_addcdiv_(z, num, den, value=-lr * scale)
+
     return Transform(
         init,
         update,
@@ -143,6 +195,7 @@ def schedule_free(momentum: str = "momentum") -> Transform:
         False,
         "schedule_free",
         elementwise=True,
+        land=(land, LR),
     )
 
 
