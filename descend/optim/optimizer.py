@@ -27,7 +27,7 @@ from descend.optim.flags import (
 )
 from descend.optim.layout import as_real, cache_sized, like_param
 from descend.optim.lr import GroupSchedules
-from descend.optim.sharded import spans_ranks
+from descend.optim.sharded import is_sharded
 from descend.optim.transform import State, Transform
 
 # Attributes of a descend optimizer that pickling and deepcopy must carry besides torch's.
@@ -270,13 +270,14 @@ class Optimizer(torch.optim.Optimizer):
         if self._compile and not any(v is None for values in lists.values() for v in values):
             apply = compiled_step(self.__dict__)
         real_grads, real_params = [as_real(g) for g in grads], [as_real(p) for p in params]
-        # Whole when the rule spans the group, off the CPU, and on FSDP2 shards or DDP's
-        # replicas (Muon shares a group's matrices out among the ranks in one exchange).
+        # Whole when the rule spans the group, off the CPU, and on FSDP2 shards (which
+        # shard a module's parameters all alike): Muon shares a group's matrices out among
+        # the ranks in one exchange. (Under DDP each run is its own all-gather.)
         whole = (
             tensors
             or not transform.elementwise
             or params[0].device.type != "cpu"
-            or spans_ranks(params)
+            or is_sharded(params[0])
         )
         for part in [range(len(params))] if whole else cache_sized(params):
             sub = {k: [v[i] for i in part] for k, v in lists.items()}

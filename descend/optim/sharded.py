@@ -7,18 +7,19 @@ FSDP2 keeps each parameter (and its gradient) as a ``DTensor`` split by rows,
 (``torch.chunk``'s split: the last ranks may hold fewer rows, or none). An elementwise rule
 steps on those rows as they are; Muon's Newton–Schulz needs the whole matrix.
 
-Two ways to get it:
+Three ways to get it:
 
 * :func:`map_whole` — **each rank computes a share** (the reference distributed Muon's
   plan). Every matrix gets an owner rank, balanced by the cost of its step; one
   ``all_to_all`` brings every owner the rows of its matrices, each owner computes its
   matrices whole, and a second ``all_to_all`` sends each rank its rows of every result.
   Owners are balanced over every call and step (a rank's load carries over), so one
-  matrix per param group still spreads over the ranks. Per step and rank, for the matrices :math:`\mathcal{O}` it owns and the rest
-  :math:`\bar{\mathcal{O}}`, it receives :math:`(N-1)\sum_{\mathcal{O}} cB` elements and
-  :math:`\sum_{\bar{\mathcal{O}}} cB` elements, and sends as many: against an all-gather of
-  every matrix on every rank (:math:`(N-1)\sum cB` received), the bytes are the same at
-  :math:`N = 2` and fall as :math:`2/N` beyond, and the compute is split :math:`N` ways.
+  matrix per param group still spreads over the ranks. Per step and rank, for the
+  matrices :math:`\mathcal{O}` it owns and the rest :math:`\bar{\mathcal{O}}`, it receives
+  :math:`(N-1)\sum_{\mathcal{O}} cB + \sum_{\bar{\mathcal{O}}} cB` elements and sends
+  as many: against an all-gather of every matrix on every rank (:math:`(N-1)\sum cB`
+  received), the bytes are the same at :math:`N = 2` and fall as :math:`2/N` beyond, and
+  the compute is split :math:`N` ways.
   For a stateless rule: the result is the same wherever it is computed.
 * :func:`replicated` — under DDP the parameters are plain tensors, the same on every
   rank: within this block :func:`map_whole` computes each matrix on its owner and one
@@ -30,9 +31,9 @@ Two ways to get it:
   whole matrix), so that the state stays the same on every rank, replicated, as torch's
   distributed checkpoint expects a plain tensor to be.
 
-Both cast the rows to the dtype the rule works in *before* they travel (elementwise, so
-the whole matrix is the unsharded one cast, bit for bit), and return ``DTensor``\ s laid
-out as the gradients were.
+All three cast to the dtype the rule works in *before* anything travels (elementwise, so
+the whole matrix is the unsharded one cast, bit for bit), and return the results laid out
+as the gradients were.
 """
 
 from __future__ import annotations
@@ -52,12 +53,6 @@ def is_sharded(g: Tensor) -> bool:
     tensor never pays for that import)."""
     module = sys.modules.get("torch.distributed.tensor")
     return module is not None and isinstance(g, module.DTensor)
-
-
-def spans_ranks(tensors: list[Tensor]) -> bool:
-    """Whether a step over ``tensors`` involves other ranks: some are sharded, or they are
-    DDP's replicas (within :func:`replicated`)."""
-    return _REPLICATED[0] is not None or any(is_sharded(t) for t in tensors)
 
 
 def _row_shards(g: Any) -> bool:
