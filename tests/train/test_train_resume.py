@@ -142,6 +142,16 @@ def test_crash_then_resume_from_periodic_checkpoint_equals_uninterrupted(tmp_pat
     assert_identical(straight, resumed)
 
 
+def test_a_finished_run_resumed_ends_as_it_was(tmp_path):
+    """What a restart after the last step does (torchrun restarts a job whose rank died
+    at exit): nothing more is trained, and the model, optimizer and history are the
+    finished run's."""
+    finished = run("adam", tmp_path, max_steps=10, checkpoint_every=3)
+    again = run("adam", tmp_path, init_seed=99, max_steps=10, checkpoint_every=3, resume=True)
+    assert_identical(finished, again)
+    assert len(again[2].steps) == 10 and again[2].stop_reason == finished[2].stop_reason
+
+
 def test_resume_falls_back_to_the_previous_checkpoint_when_the_last_is_corrupt(tmp_path):
     straight = run("sgd", max_steps=10)
     with pytest.raises(RuntimeError):
