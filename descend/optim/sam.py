@@ -52,8 +52,8 @@ class SAM(torch.optim.Optimizer):
 
     ``first_step()`` and ``second_step()`` split the step as the reference's do, for
     loops that compute the two passes themselves. ``descend.fit`` writes that closure
-    itself (``requires_closure``): the same batch, at the perturbed weights; a
-    gradient-clipping callback clips the first gradient only.
+    itself (``requires_closure``): the same batch, at the perturbed weights; its
+    gradient clipping clips both gradients.
 
     .. warning:: The second forward pass updates BatchNorm's running statistics a
        second time, at the perturbed weights (as in the reference); put BatchNorm layers

@@ -24,8 +24,8 @@ Three ways to get it:
 * :func:`replicated` — under DDP the parameters are plain tensors, the same on every
   rank: within this block :func:`map_whole` computes each matrix on its owner and one
   all-gather (each rank's results, padded to the largest share) gives every rank all of
-  them — the reference's plan exactly; each rank receives about :math:`(N-1)/N` of the
-  matrices' elements, in the iteration's dtype.
+  them — the reference's plan exactly (a broadcast when one rank holds them all); each
+  rank receives about :math:`(N-1)/N` of the matrices' elements, in the iteration's dtype.
 * :func:`gather_whole` — **every rank computes every matrix**: one all-gather per matrix.
   For a rule whose state is not elementwise (SOAP's moments live in an eigenbasis of the
   whole matrix), so that the state stays the same on every rank, replicated, as torch's
@@ -223,18 +223,27 @@ def _share_replicated(
     grads: list[Tensor], fn: Callable[[Tensor], Tensor], dtype: torch.dtype, group: Any, cost: Any
 ) -> list[Tensor]:
     """Each rank computes its share of ``fn`` over tensors every rank holds alike; one
-    all-gather (each rank's results, padded to the largest share) gives every rank all."""
+    all-gather (each rank's results, padded to the largest share) gives every rank all,
+    or one broadcast when a single rank holds every result (a call with one matrix: the
+    all-gather would carry the other ranks' padding, as much again at 2 ranks)."""
     import torch.distributed as dist
 
     n, me = dist.get_world_size(group), dist.get_rank(group)
     owner = _owners(("replicated", group), [cost(g.shape) for g in grads], n)
     share = [sum(g.numel() for g, o in zip(grads, owner, strict=True) if o == r) for r in range(n)]
-    width = max(share)
     mine = [fn(g).to(dtype).reshape(-1) for g, o in zip(grads, owner, strict=True) if o == me]
-    local = torch.cat([*mine, grads[0].new_zeros(width - share[me], dtype=dtype)])
-    everyone = local.new_empty(n * width)
-    dist.all_gather_into_tensor(everyone, local, group=group)
-    starts = [r * width for r in range(n)]
+    holders = [r for r in range(n) if share[r]]
+    if len(holders) == 1:
+        (src,) = holders
+        everyone = torch.cat(mine) if me == src else grads[0].new_empty(share[src], dtype=dtype)
+        dist.broadcast(everyone, src=dist.get_global_rank(group, src), group=group)
+        starts = [0] * n
+    else:
+        width = max(share)
+        local = torch.cat([*mine, grads[0].new_zeros(width - share[me], dtype=dtype)])
+        everyone = local.new_empty(n * width)
+        dist.all_gather_into_tensor(everyone, local, group=group)
+        starts = [r * width for r in range(n)]
     out = []
     for g, o in zip(grads, owner, strict=True):
         out.append(everyone[starts[o] : starts[o] + g.numel()].view(g.shape))

@@ -33,6 +33,7 @@ import atexit
 import contextlib
 import datetime
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -197,7 +198,7 @@ class Ranks:
             yield
         except BaseException as exc:
             # Leave at once: the peers may be waiting in a collective this rank will never
-            # join; torchrun stops them when this process exits (see _destroy).
+            # join; torchrun stops them when this process exits (see leave).
             _FAILED[0] = True
             if not isinstance(exc, RuntimeError | dist.DistError):
                 raise
@@ -218,21 +219,41 @@ class Ranks:
 _FAILED = [False]
 
 
-def _destroy() -> None:
-    if not dist.is_initialized() or _FAILED[0]:
+# How long a leaving rank lets gloo's worker threads run before the interpreter finalizes.
+# A worker wakes the waiter of a collective first and drops the collective's tensors after;
+# a worker that drops them once the interpreter is finalizing needs the GIL, is stopped
+# by Python (pthread_exit) and aborts the process: "terminate called without an active
+# exception", SIGABRT, after every result was written. Seen in CI, and here about once in
+# 17 sharded round trips under load (a core dump's backtrace: ProcessGroupGloo::runLoop ->
+# ~AsyncAllgatherCoalescedWork -> decref_pyobject -> take_gil -> pthread_exit). DDP and
+# FSDP2 keep the group, and its threads, alive past destroy_process_group, so destroying it
+# does not join them; sleeping releases the GIL, and the workers finish first.
+_LET_GO = 0.1
+
+
+def leave() -> None:
+    """Leave the job's process group at the end of a run: wait for the peers (gloo, at
+    most 2 s), destroy the group, and give gloo's threads a moment to release their
+    last collective before the interpreter finalizes (see ``_LET_GO``).
+
+    ``fit`` calls it when the process exits, for a group it created (after a failed step,
+    only the pause: a peer may be stuck in a collective). A script that initialized its
+    own group calls it instead of ``destroy_process_group``.
+    """
+    if not dist.is_initialized():
         return
-    if dist.get_backend() == "gloo":
-        # Leave together: a rank tearing gloo down while its peer's process has already
-        # exited can abort ("terminate called without an active exception", seen under
-        # load, once in CI). Bounded, and skipped when a peer is gone: the job is ending
-        # anyway. It makes the abort rarer, not impossible: once DDP or FSDP2 used the
-        # group, torch keeps it (and its gloo threads) alive past destroy_process_group,
-        # so its last teardown happens in torch's native exit path (measured: the
-        # threads still run after this function). Under --max-restarts a restarted job
-        # resumes from the last complete checkpoint, a finished run included.
+    gloo = dist.get_backend() == "gloo"
+    if _FAILED[0]:
+        if gloo:
+            time.sleep(_LET_GO)
+        return
+    if gloo:
+        # Leave together: a peer whose process is gone is skipped after 2 s at most.
         with contextlib.suppress(Exception):
             dist.monitored_barrier(timeout=datetime.timedelta(seconds=2))
     dist.destroy_process_group()
+    if gloo:
+        time.sleep(_LET_GO)
 
 
 def is_main_process() -> bool:
@@ -288,7 +309,7 @@ def setup(strategy: str, device: torch.device) -> Ranks | None:
         )
         # Kept after fit returns: an FSDP2 model needs the group for every forward pass
         # (the caller's evaluation, its full state dict); destroyed when the process ends.
-        atexit.register(_destroy)
+        atexit.register(leave)
     return Ranks(
         rank=dist.get_rank(),
         world=dist.get_world_size(),

@@ -25,12 +25,12 @@ from descend.stopping import Criterion, Progress
 from descend.train.batching import Batches, Data
 from descend.train.callback import Callback, Hooks
 from descend.train.checkpoint import LAST, load_latest, save_checkpoint
-from descend.train.clipping import GradientClipping, loss_and_grad_norm
+from descend.train.clipping import GradientClipping, clip_by_global_norm_, loss_and_grad_norm
 from descend.train.closure import batch_closure, check_closure_step, needs_closure
 from descend.train.distributed import check_arguments, setup
-from descend.train.evaluate import Metric, evaluate
+from descend.train.evaluate import Metric, end_epoch, evaluate
 from descend.train.history import History
-from descend.train.interrupts import Interrupt, catch_interrupts
+from descend.train.interrupts import catch_interrupts, check_interrupt
 from descend.train.modes import eval_mode, train_mode
 from descend.train.nonfinite import POLICIES, Rollback, locate
 from descend.train.precision import MixedPrecision, resolve_device
@@ -148,7 +148,9 @@ def fit(
             ``"bf16"`` or ``"fp16"`` (with gradient scaling; GPU only), parameters and
             optimizer state staying float32 (:class:`~descend.train.precision.MixedPrecision`).
         shuffle: draw a new sample order every epoch (mini-batch and stochastic).
-        clip_grad_norm: clip the global gradient norm to this before each update.
+        clip_grad_norm: clip the global gradient norm to this before each update
+            (with SAM, both of its gradients; refused with LBFGS, whose step computes
+            the gradient again).
         checkpoint_dir: write ``last.pt`` there every ``checkpoint_every`` updates
             and when the run ends (the previous file kept as ``last.prev.pt``).
         checkpoint_every: updates between checkpoints.
@@ -252,8 +254,9 @@ def fit(
     schedule_fn, scheduler = split_schedule(schedule, optimizer)
     callbacks = arrange_callbacks(callbacks, clip_grad_norm, progress, log_dir)
     closure_step = needs_closure(optimizer)
+    clips = [c.max_norm for c in callbacks if isinstance(c, GradientClipping)]
     if closure_step:
-        check_closure_step(optimizer, precision, 1 if ranks is None else ranks.world)
+        check_closure_step(optimizer, precision, 1 if ranks is None else ranks.world, bool(clips))
     params = [p for g in optimizer.param_groups for p in g["params"]]
 
     def batch_loss_of(x: Any, y: Any, weight: float | None) -> torch.Tensor:
@@ -262,8 +265,18 @@ def fit(
         # Distributed: the rank's share, weighted so DDP's average is the global batch mean.
         return value if weight is None else value * weight
 
+    def clip_again(value: torch.Tensor) -> None:
+        # SAM's second gradient (the one its base step uses) is clipped as the first was.
+        grads = [p.grad for p in params if p.grad is not None]
+        if ranks is None:
+            norm = loss_and_grad_norm(value, grads)[1]
+        else:
+            norm = ranks.loss_and_grad_norm(value, grads, True)[1]
+        for max_norm in clips:
+            clip_by_global_norm_(grads, max_norm, norm)
+
     # Clipping needs the norm whatever the user asked; otherwise it is optional.
-    measure_norm = track_grad_norm or any(isinstance(c, GradientClipping) for c in callbacks)
+    measure_norm = track_grad_norm or bool(clips)
     history = History()
     state = TrainState(
         model=model,
@@ -389,7 +402,9 @@ def fit(
                         if rollback is not None:
                             rollback.save(model, optimizer)
                         if closure_step:  # LBFGS, SAM: the same batch again
-                            optimizer.step(batch_closure(optimizer, forward))
+                            optimizer.step(
+                                batch_closure(optimizer, forward, clip_again if clips else None)
+                            )
                         else:
                             amp.step(optimizer)
                     # A finite loss with overflowed fp16 gradients is not a divergence: the
@@ -433,16 +448,16 @@ def fit(
                             state.stop(verdict.message, success=verdict.success)
                     if checkpoint_every is not None and state.step % checkpoint_every == 0:
                         save()
-                    _check_interrupt(interrupt, state, checkpoint_dir)
+                    check_interrupt(interrupt, state, checkpoint_dir)
                     agree()
 
                 # An epoch whose last batch was done ends, even when a stop came during it.
                 if state.batch == train.n_batches:
-                    _end_epoch(state, train, val, loss, metrics, eval_train, start, evaluator)
+                    end_epoch(state, train, val, loss, metrics, eval_train, start, evaluator)
                     hooks.epoch_end(state)
                     state.epoch += 1
                     state.batch = 0
-                    _check_interrupt(interrupt, state, checkpoint_dir)
+                    check_interrupt(interrupt, state, checkpoint_dir)
                     agree()
 
             history.stop_reason, history.stop_success = state.stop_reason, state.stop_success
@@ -454,42 +469,3 @@ def fit(
             hooks.fit_end(state)
             state.payload_fn = None
     return history
-
-
-def _end_epoch(
-    state: TrainState,
-    train: Batches,
-    val: Batches | None,
-    loss: Callable[[Any, Any], torch.Tensor],
-    metrics: dict[str, Metric],
-    eval_train: bool,
-    start: float,
-    evaluator: Callable[..., dict[str, float]] = evaluate,
-) -> None:
-    """Append the epoch row: train and validation loss and metrics (Schedule-Free's at x)."""
-    eval_mode(state.optimizer)
-    row: dict[str, float] = {"epoch": state.epoch, "step": state.step}
-    if eval_train:
-        row.update(evaluator(state.model, train, loss, metrics, prefix="train"))
-    else:
-        losses = [r["loss"] for r in state.history.steps[-train.n_batches :]]
-        row["train_loss"] = sum(losses) / len(losses)
-    if val is not None:
-        row.update(evaluator(state.model, val, loss, metrics, prefix="val"))
-    row["time"] = time.perf_counter() - start
-    state.history.epochs.append(row)
-
-
-def _check_interrupt(
-    interrupt: Interrupt, state: TrainState, checkpoint_dir: str | os.PathLike[str] | None
-) -> None:
-    if interrupt.signum is None or state.should_stop:
-        return
-    if checkpoint_dir is None:
-        how = "no checkpoint_dir was given, so nothing was saved."
-    else:
-        how = (
-            f"a checkpoint is in {str(Path(checkpoint_dir) / LAST)!r}; continue with "
-            f"fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True)."
-        )
-    state.stop(f"Interrupted by {interrupt.name} after step {state.step}; {how}", success=False)

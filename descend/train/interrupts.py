@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from descend.train.checkpoint import LAST
+
+if TYPE_CHECKING:
+    from descend.train.state import TrainState
 
 
 @dataclass
@@ -48,3 +55,19 @@ def catch_interrupts() -> Iterator[Interrupt]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, signal.SIG_DFL if old is None else old)
+
+
+def check_interrupt(
+    interrupt: Interrupt, state: TrainState, checkpoint_dir: str | os.PathLike[str] | None
+) -> None:
+    """After a signal, end the run with a reason that says how to resume it."""
+    if interrupt.signum is None or state.should_stop:
+        return
+    if checkpoint_dir is None:
+        how = "no checkpoint_dir was given, so nothing was saved."
+    else:
+        how = (
+            f"a checkpoint is in {str(Path(checkpoint_dir) / LAST)!r}; continue with "
+            f"fit(..., checkpoint_dir={str(checkpoint_dir)!r}, resume=True)."
+        )
+    state.stop(f"Interrupted by {interrupt.name} after step {state.step}; {how}", success=False)

@@ -23,7 +23,7 @@ from torch import nn
 
 import descend
 from descend.train import Callback, fit
-from descend.train.distributed import PeerFailure, full_model_state, is_main_process
+from descend.train.distributed import PeerFailure, full_model_state, is_main_process, leave
 
 
 def data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,7 +132,7 @@ def round_trip(spec: dict[str, Any]) -> None:
     if is_main_process() and spec["phase"] != "move":
         torch.save(state, spec["out"])
     if distributed:
-        torch.distributed.destroy_process_group()
+        leave()
 
 
 if __name__ == "__main__":

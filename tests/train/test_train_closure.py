@@ -47,6 +47,43 @@ def test_fit_drives_sam_as_the_documented_loop_does() -> None:
     assert not torch.equal(next(plain.parameters()), next(by_fit.parameters()))
 
 
+def test_fit_clips_both_of_sams_gradients() -> None:
+    """clip_grad_norm with SAM clips the gradient at w (the perturbation's direction) and
+    the one at w + eps (the one the base step uses), as a hand loop with torch's
+    clip_grad_norm_ after each backward does. float64, 15 steps: within 1e-12 (the two
+    norms are summed in another order: a few ulps per step); clipping only the first
+    gradient ends elsewhere (checked, so the test can tell)."""
+    limit = 0.05
+
+    def by_hand(second: bool) -> torch.nn.Module:
+        model = mlp().double()
+        opt = descend.SAM(model.parameters(), descend.SGD, rho=0.05, lr=0.1, momentum=0.9)
+
+        def closure(clip: bool) -> torch.Tensor:
+            opt.zero_grad()
+            loss = torch.nn.MSELoss()(model(X), Y)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), limit)
+            return loss
+
+        for _ in range(15):
+            closure(True)
+            opt.step(lambda: closure(second))
+        return model
+
+    model = mlp().double()
+    opt = descend.SAM(model.parameters(), descend.SGD, rho=0.05, lr=0.1, momentum=0.9)
+    history = fit(
+        model, (X, Y), torch.nn.MSELoss(), opt, max_steps=15, clip_grad_norm=limit, progress=False
+    )
+    assert min(r["grad_norm"] for r in history.steps) > limit  # every step clipped
+    both, first_only = by_hand(True), by_hand(False)
+    for a, b, c in zip(model.parameters(), both.parameters(), first_only.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+        assert (a - c).abs().max() > 1e-6
+
+
 def test_fit_drives_lbfgs_to_the_least_squares_solution() -> None:
     """A linear model, full batch: LBFGS (strong Wolfe line search, its closure evaluating
     the loss again and again) reaches the normal equations' solution within 1e-8."""
@@ -74,4 +111,17 @@ def test_which_optimizers_need_a_closure_and_what_is_refused() -> None:
         check_closure_step(descend.SAM(w, descend.SGD, lr=0.1), "fp16", 1)
     with pytest.raises(InvalidParameterError, match="LBFGS cannot run on 2 processes"):
         check_closure_step(torch.optim.LBFGS(w), "fp32", 2)
-    check_closure_step(descend.SAM(w, descend.SGD, lr=0.1), "bf16", 2)  # allowed
+    with pytest.raises(InvalidParameterError, match="no effect on LBFGS"):
+        check_closure_step(torch.optim.LBFGS(w), "fp32", 1, clipping=True)
+    check_closure_step(descend.SAM(w, descend.SGD, lr=0.1), "bf16", 2, clipping=True)  # allowed
+    model = torch.nn.Linear(3, 1).double()
+    with pytest.raises(InvalidParameterError, match="no effect on LBFGS"):
+        fit(
+            model,
+            (X, Y),
+            torch.nn.MSELoss(),
+            torch.optim.LBFGS(model.parameters()),
+            max_steps=1,
+            clip_grad_norm=1.0,
+            progress=False,
+        )
